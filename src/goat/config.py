@@ -1,0 +1,179 @@
+"""`GoatConfig`: every knob of the adapter family, validated in one place.
+
+One ``method`` switch selects the adapter; the same injection code serves all of them.
+Each field's ``help`` metadata is the documentation shown by the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# GOAT and the LoRA-MoE baselines: implemented here (layers.py).
+MOE_METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe")
+# Single-adapter baselines: peft implements them; ours wraps peft (baselines.py).
+PEFT_METHODS = ("lora", "rslora", "dora", "pissa", "milora", "kasa")
+METHODS = MOE_METHODS + PEFT_METHODS + ("full",)
+
+# Paper App. E.3 / Table 5 ablation inits for goat: Ours (O), Principal (P), Minor (M), Random (R),
+# plus `zero` (kaiming A, zero B: no SVD prior).
+INITS = ("spread", "principal", "minor", "random", "zero")
+SVD_INITS = ("spread", "principal", "minor", "random")
+SCALING_RULES = ("theory", "alpha", "rs")
+
+# What `scaling=None` resolves to for each method.
+DEFAULT_SCALING = {
+    "goat": "theory",  # paper Thm 3.5; the authors' scripts ran "alpha" (see README)
+    "goat_plus": "theory",
+    "molora": "alpha",
+    "hydralora": "alpha",
+    "adamole": "alpha",
+    "full_moe": "alpha",  # unused: full-rank experts carry no scaling
+    "lora": "alpha",
+    "rslora": "rs",
+    "dora": "alpha",
+    "pissa": "alpha",
+    "milora": "alpha",
+    "kasa": "alpha",
+    "full": "alpha",
+}
+
+Scaling = Union[str, float]
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class GoatConfig:
+    """Configuration of one adapter method applied to every target ``nn.Linear``.
+
+    Ranks: ``r`` is the *total* rank of a layer's adapter; a MoE expert has rank ``d = r / E``
+    (paper eq. 12). The scaling rules use the rank of one expert, ``d`` (``d = r`` for
+    single-adapter methods): Theorem 3.5 aligns each expert's gradient separately, and the
+    authors' code evaluates it with the per-expert rank.
+    """
+
+    method: str = _help(f"Adapter method, one of {METHODS}.", default="goat")
+    r: int = _help("Total adapter rank per layer (sum over experts).", default=8)
+    lora_alpha: float = _help("LoRA alpha, used by the 'alpha' and 'rs' scaling rules.", default=16.0)
+    num_experts: int = _help("Number of experts E (MoE methods).", default=8)
+    top_k: int = _help("Experts activated per token k (MoE methods; eq. 10).", default=2)
+    rho: float = _help("Prior shrink rho of eq. 19 (paper: 10).", default=10.0)
+    eta: float = _help("Full-FT / LoRA learning-rate ratio eta of Thm 3.5 (paper: 1).", default=1.0)
+    scaling: Scaling | None = _help(
+        "Scaling s: 'theory' = sqrt(3*n*eta/d) (Thm 3.5, n = in_features, d = expert rank); "
+        "'alpha' = alpha/d (LoRA; what the authors' GOAT scripts ran); 'rs' = alpha/sqrt(d) "
+        "(rsLoRA); or a number. None picks the method's default (DEFAULT_SCALING).",
+        default=None,
+    )
+    init: str = _help(f"goat expert init, one of {INITS} (App. E.3).", default="spread")
+    lora_dropout: float = _help("Dropout on the adapter input.", default=0.05)
+    target_modules: list[str] | str | None = _help(
+        "Names (suffix match, as in peft) or one regex (full match) of the nn.Linear layers to "
+        "adapt. None adapts every nn.Linear outside modules_to_save/exclude_modules.",
+        default=None,
+    )
+    exclude_modules: list[str] = _help("Names never adapted, even if targeted.", default_factory=list)
+    modules_to_save: list[str] = _help(
+        "Modules trained in full and never adapted (e.g. a classifier head).", default_factory=list
+    )
+    seed: int = _help("Seed for router init and the random (R) segment choice.", default=0)
+    authors_svd_baselines: bool = _help(
+        "pissa/milora as the authors' code ran them: the prior is shrunk by rho and PiSSA uses "
+        "s = 2, instead of the original papers' full principal/minor component.",
+        default=False,
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, tuple):
+            self.target_modules = list(self.target_modules)
+        self.validate()
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def is_moe(self) -> bool:
+        return self.method in MOE_METHODS
+
+    @property
+    def experts(self) -> int:
+        """E for MoE methods, 1 for single-adapter methods."""
+        return self.num_experts if self.is_moe else 1
+
+    @property
+    def expert_rank(self) -> int:
+        """d = r / E (eq. 12); r for single-adapter methods."""
+        return self.r // self.experts
+
+    @property
+    def resolved_scaling(self) -> Scaling:
+        return DEFAULT_SCALING[self.method] if self.scaling is None else self.scaling
+
+    # --------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the offending field and the fix."""
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown; choose one of {', '.join(METHODS)}.")
+        if self.init not in INITS:
+            raise ValueError(f"init={self.init!r} is unknown; choose one of {', '.join(INITS)}.")
+        if self.init != "spread" and self.method not in ("goat", "goat_plus"):
+            raise ValueError(
+                f"init={self.init!r} only applies to method='goat'/'goat_plus'; "
+                f"leave init='spread' for method={self.method!r}."
+            )
+        if self.method == "full":
+            return
+        if self.r < 1:
+            raise ValueError(f"r={self.r} must be a positive integer.")
+        if self.is_moe:
+            if self.num_experts < 1:
+                raise ValueError(f"num_experts={self.num_experts} must be >= 1.")
+            if not 1 <= self.top_k <= self.num_experts:
+                raise ValueError(
+                    f"top_k={self.top_k} must be between 1 and num_experts={self.num_experts}; "
+                    "lower top_k or raise num_experts."
+                )
+            if self.method != "full_moe" and self.r % self.num_experts:
+                raise ValueError(
+                    f"r={self.r} is not divisible by num_experts={self.num_experts}; each expert "
+                    f"has rank r/E, so pick r as a multiple of {self.num_experts}."
+                )
+        if self.rho <= 0:
+            raise ValueError(f"rho={self.rho} must be > 0 (paper: 10).")
+        if self.eta <= 0:
+            raise ValueError(f"eta={self.eta} must be > 0 (paper: 1).")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout={self.lora_dropout} must be in [0, 1).")
+        s = self.resolved_scaling
+        if isinstance(s, str):
+            if s not in SCALING_RULES:
+                raise ValueError(
+                    f"scaling={s!r} is unknown; use one of {', '.join(SCALING_RULES)} or a number."
+                )
+            if s == "theory" and self.method in PEFT_METHODS:
+                raise ValueError(
+                    f"scaling='theory' needs per-layer in_features and is offered for MoE methods "
+                    f"only; for method={self.method!r} use 'alpha', 'rs' or a number."
+                )
+        elif isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0:
+            raise ValueError(f"scaling={s!r} must be 'theory', 'alpha', 'rs' or a positive number.")
+        if self.method == "kasa" and s == "rs":
+            raise ValueError("scaling='rs' is not supported for method='kasa'; use 'alpha' or a number.")
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GoatConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown GoatConfig fields {unknown}; known fields: {sorted(known)}.")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
