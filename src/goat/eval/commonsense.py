@@ -1,0 +1,121 @@
+"""Commonsense reasoning scoring for the 8 LLM-Adapters test sets (Hu et al., 2023).
+
+Each set's ``test.json`` record carries an ``answer`` label in a set-specific format, and the
+model, trained on Commonsense170K, answers "the correct answer is <label>". Scoring takes the
+text after "### Response:" (when the prompt was decoded along with the answer), finds the first
+valid label for the set (case-insensitive, as a whole word) and compares it with the record's
+``answer``.
+
+Label formats:
+
+=============  ==========================
+set            labels
+=============  ==========================
+boolq          ``true`` ``false``
+piqa           ``solution1`` ``solution2``
+social_i_qa    ``answer1`` … ``answer5``
+ARC-Challenge  ``answer1`` … ``answer5``
+ARC-Easy       ``answer1`` … ``answer5``
+openbookqa     ``answer1`` … ``answer5``
+hellaswag      ``ending1`` … ``ending4``
+winogrande     ``option1`` ``option2``
+=============  ==========================
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+COMMONSENSE_DATASETS: tuple[str, ...] = (
+    "boolq",
+    "piqa",
+    "social_i_qa",
+    "hellaswag",
+    "winogrande",
+    "ARC-Easy",
+    "ARC-Challenge",
+    "openbookqa",
+)
+
+# Short names used by the authors' scripts and in the paper's tables.
+ALIASES: dict[str, str] = {
+    "siqa": "social_i_qa",
+    "arc_e": "ARC-Easy",
+    "arc-e": "ARC-Easy",
+    "arc_c": "ARC-Challenge",
+    "arc-c": "ARC-Challenge",
+    "obqa": "openbookqa",
+}
+
+_ANSWER_N = tuple(f"answer{i}" for i in range(1, 6))
+LABELS: dict[str, tuple[str, ...]] = {
+    "boolq": ("true", "false"),
+    "piqa": ("solution1", "solution2"),
+    "social_i_qa": _ANSWER_N,
+    "ARC-Easy": _ANSWER_N,
+    "ARC-Challenge": _ANSWER_N,
+    "openbookqa": _ANSWER_N,
+    "hellaswag": tuple(f"ending{i}" for i in range(1, 5)),
+    "winogrande": ("option1", "option2"),
+}
+
+RESPONSE_MARKER = "### Response:"
+
+
+def canonical_dataset_name(dataset: str) -> str:
+    """Map a set name (any case, or an alias such as ``arc_c``) to its LLM-Adapters folder name.
+
+    Raises ``ValueError`` naming the valid sets when ``dataset`` is unknown.
+    """
+    by_lower = {name.lower(): name for name in COMMONSENSE_DATASETS}
+    key = dataset.strip().lower()
+    if key in by_lower:
+        return by_lower[key]
+    if key in ALIASES:
+        return ALIASES[key]
+    valid = ", ".join(COMMONSENSE_DATASETS)
+    aliases = ", ".join(sorted(ALIASES))
+    raise ValueError(f"unknown commonsense dataset {dataset!r}; valid: {valid} (aliases: {aliases})")
+
+
+def _label_pattern(dataset: str) -> re.Pattern[str]:
+    labels = "|".join(LABELS[dataset])
+    return re.compile(rf"(?<![A-Za-z0-9_])({labels})(?![A-Za-z0-9_])", re.IGNORECASE)
+
+
+def response_text(generated: str) -> str:
+    """The text after the first "### Response:" marker, or all of ``generated`` if there is none."""
+    head, marker, tail = generated.partition(RESPONSE_MARKER)
+    return tail if marker else head
+
+
+def extract_answer(dataset: str, generated: str) -> Optional[str]:
+    """First valid label for ``dataset`` in the response part of ``generated``, lower-cased.
+
+    Text before "### Response:" (the prompt, with its listed options) is ignored. Returns ``None``
+    when no label occurs. Raises ``ValueError`` for an unknown dataset.
+    """
+    name = canonical_dataset_name(dataset)
+    match = _label_pattern(name).search(response_text(generated))
+    return match.group(1).lower() if match else None
+
+
+def commonsense_accuracy(dataset: str, generations: Sequence[str], answers: Sequence[str]) -> float:
+    """Fraction of generations whose extracted label equals the record's ``answer`` label.
+
+    A generation without a label counts as wrong. Raises ``ValueError`` on a length mismatch,
+    empty input or an unknown dataset.
+    """
+    if len(generations) != len(answers):
+        raise ValueError(f"{len(generations)} generations but {len(answers)} answers")
+    if not answers:
+        raise ValueError("commonsense_accuracy needs at least one example")
+    correct = sum(
+        int(extract_answer(dataset, text) == gold.strip().lower())
+        for text, gold in zip(generations, answers)
+    )
+    return correct / len(answers)

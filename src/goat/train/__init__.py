@@ -1,0 +1,1 @@
+"""Training framework shared by every task family: CLI, GoatTrainer, results files."""

@@ -1,0 +1,157 @@
+"""`RunArgs`: every flag of ``python -m goat.train``, with per-table defaults from ``configs/<family>.yaml``.
+
+Precedence: dataclass default < YAML ``defaults:`` < YAML ``tasks: <task>:`` < command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goat.config import GoatConfig
+
+FAMILIES = ("glue", "vision", "math", "code", "chat", "commonsense")
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+
+
+def _f(default: Any, help: str, flag: str | None = None, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, **kw})
+
+
+@dataclass
+class RunArgs:
+    """One training run. Field names double as YAML keys; ``--flag-names`` use dashes."""
+
+    family: str = _f("glue", "Task family.")
+    task: str = _f("rte", "Task within the family (e.g. rte, mnli, tweet_sentiment, cars, gsm8k).")
+    method: str = _f("goat", "Adapter method (goat.METHODS).")
+    model: str = _f("FacebookAI/roberta-large", "Hub id or local folder of the base model; 'embedded' = the packaged MiniLM.")
+    rank: int = _f(8, "Total adapter rank r.")
+    alpha: float = _f(16.0, "LoRA alpha.")
+    experts: int = _f(8, "Number of experts E.")
+    top_k: int = _f(2, "Experts per token k.")
+    scaling: str = _f("default", "Scaling: default (method's own), theory, alpha, rs, or a number.")
+    init: str = _f("spread", "goat expert init: spread, principal, minor, random, zero.")
+    rho: float = _f(10.0, "Prior shrink rho (eq. 19).")
+    eta: float = _f(1.0, "LR ratio eta of Thm 3.5.")
+    dropout: float = _f(0.05, "Adapter dropout.")
+    target_modules: list[str] = _f(None, "Linear layer names to adapt (family default if empty).", nargs="+")
+    authors_svd_baselines: bool = _f(False, "pissa/milora as the authors ran them (prior / rho, PiSSA s = 2).")
+    aux_loss_coef: float = _f(1e-3, "Balance-loss coefficient (rebuttal: 1e-3).")
+    lr: float = _f(1e-4, "Peak learning rate.")
+    epochs: float = _f(10.0, "Training epochs.")
+    batch_size: int = _f(256, "Total (global) batch size; sets gradient accumulation unless --grad-accum is given.")
+    per_device_batch: int = _f(32, "Per-device micro-batch.")
+    grad_accum: int = _f(None, "Gradient accumulation steps (overrides the value derived from --batch-size).")
+    eval_batch: int = _f(64, "Per-device evaluation batch.")
+    warmup_steps: int = _f(100, "Linear warmup steps (paper App. E.5: 100).")
+    scheduler: str = _f("linear", "LR scheduler (transformers names: linear, cosine, constant, ...).")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_length: int = _f(128, "Max tokens per example.")
+    prompt_style: str = _f("plain", "GLUE input encoding: plain (LoRA paper) or instruction (authors' prompts).")
+    max_train_samples: int = _f(None, "Use at most this many training examples (seeded subset).")
+    max_eval_samples: int = _f(None, "Use at most this many evaluation examples per split.")
+    data_dir: str = _f(None, "Local data folder instead of the hub.")
+    dataset_id: str = _f(None, "Override the hub dataset id.")
+    seed: int = _f(0, "Seed for adapters, data order and dropout.")
+    bf16: bool = _f(False, "bf16 mixed precision (paper: on, GPU only).")
+    gradient_checkpointing: bool = _f(False, "Gradient checkpointing.")
+    deepspeed: str = _f(None, "DeepSpeed JSON config (e.g. configs/deepspeed/zero2.json).")
+    output_dir: str = _f("outputs", "Root folder for checkpoints and logs (a run folder is created inside).")
+    results_dir: str = _f("results", "Root folder of results/<family>/results.{csv,jsonl}.")
+    report_to: str = _f("none", "none, wandb (offline automatically without network) or tensorboard.")
+    project: str = _f(None, "W&B project (default: goat-<family>).")
+    run_name: str = _f(None, "Run name (default: built from the hyperparameters).")
+    save_adapter: bool = _f(True, "Save the final adapter to the run folder.")
+    logging_steps: int = _f(10, "Log every N optimiser steps.")
+    smoke: bool = _f(False, "Mark results as a smoke run of the code path (not a reproduction).")
+
+    # ----------------------------------------------------------------- derived
+    def goat_config(self, target_modules: list[str], modules_to_save: list[str]) -> GoatConfig:
+        scaling: Any = None if self.scaling == "default" else self.scaling
+        if isinstance(scaling, str) and scaling not in ("theory", "alpha", "rs"):
+            try:
+                scaling = float(scaling)
+            except ValueError:
+                raise ValueError(f"--scaling {self.scaling!r}: use default, theory, alpha, rs or a number.") from None
+        return GoatConfig(
+            method=self.method, r=self.rank, lora_alpha=self.alpha, num_experts=self.experts, top_k=self.top_k,
+            rho=self.rho, eta=self.eta, scaling=scaling, init=self.init, lora_dropout=self.dropout,
+            target_modules=self.target_modules or target_modules, modules_to_save=modules_to_save,
+            seed=self.seed, authors_svd_baselines=self.authors_svd_baselines,
+        )  # fmt: skip
+
+    def gradient_accumulation(self, world_size: int | None = None) -> int:
+        """Steps so that per_device_batch x world_size x steps = batch_size."""
+        if self.grad_accum is not None:
+            return self.grad_accum
+        world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+        per_step = self.per_device_batch * world
+        if self.batch_size % per_step:
+            raise ValueError(
+                f"--batch-size {self.batch_size} is not a multiple of per-device batch {self.per_device_batch} x "
+                f"{world} processes; change --per-device-batch or pass --grad-accum."
+            )
+        return max(1, self.batch_size // per_step)
+
+    def default_run_name(self) -> str:
+        moe = f"-e{self.experts}k{self.top_k}" if self.method in ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe") else ""
+        return f"{self.task}-{self.method}-r{self.rank}a{self.alpha:g}{moe}-lr{self.lr:g}-s{self.seed}"
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunArgs)}
+
+
+def load_yaml_defaults(family: str, task: str | None, config_path: str | None = None) -> dict[str, Any]:
+    """Merged ``defaults`` and ``tasks[task]`` of the family's YAML file, validated against RunArgs."""
+    path = Path(config_path) if config_path else CONFIG_DIR / f"{family}.yaml"
+    if not path.is_file():
+        if config_path:
+            raise ValueError(f"--config {config_path}: no such file.")
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    merged = dict(data.get("defaults", {}))
+    tasks = data.get("tasks", {})
+    task = task or merged.get("task")
+    if task is not None and tasks and task not in tasks:
+        raise ValueError(f"--task {task!r} is not in {path.name}; choose one of {', '.join(tasks)}.")
+    merged.update(tasks.get(task, {}) or {})
+    unknown = sorted(set(merged) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; valid keys are RunArgs fields.")
+    return merged
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m goat.train",
+        description="Fine-tune with GOAT or a baseline; per-table defaults come from configs/<family>.yaml.",
+    )
+    parser.add_argument("family", choices=FAMILIES, help="Task family.")
+    parser.add_argument("--config", default=None, help="YAML file replacing configs/<family>.yaml.")
+    for name, f in FIELDS.items():
+        if name == "family":
+            continue
+        flag = "--" + name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        extra = {"nargs": f.metadata["nargs"]} if "nargs" in f.metadata else {}
+        parser.add_argument(flag, type=kind, default=None, help=f.metadata["help"], **extra)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> RunArgs:
+    """Command line -> RunArgs, filling unset flags from the family YAML."""
+    ns = vars(build_parser().parse_args(argv))
+    family, config_path = ns.pop("family"), ns.pop("config")
+    given = {k: v for k, v in ns.items() if v is not None}
+    values = {**load_yaml_defaults(family, given.get("task"), config_path), **given, "family": family}
+    return RunArgs(**values)

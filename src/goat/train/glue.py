@@ -1,0 +1,77 @@
+"""GLUE entrypoint (paper §4, Table 4): sequence classification with adapters on every attention and
+MLP linear; the classifier head is trained in full and never adapted.
+
+``--task tweet_sentiment --model embedded`` runs the same code path offline on the packaged
+MiniLM and real labelled tweets (the embedded default, see dataset/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+import goat
+from goat.tasks.embedded import embedded_model_path
+from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
+from goat.tasks.sentiment import TWEET_SENTIMENT, load_tweet_sentiment
+from goat.train.args import RunArgs
+from goat.train.runner import TaskBundle
+
+logger = logging.getLogger(__name__)
+
+# Attention q, k, v, attention output, intermediate and output dense layers of BERT/RoBERTa blocks
+# (the authors' 144 RoBERTa-large layers). The classifier/pooler are heads, trained in full.
+ENCODER_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+HEAD_MODULES = ["classifier", "pooler"]
+
+
+def _subset(dataset, limit: int | None, seed: int):
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit))
+
+
+def build_glue(args: RunArgs) -> TaskBundle:
+    """Model with adapters, encoded train split, and an evaluator over the task's eval splits."""
+    if args.task == TWEET_SENTIMENT.name:
+        task = TWEET_SENTIMENT
+        raw = load_tweet_sentiment(n_train=args.max_train_samples or 2000, n_eval=args.max_eval_samples or 1000, seed=args.seed)
+    else:
+        task = get_glue_task(args.task)
+        raw = load_glue(task, dataset_id=args.dataset_id or "nyu-mll/glue", data_dir=args.data_dir)
+    model_path = str(embedded_model_path()) if args.model == "embedded" else args.model
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    base = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=task.num_labels)
+    model = goat.get_goat_model(base, args.goat_config(ENCODER_TARGETS, HEAD_MODULES))
+
+    def encode(split):
+        return encode_glue(task, tokenizer, split, max_length=args.max_length, prompt_style=args.prompt_style)
+
+    train = encode(_subset(raw["train"], args.max_train_samples, args.seed))
+    eval_splits = {name: encode(_subset(raw[name], args.max_eval_samples, args.seed)) for name in task.eval_splits}
+    primary = "mnli_overall" if task.name == "mnli" else task.metric
+
+    def evaluate(trainer) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        predictions = {}
+        for name, split in eval_splits.items():
+            output = trainer.predict(split, metric_key_prefix=name)
+            preds = np.argmax(output.predictions, axis=-1)
+            predictions[name] = (preds, output.label_ids)
+            for key, value in glue_metrics(task, preds, output.label_ids).items():
+                metrics[key if len(eval_splits) == 1 else f"{name}_{key}"] = value
+        if task.name == "mnli":
+            (mp, ml), (xp, xl) = predictions["validation_matched"], predictions["validation_mismatched"]
+            metrics["mnli_overall"] = mnli_overall(mp, ml, xp, xl)
+        return metrics
+
+    return TaskBundle(
+        model=model,
+        train_dataset=train,
+        evaluate=evaluate,
+        primary_metric=primary,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    )

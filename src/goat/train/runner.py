@@ -1,0 +1,113 @@
+"""Run one fine-tuning job: build the task bundle, train with GoatTrainer, evaluate every epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainingArguments, set_seed
+
+from goat.model import GoatModel
+from goat.train.args import RunArgs
+from goat.train.reporters import configure_reporter
+from goat.train.trainer import EpochEvaluation, Evaluator, GoatTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskBundle:
+    """What a task family hands the runner."""
+
+    model: GoatModel
+    train_dataset: Any
+    evaluate: Evaluator
+    primary_metric: str
+    data_collator: Callable | None = None
+    processing_class: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def builder_for(family: str) -> Callable[[RunArgs], TaskBundle]:
+    """The family's bundle builder (imported lazily: each family has its own dependencies)."""
+    if family == "glue":
+        from goat.train.glue import build_glue
+
+        return build_glue
+    raise ValueError(f"family {family!r} has no training entrypoint yet; available: glue.")
+
+
+def training_arguments(args: RunArgs, output_dir: Path, report_to: list[str]) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=args.per_device_batch,
+        per_device_eval_batch_size=args.eval_batch,
+        gradient_accumulation_steps=args.gradient_accumulation(),
+        learning_rate=args.lr,
+        num_train_epochs=args.epochs,
+        warmup_steps=args.warmup_steps,
+        lr_scheduler_type=args.scheduler,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        logging_steps=args.logging_steps,
+        save_strategy="no",
+        eval_strategy="no",  # EpochEvaluation evaluates after every epoch, in eval mode
+        report_to=report_to,
+        run_name=args.run_name or args.default_run_name(),
+        bf16=args.bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+        deepspeed=args.deepspeed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def run(args: RunArgs) -> dict[str, Any]:
+    """Train and evaluate one configuration; returns the summary written to ``summary.json``."""
+    set_seed(args.seed)
+    report_to = configure_reporter(args.report_to, project=args.project or f"goat-{args.family}")
+    run_name = args.run_name or args.default_run_name()
+    output_dir = Path(args.output_dir) / args.family / run_name
+    bundle = builder_for(args.family)(args)
+    trainable, total = bundle.model.trainable_parameter_count()
+    params_pct = round(100.0 * trainable / total, 4)
+    logger.info("%s: %d trainable parameters (%.3f%% of %d)", args.method, trainable, params_pct, total)
+    row_template = {
+        "family": args.family, "task": args.task, "method": args.method, "model": args.model,
+        "seed": args.seed, "params_pct": params_pct, "trainable_params": trainable, "run_name": run_name,
+        "run_id": f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", "smoke": args.smoke, "hparams": asdict(args),
+    }  # fmt: skip
+    evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, args.results_dir)
+    trainer = GoatTrainer(
+        model=bundle.model,
+        args=training_arguments(args, output_dir, report_to),
+        train_dataset=bundle.train_dataset,
+        data_collator=bundle.data_collator,
+        processing_class=bundle.processing_class,
+        callbacks=[evaluation],
+        aux_loss_coef=args.aux_loss_coef,
+    )
+    evaluation.trainer = trainer
+    started = time.time()
+    train_output = trainer.train()
+    best = evaluation.best()
+    summary = {
+        "run_name": run_name, "family": args.family, "task": args.task, "method": args.method,
+        "seed": args.seed, "best_epoch": best["epoch"], "best": best, "history": evaluation.history,
+        "params_pct": params_pct, "trainable_params": trainable, "train_loss": train_output.training_loss,
+        "train_seconds": round(time.time() - started, 1), "smoke": args.smoke,
+    }  # fmt: skip
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.save_adapter:
+        trainer.save_model(str(output_dir / "adapter"))
+    return summary
