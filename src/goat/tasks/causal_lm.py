@@ -17,6 +17,8 @@ batch instead of to ``max_length``.
 
 from __future__ import annotations
 
+from goat.tasks.errors import DataUnavailableError
+
 import json
 import logging
 import math
@@ -289,8 +291,7 @@ def get_spec(name: str, **overrides: Any) -> CausalLMDataSpec:
 # ---------------------------------------------------------------------------------------------
 
 
-class DatasetUnavailableError(RuntimeError):
-    """A dataset could be found neither locally nor on the hub."""
+DatasetUnavailableError = DataUnavailableError  # one error type across task families
 
 
 def _file_builder(data_files: DataFiles) -> str:

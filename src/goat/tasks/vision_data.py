@@ -21,6 +21,8 @@ the short side followed by a centre crop; both normalise with the CLIP mean/std.
 
 from __future__ import annotations
 
+from goat.tasks.errors import DataUnavailableError
+
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -156,8 +158,7 @@ VISION_DATASETS: dict[str, VisionDatasetSpec] = {
 SMOKE_DATASET = "digits"
 
 
-class DatasetUnavailableError(RuntimeError):
-    """Raised when a dataset cannot be read (no network, missing files); the message says how to get it."""
+DatasetUnavailableError = DataUnavailableError  # one error type across task families
 
 
 def valid_dataset_names() -> list[str]:

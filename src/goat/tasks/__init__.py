@@ -1,0 +1,1 @@
+"""Task data: GLUE and the embedded sentiment default, vision datasets, causal-LM corpora."""
