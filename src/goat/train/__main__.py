@@ -1,4 +1,9 @@
-"""``python -m goat.train <family> [flags]``: one-line errors for the mistakes users make."""
+"""``python -m goat.train <family> [flags]``: one-line errors for the mistakes users make.
+
+Errors raised while parsing flags and loading model and data (a bad flag, an unknown task or
+method, a missing dataset, an unreachable hub) are printed on one line; an error during training
+is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,22 @@ import sys
 
 from goat.train.args import parse_args
 
-# Errors whose message already says what is wrong and how to fix it: no traceback wall.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        args = parse_args(argv)
-        from goat.train.runner import run
+    from goat.train.runner import prepare, train
 
-        summary = run(args)
+    try:
+        prepared = prepare(parse_args(argv))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    summary = train(prepared)
     best = summary["best"]
-    print(f"best epoch {summary['best_epoch']}: " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch"))
+    smoke = " (smoke run of the code path, not a reproduction)" if summary["smoke"] else ""
+    print(f"best epoch {summary['best_epoch']}{smoke}: " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch"))
     return 0
 
 

@@ -13,9 +13,10 @@ import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 import goat
-from goat.tasks.embedded import embedded_model_path
+from goat.tasks.embedded import resolve_model_path
+from goat.tasks.hub import load_pretrained
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
-from goat.tasks.sentiment import TWEET_SENTIMENT, load_tweet_sentiment
+from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
 from goat.train.args import RunArgs
 from goat.train.runner import TaskBundle
 
@@ -35,16 +36,18 @@ def _subset(dataset, limit: int | None, seed: int):
 
 def build_glue(args: RunArgs) -> TaskBundle:
     """Model with adapters, encoded train split, and an evaluator over the task's eval splits."""
+    adapter_config = args.goat_config(ENCODER_TARGETS, HEAD_MODULES)  # validates flags before slow loading
     if args.task == TWEET_SENTIMENT.name:
         task = TWEET_SENTIMENT
         raw = load_tweet_sentiment(n_train=args.max_train_samples or 2000, n_eval=args.max_eval_samples or 1000, seed=args.seed)
+        logger.info("tweet_sentiment labels: train %s, validation %s", label_counts(raw["train"]), label_counts(raw["validation"]))
     else:
         task = get_glue_task(args.task)
         raw = load_glue(task, dataset_id=args.dataset_id or "nyu-mll/glue", data_dir=args.data_dir)
-    model_path = str(embedded_model_path()) if args.model == "embedded" else args.model
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    base = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=task.num_labels)
-    model = goat.get_goat_model(base, args.goat_config(ENCODER_TARGETS, HEAD_MODULES))
+    model_path = resolve_model_path(args.model)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_path)
+    base = load_pretrained(AutoModelForSequenceClassification.from_pretrained, model_path, num_labels=task.num_labels)
+    model = goat.get_goat_model(base, adapter_config)
 
     def encode(split):
         return encode_glue(task, tokenizer, split, max_length=args.max_length, prompt_style=args.prompt_style)

@@ -72,8 +72,12 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _append(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append whole lines; a torn last line left by a killed foreign writer is closed first."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            text = "\n" + text
         os.write(fd, text.encode())
         os.fsync(fd)
     finally:

@@ -77,8 +77,23 @@ def training_arguments(args: RunArgs, output_dir: Path, report_to: list[str]) ->
     )
 
 
-def run(args: RunArgs) -> dict[str, Any]:
-    """Train and evaluate one configuration; returns the summary written to ``summary.json``."""
+@dataclass
+class PreparedRun:
+    """A run with its model, data and trainer built, ready to train."""
+
+    args: RunArgs
+    trainer: GoatTrainer
+    evaluation: EpochEvaluation
+    output_dir: Path
+    params_pct: float
+    trainable_params: int
+
+
+def prepare(args: RunArgs) -> PreparedRun:
+    """Load model and data, attach adapters, build the trainer.
+
+    Everything a user can get wrong (names, paths, flags, offline hub) fails here, before training.
+    """
     set_seed(args.seed)
     report_to = configure_reporter(args.report_to, project=args.project or f"goat-{args.family}")
     run_name = args.run_name or args.default_run_name()
@@ -103,18 +118,29 @@ def run(args: RunArgs) -> dict[str, Any]:
         aux_loss_coef=args.aux_loss_coef,
     )
     evaluation.trainer = trainer
+    return PreparedRun(args, trainer, evaluation, output_dir, params_pct, trainable)
+
+
+def train(prepared: PreparedRun) -> dict[str, Any]:
+    """Train with per-epoch evaluation; returns the summary written to ``summary.json``."""
+    args, trainer, evaluation = prepared.args, prepared.trainer, prepared.evaluation
     started = time.time()
     train_output = trainer.train()
     best = evaluation.best()
     summary = {
-        "run_name": run_name, "family": args.family, "task": args.task, "method": args.method,
+        "run_name": prepared.output_dir.name, "family": args.family, "task": args.task, "method": args.method,
         "seed": args.seed, "best_epoch": best["epoch"], "best": best, "history": evaluation.history,
-        "params_pct": params_pct, "trainable_params": trainable, "train_loss": train_output.training_loss,
-        "train_seconds": round(time.time() - started, 1), "smoke": args.smoke,
+        "params_pct": prepared.params_pct, "trainable_params": prepared.trainable_params,
+        "train_loss": train_output.training_loss, "train_seconds": round(time.time() - started, 1), "smoke": args.smoke,
     }  # fmt: skip
     if trainer.is_world_process_zero():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        prepared.output_dir.mkdir(parents=True, exist_ok=True)
+        (prepared.output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.save_adapter:
-        trainer.save_model(str(output_dir / "adapter"))
+        trainer.save_model(str(prepared.output_dir / "adapter"))
     return summary
+
+
+def run(args: RunArgs) -> dict[str, Any]:
+    """Prepare and train one configuration."""
+    return train(prepare(args))

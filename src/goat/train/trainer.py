@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.utils import can_return_loss, find_labels
 
 import goat
 from goat.model import GoatModel
@@ -35,7 +36,11 @@ class GoatTrainer(Trainer):
         self.aux_loss_coef = aux_loss_coef
         self._running = {"task_loss": 0.0, "aux_loss": 0.0, "count": 0}
         base = self.model.base_model if isinstance(self.model, GoatModel) else self.model
-        # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer.
+        # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer,
+        # which reads label names, loss support and dataset columns from it.
+        if self.args.label_names is None:
+            self.label_names = find_labels(type(base))
+        self.can_return_loss = can_return_loss(type(base))
         forward = inspect.signature(base.forward).parameters
         self._signature_columns = list(forward) + ["label", "label_ids", *self.label_names]
         # Trainer rescales the loss by the world size when it believes the model normalises by the

@@ -1,0 +1,107 @@
+"""A tiny end-to-end GLUE-shaped run: local RTE-format files, a BERT built from a config, the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+import goat
+from goat.tasks.embedded import embedded_model_path
+from goat.train.__main__ import main
+from goat.train.results import read_results
+
+WORDS = "the a cat dog sat ran on under mat tree is was big small".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rte_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("glue") / "rte"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for split, n in (("train", 48), ("validation", 24)):
+        picks = torch.randint(0, len(WORDS), (n, 2, 6), generator=gen).tolist()
+        Dataset.from_dict({
+            "sentence1": [" ".join(WORDS[i] for i in p[0]) for p in picks],
+            "sentence2": [" ".join(WORDS[i] for i in p[1]) for p in picks],
+            "label": [int(p[0][0] % 2) for p in picks],
+        }).to_json(folder / f"{split}.jsonl")  # fmt: skip
+    return folder.parent
+
+
+def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
+    return main([
+        "glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--epochs", "2",
+        "--batch-size", "16", "--per-device-batch", "8", "--eval-batch", "16", "--warmup-steps", "0", "--lr", "1e-3",
+        "--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"), *extra,
+    ])  # fmt: skip
+
+
+def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rte_dir, tmp_path):
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "goat", "--experts", "4", "--seed", "3") == 0
+    rows = read_results(tmp_path / "res", "glue")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert {r["method"] for r in rows} == {"goat"} and rows[0]["metric"] == "accuracy" and rows[0]["seed"] == 3
+    assert 0.0 < rows[0]["params_pct"] < 100.0
+
+    run = tmp_path / "out" / "glue" / rows[0]["run_name"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best"]["accuracy"] == max(r["value"] for r in rows)
+    assert sorted(p.name for p in run.glob("routing_epoch*.json")) == ["routing_epoch1.json", "routing_epoch2.json"]
+    routing = json.loads((run / "routing_epoch2.json").read_text())
+    assert len(routing) == 12 and all(sum(v) == pytest.approx(1.0) for v in routing.values())
+
+    # The saved adapter (+ trained head) restores the trained model's predictions on a fresh base.
+    def fresh_base():
+        return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2).eval()
+
+    ids = torch.randint(1000, 2000, (3, 9))
+    logits = goat.load_goat_model(fresh_base(), run / "adapter").eval()(input_ids=ids).logits
+    assert not torch.allclose(logits, fresh_base()(input_ids=ids).logits)  # training changed the model
+    again = goat.load_goat_model(fresh_base(), run / "adapter")
+    assert torch.allclose(again.eval()(input_ids=ids).logits, logits, atol=1e-6)
+
+
+def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_path):
+    for seed in ("0", "0", "1"):
+        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--epochs", "1") == 0
+    losses = [json.loads(p.read_text())["train_loss"] for p in sorted((tmp_path / "out" / "glue").glob("*/summary.json"))]
+    rows = read_results(tmp_path / "res", "glue")
+    assert len(rows) == 3
+    s0 = [r for r in rows if r["seed"] == 0]
+    assert s0[0]["value"] == s0[1]["value"] and s0[0]["run_id"] != s0[1]["run_id"]
+    assert len(losses) == 2  # runs of the same name share a folder; the summary is that of the last run
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--task", "rtee"], "'rtee' is not in glue.yaml"),
+        (["--task", "rte", "--method", "lorra"], "method"),
+        (["--task", "rte", "--model", "/nonexistent/model"], "cannot load '/nonexistent/model'"),
+        (["--task", "rte", "--data-dir", "/nonexistent/data"], "no train."),
+        (["--task", "rte", "--rank", "7", "--experts", "2"], "divisible"),
+    ],
+)
+def test_user_errors_are_one_line(flags, message, capsys, tmp_path, tiny_model_dir, rte_dir):
+    model = [] if "--model" in flags else ["--model", str(tiny_model_dir)]
+    data = [] if "--data-dir" in flags else ["--data-dir", str(rte_dir)]
+    code = main(["glue", *model, *data, *flags, "--report-to", "none", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()  # earlier lines: progress bars of data loading
+    assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not any(line.startswith(("Traceback", "error: ")) for line in err[:-1])

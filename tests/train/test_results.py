@@ -1,0 +1,52 @@
+"""Results files: concurrent writers never lose, duplicate or interleave rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+
+from goat.train.results import ResultRow, append_result, read_results
+
+ROWS_PER_WRITER = 40
+
+
+def _row(writer: int, index: int) -> ResultRow:
+    return ResultRow(
+        family="glue", task="rte", method="goat", model="m", seed=writer, epoch=float(index), metric="accuracy",
+        value=index / 100, params_pct=0.5, trainable_params=10, run_name=f"w{writer}", run_id=f"w{writer}",
+        time="t", git_hash="abc", metrics={"accuracy": index / 100, "text": "x" * 2000},
+    )  # fmt: skip
+
+
+def _write_many(root: str, writer: int) -> None:
+    for index in range(ROWS_PER_WRITER):
+        append_result(root, _row(writer, index))
+
+
+def test_two_writers_append_every_row_once(tmp_path):
+    context = mp.get_context("fork")
+    writers = [context.Process(target=_write_many, args=(str(tmp_path), w)) for w in range(2)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(60)
+        assert process.exitcode == 0
+    rows = read_results(tmp_path, "glue")
+    assert len(rows) == 2 * ROWS_PER_WRITER
+    assert sorted((r["run_id"], r["epoch"]) for r in rows) == sorted(
+        (f"w{w}", float(i)) for w in range(2) for i in range(ROWS_PER_WRITER)
+    )
+    with open(tmp_path / "glue" / "results.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 2 * ROWS_PER_WRITER  # one header, no torn or interleaved lines
+    assert all(json.loads(r["metrics"])["text"] == "x" * 2000 for r in table)
+
+
+def test_existing_rows_survive_a_torn_line(tmp_path):
+    append_result(tmp_path, _row(0, 0))
+    with open(tmp_path / "glue" / "results.jsonl", "a") as handle:
+        handle.write('{"half a row')  # a writer killed mid-line (not possible with our writes, but with others')
+    append_result(tmp_path, _row(0, 1))
+    rows = read_results(tmp_path, "glue")
+    assert [r["epoch"] for r in rows] == [0.0, 1.0]  # the torn line is skipped, the rows around it kept
