@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import transformers
+
 from goat.plots import plot_quickstart
 from goat.report import format_table, summarise
 from goat.train.args import RunArgs, load_yaml_defaults
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="Folder for results and plot (default: results/quickstart-<time>).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    transformers.logging.set_verbosity_error()  # the new head's "MISSING" load report, once per method
     out = Path(args.out or f"results/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
     defaults = load_yaml_defaults("glue", "tweet_sentiment")
     routing_files = {}
