@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,18 @@ ZERO2 = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero2.j
 
 def _run(tmp_path: Path, name: str, per_device: int, processes: int, deepspeed: Path | None = None) -> list[float]:
     out = tmp_path / f"{name}.json"
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--master-port=0"] if processes > 1 else [sys.executable]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--standalone"] if processes > 1 else [sys.executable]
     cmd = [*launcher, str(SCRIPT), str(out), str(per_device)] + ([str(deepspeed)] if deepspeed else [])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Own process group: on a timeout, torchrun's workers are killed too instead of lingering.
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                               start_new_session=True)  # fmt: skip
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"{' '.join(cmd)} did not finish in 300 s")
+    assert process.returncode == 0, stderr[-3000:]
     return json.loads(out.read_text())["losses"]
 
 
