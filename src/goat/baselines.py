@@ -54,7 +54,7 @@ def peft_scaling_args(config: GoatConfig) -> tuple[float, bool]:
 def lora_config_for(config: GoatConfig, target_names: list[str], *, init_weights: bool) -> LoraConfig:
     """The peft ``LoraConfig`` that implements ``config.method`` on exactly ``target_names``."""
     alpha, use_rslora = peft_scaling_args(config)
-    peft_pissa = config.method == "pissa" and not config.authors_svd_baselines
+    peft_pissa = config.method == "pissa" and not config.authors_svd_baselines and config.segment is None
     lora_config = LoraConfig(
         r=config.r,
         lora_alpha=alpha,
@@ -85,32 +85,54 @@ def inject_single_adapter(
     finally:
         torch.random.set_rng_state(torch_state)
     layers = [m for m in model.modules() if isinstance(m, SingleLoraLinear)]
-    custom_svd = config.method == "milora" or (config.authors_svd_baselines and config.method == "pissa")
+    custom_svd = config.method == "milora" or (
+        config.method == "pissa" and (config.authors_svd_baselines or config.segment is not None)
+    )
     if init_weights and custom_svd:
         for layer in layers:
             svd_prior_init(layer, config, generator)
     return layers
 
 
-def svd_prior_init(layer: SingleLoraLinear, config: GoatConfig, generator: torch.Generator) -> None:
-    """PiSSA/MiLoRA prior: A, B from the top (PiSSA) or bottom (MiLoRA) r singular triplets.
+def prior_slices(config: GoatConfig, h: int, generator: torch.Generator) -> tuple[list[int], int]:
+    """(first singular index of each slice, slice width) of a single SVD-initialised LoRA.
 
-    ``B = U_r Σ_r^½ / sqrt(sρ')``, ``A = Σ_r^½ V_rᵀ / sqrt(sρ')`` and ``W <- W - s B A``;
+    PiSSA: the top r triplets; MiLoRA: the bottom r; ``config.segment = i``: the block
+    ``[i r, (i+1) r)`` (Fig. 1); ``'spread'``: GOAT's O slices (eq. 13) with E = num_experts.
+    """
+    if config.segment == "spread":
+        d = config.r // config.num_experts
+        return goat_init.segment_starts(h, d, config.num_experts, "spread"), d
+    if config.segment is not None:
+        if (config.segment + 1) * config.r > h:
+            raise ValueError(
+                f"segment={config.segment} needs (segment + 1) * r = {(config.segment + 1) * config.r} <= "
+                f"min(out, in) = {h}; with r={config.r} the last segment is {h // config.r - 1}."
+            )
+        return [config.segment * config.r], config.r
+    init = "principal" if config.method == "pissa" else "minor"
+    return goat_init.segment_starts(h, config.r, 1, init, generator), config.r
+
+
+def svd_prior_init(layer: SingleLoraLinear, config: GoatConfig, generator: torch.Generator) -> None:
+    """PiSSA/MiLoRA prior: A, B from the singular triplets that :func:`prior_slices` selects.
+
+    ``B = U' Σ'^½ / sqrt(sρ')``, ``A = Σ'^½ V'ᵀ / sqrt(sρ')`` and ``W <- W - s B A``;
     ``ρ' = 1`` as in the PiSSA/MiLoRA papers, ``ρ' = ρ`` with ``authors_svd_baselines``.
     """
     base = layer.get_base_layer()
     m, n = base.weight.shape
-    init = "principal" if config.method == "pissa" else "minor"
     rho = config.rho if config.authors_svd_baselines else 1.0
     s = layer.expert_scaling()[0]
     U, S, Vh = goat_init.svd_float32(base.weight)
-    start = goat_init.segment_starts(min(m, n), config.r, 1, init, generator)[0]
-    A, B = goat_init.expert_svd_factors(U, S, Vh, [start], config.r, torch.tensor([s]), rho)
+    starts, width = prior_slices(config, min(m, n), generator)
+    A, B = goat_init.expert_svd_factors(U, S, Vh, starts, width, torch.full((len(starts),), s), rho)
+    A, B = A.reshape(config.r, n), B.permute(1, 0, 2).reshape(m, config.r)  # slices side by side
     with torch.no_grad():
-        layer.lora_A[ADAPTER].weight.copy_(A[0])
-        layer.lora_B[ADAPTER].weight.copy_(B[0])
-        base.weight.sub_((s * B[0] @ A[0]).to(base.weight.dtype))
-    layer.residual_A, layer.residual_B = A[0].clone(), s * B[0]
+        layer.lora_A[ADAPTER].weight.copy_(A)
+        layer.lora_B[ADAPTER].weight.copy_(B)
+        base.weight.sub_((s * B @ A).to(base.weight.dtype))
+    layer.residual_A, layer.residual_B = A.clone(), s * B
 
 
 def record_peft_pissa_residual(layer: SingleLoraLinear) -> None:

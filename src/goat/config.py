@@ -71,6 +71,14 @@ class GoatConfig:
         default=None,
     )
     init: str = _help(f"goat expert init, one of {INITS} (App. E.3).", default="spread")
+    segment: int | str | None = _help(
+        "pissa only: which singular triplets initialise the single LoRA instead of the top r. "
+        "An integer i takes the i-th rank-r block [i*r, (i+1)*r) of the spectrum (Fig. 1, eq. 2-3: "
+        "0 = PiSSA's block, h/r - 1 = MiLoRA's); 'spread' takes num_experts slices of width "
+        "r/num_experts starting at j*h/num_experts, i.e. GOAT's O experts (eq. 13) as one LoRA "
+        "(Table 5, single-LoRA row). None: PiSSA's top r.",
+        default=None,
+    )
     lora_dropout: float = _help("Dropout on the adapter input.", default=0.05)
     target_modules: list[str] | str | None = _help(
         "Names (suffix match, as in peft) or one regex (full match) of the nn.Linear layers to "
@@ -124,6 +132,8 @@ class GoatConfig:
                 f"init={self.init!r} only applies to method='goat'/'goat_plus'; "
                 f"leave init='spread' for method={self.method!r}."
             )
+        if self.segment is not None:
+            self._validate_segment()
         if self.method == "full":
             return
         if self.r < 1:
@@ -162,6 +172,22 @@ class GoatConfig:
             raise ValueError(f"scaling={s!r} must be 'theory', 'alpha', 'rs' or a positive number.")
         if self.method == "kasa" and s == "rs":
             raise ValueError("scaling='rs' is not supported for method='kasa'; use 'alpha' or a number.")
+
+    def _validate_segment(self) -> None:
+        if self.method != "pissa":
+            raise ValueError(
+                f"segment={self.segment!r} only applies to method='pissa' (a single SVD-initialised LoRA); "
+                f"leave segment=None for method={self.method!r}."
+            )
+        if self.segment == "spread":
+            if self.num_experts < 1 or self.r % self.num_experts:
+                raise ValueError(
+                    f"segment='spread' splits r={self.r} into num_experts={self.num_experts} slices; "
+                    f"pick num_experts >= 1 dividing r."
+                )
+            return
+        if isinstance(self.segment, bool) or not isinstance(self.segment, int) or self.segment < 0:
+            raise ValueError(f"segment={self.segment!r} must be a block index >= 0, 'spread' or None.")
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

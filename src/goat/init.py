@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from goat import svd_cache
 from goat.config import Scaling
 
 Factors = tuple[torch.Tensor, torch.Tensor]  # (A [E, d, n], B [E, m, d])
@@ -43,7 +44,15 @@ def segment_starts(h: int, d: int, num_experts: int, init: str, generator: torch
 
 
 def svd_float32(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Thin SVD of a weight in float32, whatever the model dtype (paper §3.2)."""
+    """Thin SVD of a weight in float32, whatever the model dtype (paper §3.2).
+
+    Served from the active :mod:`goat.svd_cache` if one is set (``get_goat_model(svd_cache_dir=)``).
+    """
+    cache = svd_cache.active_cache()
+    return _thin_svd(weight) if cache is None else cache.get_or_compute(weight, _thin_svd)
+
+
+def _thin_svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.linalg.svd(weight.detach().float(), full_matrices=False)
 
 

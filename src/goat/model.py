@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from goat import svd_cache
 from goat.baselines import SingleLoraLinear, inject_single_adapter, kasa_regularization, record_peft_pissa_residual
 from goat.config import PEFT_METHODS, GoatConfig
 from goat.layers import MOE_LAYER_TYPES, FullMoELinear, LoraMoELinear, Router
@@ -125,13 +126,19 @@ def _inject(model: nn.Module, config: GoatConfig, *, init_weights: bool) -> list
     return targets
 
 
-def get_goat_model(model: nn.Module, config: GoatConfig) -> GoatModel:
+def get_goat_model(
+    model: nn.Module, config: GoatConfig, *, svd_cache_dir: str | Path | None = None
+) -> GoatModel:
     """Adapt ``model`` in place according to ``config`` and wrap it in a :class:`GoatModel`.
 
     Only adapter and router parameters (and ``config.modules_to_save``) stay trainable.
+    ``svd_cache_dir``: read/write the base weights' SVDs there (:mod:`goat.svd_cache`; e.g.
+    ``svd_cache.default_cache_dir()``), so re-adapting the same base model skips them; a hit
+    returns the factors exactly as first computed. (peft's own PiSSA init does not use it.)
     """
     config.validate()
-    targets = _inject(model, config, init_weights=True)
+    with svd_cache.caching(svd_cache_dir):
+        targets = _inject(model, config, init_weights=True)
     return GoatModel(model, config, targets)
 
 

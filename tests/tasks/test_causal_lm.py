@@ -11,7 +11,6 @@ from goat.tasks import causal_lm
 from goat.tasks.causal_lm import (
     IGNORE_INDEX,
     CausalLMCollator,
-    DatasetUnavailableError,
     build_example,
     format_conversation,
     format_prompt,
@@ -20,6 +19,7 @@ from goat.tasks.causal_lm import (
     load_gsm8k_test,
     load_training_subset,
 )
+from goat.tasks.errors import DataUnavailableError
 
 TEXT_WORDS = (
     "below is an instruction that describes a task. write response appropriately completes the "
@@ -192,17 +192,17 @@ def test_missing_hub_dataset_gives_one_clear_error(monkeypatch, tokenizer):
         raise ConnectionError("Couldn't reach the Hub (OfflineModeIsEnabled)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(DatasetUnavailableError, match=r"MetaMathQA \(meta-math/MetaMathQA\).*data_files="):
+    with pytest.raises(DataUnavailableError, match=r"MetaMathQA \(meta-math/MetaMathQA\).*data_files="):
         load_training_subset("metamathqa", n=10, max_length=64, seed=0, tokenizer=tokenizer)
-    with pytest.raises(DatasetUnavailableError, match=r"GSM8K \(openai/gsm8k\)"):
+    with pytest.raises(DataUnavailableError, match=r"GSM8K \(openai/gsm8k\)"):
         load_gsm8k_test()
     spec = get_spec("wizardlm", hub_id="my-org/my-copy")
-    with pytest.raises(DatasetUnavailableError, match="WizardLM.*my-org/my-copy"):
+    with pytest.raises(DataUnavailableError, match="WizardLM.*my-org/my-copy"):
         load_training_subset(spec, n=1, max_length=64, seed=0, tokenizer=tokenizer)
 
 
 def test_missing_local_file_names_the_dataset(tmp_path, tokenizer):
-    with pytest.raises(DatasetUnavailableError, match="Commonsense170K.*not found"):
+    with pytest.raises(DataUnavailableError, match="Commonsense170K.*not found"):
         load_training_subset("commonsense170k", n=None, max_length=64, seed=0, tokenizer=tokenizer,
                              data_files=str(tmp_path / "commonsense_170k.json"))
 
@@ -221,7 +221,7 @@ def test_commonsense_test_set_from_llm_adapters_layout(tmp_path):
     folder.mkdir(parents=True)
     (folder / "test.json").write_text(json.dumps(records), encoding="utf-8")
     assert load_commonsense_test("arc_c", data_dir=tmp_path / "dataset") == records
-    with pytest.raises(DatasetUnavailableError, match="boolq.*LLM-Adapters"):
+    with pytest.raises(DataUnavailableError, match="boolq.*LLM-Adapters"):
         load_commonsense_test("boolq", data_dir=tmp_path / "dataset")
     with pytest.raises(ValueError, match="valid"):
         load_commonsense_test("mmlu", data_dir=tmp_path / "dataset")

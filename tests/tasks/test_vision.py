@@ -1,12 +1,13 @@
 """Image-classification data and backbones (paper Table 1: CLIP ViT-B/32 on seven datasets).
 
-Everything here is offline: open_clip models use ``pretrained=None``, HF CLIP models are built
-from a tiny config, and datasets come from PIL fixtures or scikit-learn's bundled digits.
+Everything here is offline: both backbones are tiny random CLIPs of the real classes (the smoke
+configs), and datasets come from PIL fixtures, stubbed hub loads or scikit-learn's bundled digits.
 """
 
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,8 +15,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+import goat
 from goat.tasks import vision_data as vd
 from goat.tasks import vision_models as vm
+from goat.layers import LoraMoELinear
+from goat.tasks.errors import DataUnavailableError
 
 MEAN = torch.tensor(vd.CLIP_MEAN).view(3, 1, 1)
 STD = torch.tensor(vd.CLIP_STD).view(3, 1, 1)
@@ -82,8 +86,8 @@ def _write_imagefolder(root, classes_train, classes_test, per_class=2) -> None:
 
 def test_local_imagefolder_label_mapping(tmp_path) -> None:
     root = tmp_path / "data"
-    # Written in non-sorted order on purpose.
-    _write_imagefolder(root, ["zebra", "apple", "mango"], ["mango", "zebra", "apple"])
+    # <root>/<task>/{train,test}/<class>/, classes written in non-sorted order on purpose.
+    _write_imagefolder(root / "dtd", ["zebra", "apple", "mango"], ["mango", "zebra", "apple"])
     dd = vd.load_image_dataset("dtd", local_dir=root, cache_dir=str(tmp_path / "cache"))
     assert set(dd) == {"train", "test"}
     assert dd["train"].column_names == ["image", "label"] == dd["test"].column_names
@@ -101,8 +105,9 @@ def test_local_imagefolder_label_mapping(tmp_path) -> None:
 
 def test_local_dir_missing_split_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(vd.DatasetUnavailableError, match=r"(?s)EuroSAT.*test.*local_dir"):
+    with pytest.raises(DataUnavailableError, match=r"EuroSAT.*test.*local_dir") as info:
         vd.load_image_dataset("eurosat", local_dir=tmp_path)
+    assert "\n" not in str(info.value)  # the CLI prints it as one line
 
 
 def test_unknown_dataset_name_lists_valid_ones() -> None:
@@ -115,12 +120,13 @@ def test_hub_failure_names_dataset_and_instructions(monkeypatch) -> None:
         raise ConnectionError("no network")
 
     monkeypatch.setattr(vd, "_hub_load", offline)
-    with pytest.raises(vd.DatasetUnavailableError) as info:
+    with pytest.raises(DataUnavailableError) as info:
         vd.load_image_dataset("Cars")
     msg = str(info.value)
     assert "Stanford Cars" in msg and "tanganke/stanford_cars" in msg and "no network" in msg
-    assert "local_dir" in msg and "offline" in msg  # manual-download note for the dead original site
-    with pytest.raises(vd.DatasetUnavailableError, match="my/mirror"):
+    assert "--data-dir" in msg and "--dataset-id" in msg and "offline" in msg  # + the dead original site
+    assert "\n" not in msg
+    with pytest.raises(DataUnavailableError, match="my/mirror"):
         vd.load_image_dataset("sun397", hub_id="my/mirror")
 
 
@@ -152,6 +158,36 @@ def test_hub_loader_maps_splits_and_columns(monkeypatch) -> None:
     assert seen["path"] == "me/svhn-mirror" and seen["name"] is None
 
 
+@pytest.mark.parametrize("name", sorted(vd.VISION_DATASETS))
+def test_each_hub_adapter_keeps_class_labels(name: str, monkeypatch) -> None:
+    """Every Table 1 adapter reads its spec's id, config, splits and columns; ClassLabel ids survive."""
+    import datasets
+
+    spec = vd.VISION_DATASETS[name]
+    names = [f"{name} class {i}" for i in range(spec.num_classes)]
+    labels = {"train": [spec.num_classes - 1, 0, 1], "test": [2, spec.num_classes - 1]}
+    seen = {}
+
+    def fake(path, config, splits, cache_dir):
+        seen.update(path=path, config=config, splits=list(splits))
+        features = datasets.Features({spec.image_column: datasets.Image(), spec.label_column: datasets.ClassLabel(names=names), "id": datasets.Value("int64")})
+        return [
+            datasets.Dataset.from_dict(
+                {spec.image_column: [Image.new("RGB", (4, 4), (y % 256, 0, 0)) for y in ys], spec.label_column: ys, "id": list(range(len(ys)))},
+                features=features,
+            )
+            for ys in (labels["train"], labels["test"])
+        ]  # fmt: skip
+
+    monkeypatch.setattr(vd, "_hub_load", fake)
+    dd = vd.load_image_dataset(name)
+    assert seen == {"path": spec.hub_id, "config": spec.hub_config, "splits": [spec.train_split, spec.test_split]}
+    assert len(vd.class_names(dd)) == spec.num_classes and vd.class_names(dd) == names
+    for split in ("train", "test"):
+        assert dd[split].column_names == ["image", "label"] and dd[split]["label"] == labels[split]
+        assert [ex["image"].getpixel((0, 0))[0] for ex in dd[split]] == [y % 256 for y in labels[split]]
+
+
 def test_specs_follow_table10_epochs() -> None:
     epochs = {n: s.epochs for n, s in vd.VISION_DATASETS.items()}
     assert epochs == {"cars": 35, "dtd": 76, "eurosat": 12, "gtsrb": 11, "resisc45": 15, "sun397": 14, "svhn": 4}
@@ -172,19 +208,21 @@ def test_digits_smoke_columns_seeded_and_disjoint() -> None:
     assert key(a["train"]) == key(b["train"]) and key(a["test"]) == key(b["test"])
     assert key(a["train"]) != key(c["train"])
     assert not set(key(a["train"])) & set(key(a["test"]))
-    assert vd.load_image_dataset("digits")["train"].column_names == ["image", "label"]
 
 
-def test_with_transforms_produces_pixel_values_and_labels() -> None:
+def test_image_classification_set_transforms_per_access() -> None:
     raw = vd.load_digits_smoke(n_train=8, n_test=4)
-    dd = vd.with_transforms(raw, image_size=32)
-    ex = dd["train"][0]
+    train = vd.ImageClassificationSet(raw["train"], vd.clip_train_transform(32))
+    test = vd.ImageClassificationSet(raw["test"], vd.clip_eval_transform(32))
+    assert len(train) == 8 and len(test) == 4
+    ex = train[0]
     assert set(ex) == {"pixel_values", "labels"} and ex["pixel_values"].shape == (3, 32, 32)
     assert ex["labels"] == raw["train"][0]["label"]
-    assert torch.equal(dd["test"][0]["pixel_values"], dd["test"][0]["pixel_values"])  # eval deterministic
-    assert raw["train"].column_names == ["image", "label"] and "image" in raw["train"][0]  # input untouched
-    batch = vd.collate_image_batch([dd["train"][i] for i in range(3)])
+    assert torch.equal(test[1]["pixel_values"], test[1]["pixel_values"])  # eval is deterministic
+    assert raw["train"].column_names == ["image", "label"]  # the split itself is untouched
+    batch = vd.collate_image_batch([train[i] for i in range(3)])
     assert batch["pixel_values"].shape == (3, 3, 32, 32) and batch["labels"].dtype == torch.long
+    assert batch["labels"].tolist() == raw["train"]["label"][:3]
 
 
 def test_drop_val_holdout_matches_random_split() -> None:
@@ -198,23 +236,37 @@ def test_drop_val_holdout_matches_random_split() -> None:
 # -------------------------------------------------------------------------------- models
 
 
+def _targets(model: nn.Module, backbone: str) -> list[str]:
+    config = goat.GoatConfig(method="lora", r=4, target_modules=list(vm.TARGET_SUFFIXES[backbone]), modules_to_save=["classifier"])
+    return goat.find_target_layers(model, config)
+
+
 def test_hf_clip_classifier_logits_loss_and_targets() -> None:
     torch.manual_seed(0)
     model = vm.build_hf_clip_classifier(vm.smoke_clip_vision_config(), num_classes=5)
     x = torch.randn(3, 3, 32, 32)
     labels = torch.tensor([0, 4, 2])
     out = model(pixel_values=x, labels=labels)
-    assert out.logits.shape == (3, 5)
+    assert out.logits.shape == (3, 5) and vm.image_size(model) == 32
     assert torch.allclose(out.loss, nn.functional.cross_entropy(out.logits, labels), atol=1e-6)
     # Head = linear on the mean of last-layer patch tokens (CLS excluded, before post_layernorm).
     hidden = model.vision_model(pixel_values=x).last_hidden_state
     assert torch.allclose(out.logits, model.classifier(hidden[:, 1:].mean(1)), atol=1e-5)
     out.loss.backward()
     assert model.classifier.weight.grad is not None
-    names = vm.target_module_names(model)
-    assert len(names) == 2 * 6 and all(isinstance(model.get_submodule(n), nn.Linear) for n in names)
-    assert {n.rsplit(".", 1)[1] for n in names} == set(vm.HF_CLIP_TARGET_SUFFIXES)
+    names = _targets(model, "hf")
+    assert len(names) == 2 * 6 and {n.rsplit(".", 1)[1] for n in names} == set(vm.TARGET_SUFFIXES["hf"])
     assert vm.HEAD_MODULE_NAMES == ("classifier",) and not any("classifier" in n for n in names)
+
+
+def test_vit_b32_shape_has_72_adapted_layers() -> None:
+    """ViT-B/32 (built on the meta device: no weights): 12 blocks x (q, k, v, out, fc1, fc2)."""
+    from transformers import CLIPVisionConfig
+
+    with torch.device("meta"):
+        model = vm.build_hf_clip_classifier(CLIPVisionConfig(patch_size=32), num_classes=10)
+    assert vm.image_size(model) == 224
+    assert len(_targets(model, "hf")) == 72
 
 
 def test_trainer_scales_mean_loss_for_grad_accumulation(tmp_path) -> None:
@@ -223,8 +275,8 @@ def test_trainer_scales_mean_loss_for_grad_accumulation(tmp_path) -> None:
 
     args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, gradient_accumulation_steps=2)
     hf = vm.build_hf_clip_classifier(vm.smoke_clip_vision_config(), num_classes=3)
-    linear_head = vm.OpenClipClassifier(nn.Identity(), nn.Linear(4, 3))
-    for model in (hf, linear_head):
+    open_clip_model = vm.open_clip_classifier(vm.smoke_open_clip(), 3)
+    for model in (hf, open_clip_model):
         assert Trainer(model=model, args=args).model_accepts_loss_kwargs is False
 
 
@@ -232,7 +284,8 @@ def test_hf_clip_classifier_loads_vision_weights_from_clip_checkpoint(tmp_path) 
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(0)
-    clip = CLIPModel(CLIPConfig(vision_config=vm.smoke_clip_vision_config().to_dict(), projection_dim=32))
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4)
+    clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vm.smoke_clip_vision_config().to_dict(), projection_dim=32))
     clip.save_pretrained(tmp_path)
     model = vm.build_hf_clip_classifier(str(tmp_path), num_classes=3, class_names=["a", "b", "c"])
     src = dict(clip.vision_model.named_parameters())
@@ -241,28 +294,19 @@ def test_hf_clip_classifier_loads_vision_weights_from_clip_checkpoint(tmp_path) 
     assert model.config.id2label[2] == "c" and model.classifier.out_features == 3
 
 
-@pytest.fixture(scope="module")
-def open_clip_vit_b32() -> nn.Module:
-    import open_clip
-
+def test_split_qkv_attention_equals_packed_visual_tower() -> None:
     torch.manual_seed(0)
-    return open_clip.create_model("ViT-B-32", pretrained=None).eval()
-
-
-def test_split_qkv_attention_equals_packed_visual_tower(open_clip_vit_b32) -> None:
-    visual = open_clip_vit_b32.visual
+    visual = vm.smoke_open_clip().visual
     split = copy.deepcopy(visual)
-    assert vm.split_qkv_attention(split) == 12
+    assert vm.split_qkv_attention(split) == 2
     assert not any(isinstance(m, nn.MultiheadAttention) for m in split.modules())
-    torch.manual_seed(1)
-    x = torch.randn(2, 3, 224, 224)
-    for train in (False, True):  # eval uses MHA's fast path, train the reference path
+    x = torch.randn(2, 3, 32, 32)
+    for train in (False, True):  # eval may take MHA's fast path, train the reference path
         visual.train(train), split.train(train)
         with torch.no_grad():
             assert torch.allclose(visual(x), split(x), atol=1e-5, rtol=0)
-    visual.eval()
-    names = vm.target_module_names(split)
-    assert len(names) == 12 * 6 and {n.rsplit(".", 1)[1] for n in names} == set(vm.OPEN_CLIP_TARGET_SUFFIXES)
+    names = _targets(split, "open_clip")
+    assert len(names) == 2 * 6 and {n.rsplit(".", 1)[1] for n in names} == set(vm.TARGET_SUFFIXES["open_clip"])
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
@@ -289,38 +333,86 @@ def test_split_attention_masks_and_weights_match_mha(batch_first: bool) -> None:
         assert (w is None) == (ref_w is None) and (w is None or torch.allclose(w, ref_w, atol=1e-6))
 
 
+def _zero_routers(model: nn.Module) -> int:
+    layers = [m for m in model.modules() if isinstance(m, LoraMoELinear)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.router.weight.zero_()
+    return len(layers)
+
+
+@pytest.mark.parametrize("backbone", ["hf", "open_clip"])
+def test_goat_adapted_clip_equals_unadapted_at_init_with_zeroed_router(backbone: str) -> None:
+    """Thm 3.4: W_res = (s/E) sum_i B_i A_i, so uniform routing over all E experts (zero router,
+    top_k = E) restores W0 exactly; open_clip's q, k and v are three separately adapted linears."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    if backbone == "hf":
+        model = vm.build_hf_clip_classifier(vm.smoke_clip_vision_config(), num_classes=3).eval()
+        unadapted = copy.deepcopy(model)
+        plain_attn, attn = unadapted.vision_model.encoder.layers[0].self_attn, model.vision_model.encoder.layers[0].self_attn
+    else:
+        clip = vm.smoke_open_clip()
+        packed = copy.deepcopy(clip.visual)  # nn.MultiheadAttention, q/k/v packed in in_proj_weight
+        model = vm.open_clip_classifier(clip, 3)
+        unadapted = lambda pixel_values: SimpleNamespace(logits=model.classifier(packed(pixel_values)))  # noqa: E731
+        plain_attn, attn = packed.transformer.resblocks[0].attn, model.visual.transformer.resblocks[0].attn
+    with torch.no_grad():
+        expected = unadapted(pixel_values=x).logits
+    h = torch.randn(2, 17, 64)  # 16 patches + CLS, width 64
+    with torch.no_grad():
+        expected_attn = plain_attn(h, h, h)[0] if backbone == "open_clip" else plain_attn(h)[0]
+    config = goat.GoatConfig(method="goat", r=8, num_experts=8, top_k=8, lora_dropout=0.0,
+                             target_modules=list(vm.TARGET_SUFFIXES[backbone]), modules_to_save=["classifier"])  # fmt: skip
+    adapted = goat.get_goat_model(model, config).eval()
+    assert isinstance(attn.q_proj, LoraMoELinear) and isinstance(attn.k_proj, LoraMoELinear) and isinstance(attn.v_proj, LoraMoELinear)
+    assert not torch.allclose(attn.q_proj.lora_B, attn.k_proj.lora_B)  # each has its own SVD experts
+    with torch.no_grad():
+        routed = adapted(pixel_values=x).logits
+        assert not torch.allclose(routed, expected, atol=1e-4)  # random router: W0 only in expectation
+        assert _zero_routers(adapted) == 12
+        logits = adapted(pixel_values=x).logits
+        got_attn = attn(h, h, h)[0] if backbone == "open_clip" else attn(h)[0]
+    assert torch.allclose(got_attn, expected_attn, atol=1e-5, rtol=0)
+    assert torch.allclose(logits, expected, atol=1e-5, rtol=0)
+
+
 def test_open_clip_linear_head_classifier() -> None:
     torch.manual_seed(0)
-    model = vm.build_open_clip_classifier("ViT-B-32", pretrained=None, num_classes=4, head="linear")
+    model = vm.open_clip_classifier(vm.smoke_open_clip(), 4, head="linear")
     assert isinstance(model.classifier, nn.Linear) and model.classifier.weight.requires_grad
     assert not any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
-    x = torch.randn(2, 3, 224, 224)
+    assert vm.image_size(model) == 32 and model.config.hidden_size == 64  # DeepSpeed "auto" buckets read it
+    x = torch.randn(2, 3, 32, 32)
     out = model(pixel_values=x, labels=torch.tensor([1, 3]))
     assert out.logits.shape == (2, 4) and out.loss.ndim == 0
     assert torch.allclose(out.logits, model.classifier(model.visual(x)), atol=1e-6)
 
 
-def test_open_clip_zeroshot_head_is_frozen_text_classifier(open_clip_vit_b32) -> None:
+def test_open_clip_zeroshot_head_is_frozen_text_classifier() -> None:
     import open_clip
     from open_clip.zero_shot_classifier import build_zero_shot_classifier
 
     names, templates = ["cat", "dog", "car"], ["a photo of a {}.", "a drawing of a {}."]
-    torch.manual_seed(0)  # same seed as the fixture: identical random CLIP
-    model = vm.build_open_clip_classifier(
-        "ViT-B-32", pretrained=None, head="zeroshot", class_names=names, templates=templates
-    )
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    torch.manual_seed(0)
+    clip = vm.smoke_open_clip()
+    reference = copy.deepcopy(clip)
+    model = vm.open_clip_classifier(clip, head="zeroshot", class_names=names, templates=templates, tokenizer=tokenizer)
     head = model.classifier
     assert isinstance(head, vm.ZeroShotHead) and not list(head.parameters())
-    ref = build_zero_shot_classifier(
-        open_clip_vit_b32, open_clip.get_tokenizer("ViT-B-32"), names, templates, num_classes_per_batch=None
-    )
+    ref = build_zero_shot_classifier(reference, tokenizer, names, templates, num_classes_per_batch=None)
     assert torch.allclose(head.weight, ref.T, atol=1e-5)
     assert torch.allclose(head.weight.norm(dim=-1), torch.ones(3), atol=1e-5)
-    x = torch.randn(2, 3, 224, 224)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         logits = model(pixel_values=x).logits
-        image = open_clip_vit_b32.encode_image(x, normalize=True)
-    scale = open_clip_vit_b32.logit_scale.exp()
-    assert torch.allclose(logits, scale * image @ ref, atol=1e-4)
-    with pytest.raises(ValueError, match="class_names"):
-        vm.build_open_clip_classifier("ViT-B-32", pretrained=None, num_classes=3, head="zeroshot")
+        image = reference.encode_image(x, normalize=True)
+    assert torch.allclose(logits, reference.logit_scale.exp() * image @ ref, atol=1e-4)
+    with pytest.raises(ValueError, match="class_names and a tokenizer"):
+        vm.open_clip_classifier(vm.smoke_open_clip(), 3, head="zeroshot")
+
+
+def test_create_open_clip_rejects_non_open_clip_names() -> None:
+    with pytest.raises(ValueError, match="not an open_clip architecture.*ViT-B-32"):
+        vm.create_open_clip("openai/clip-vit-base-patch32")

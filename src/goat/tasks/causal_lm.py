@@ -17,8 +17,6 @@ batch instead of to ``max_length``.
 
 from __future__ import annotations
 
-from goat.tasks.errors import DataUnavailableError
-
 import json
 import logging
 import math
@@ -27,6 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import torch
+
+from goat.tasks.errors import DataUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +291,6 @@ def get_spec(name: str, **overrides: Any) -> CausalLMDataSpec:
 # ---------------------------------------------------------------------------------------------
 
 
-DatasetUnavailableError = DataUnavailableError  # one error type across task families
-
-
 def _file_builder(data_files: DataFiles) -> str:
     first = data_files
     if isinstance(first, Mapping):
@@ -315,7 +312,7 @@ def _check_local(data_files: DataFiles, name: str) -> None:
         paths.extend(value if isinstance(value, (list, tuple)) else [value])
     missing = [str(p) for p in paths if "*" not in str(p) and not Path(str(p)).exists()]
     if missing:
-        raise DatasetUnavailableError(f"{name}: local data file(s) not found: {', '.join(missing)}")
+        raise DataUnavailableError(f"{name}: local data file(s) not found: {', '.join(missing)}")
 
 
 def load_raw_dataset(
@@ -329,7 +326,7 @@ def load_raw_dataset(
 ) -> Any:
     """Load a ``datasets.Dataset`` from local ``data_files`` (json/jsonl/parquet/csv) or the hub.
 
-    Any failure (no network, unknown id, missing file) becomes one ``DatasetUnavailableError``
+    Any failure (no network, unknown id, missing file) becomes one ``DataUnavailableError``
     naming the dataset and how to provide it locally.
     """
     import datasets  # heavy import, only when loading
@@ -344,14 +341,14 @@ def load_raw_dataset(
         try:
             loaded = datasets.load_dataset(_file_builder(data_files), data_files=data_files)
         except Exception as err:  # noqa: BLE001 - re-raised with context
-            raise DatasetUnavailableError(f"{name}: could not read {data_files}: {err}") from err
+            raise DataUnavailableError(f"{name}: could not read {data_files}: {err}") from err
         return loaded[split] if split in loaded else loaded[next(iter(loaded))]
     if hub_id is None:
-        raise DatasetUnavailableError(f"{name} has no hub id configured. {how}")
+        raise DataUnavailableError(f"{name} has no hub id configured. {how}")
     try:
         return datasets.load_dataset(hub_id, hub_config, split=split)
     except Exception as err:  # noqa: BLE001 - offline/unknown-id errors vary by version
-        raise DatasetUnavailableError(
+        raise DataUnavailableError(
             f"{name} ({hub_id}) could not be loaded: {type(err).__name__}: {err}. {how}"
         ) from err
 
@@ -455,7 +452,7 @@ def load_commonsense_test(
     if data_dir is not None:
         path = Path(data_dir) / name / "test.json"
         if not path.exists():
-            raise DatasetUnavailableError(f"{name}: {path} not found. Download {hint}.")
+            raise DataUnavailableError(f"{name}: {path} not found. Download {hint}.")
         return list(json.loads(path.read_text(encoding="utf-8")))
     data = load_raw_dataset(name, hub_id=hub_id, split=split, local_hint=hint)
     return [dict(row) for row in data]

@@ -3,8 +3,8 @@
 Contract of every loader in this module: it returns a ``datasets.DatasetDict`` with exactly two
 splits, ``"train"`` and ``"test"``, and exactly two columns, ``"image"`` (a PIL image feature) and
 ``"label"`` (a ``ClassLabel`` whose ints run over ``0..C-1``). :func:`class_names` gives the class
-names in label order. :func:`with_transforms` then attaches the CLIP preprocessing lazily and
-yields ``pixel_values`` / ``labels`` examples ready for a Trainer or a DataLoader.
+names in label order. :class:`ImageClassificationSet` then applies the CLIP preprocessing per
+access and yields ``pixel_values`` / ``labels`` examples ready for a Trainer or a DataLoader.
 
 Sources:
 
@@ -21,13 +21,13 @@ the short side followed by a centre crop; both normalise with the CLIP mean/std.
 
 from __future__ import annotations
 
-from goat.tasks.errors import DataUnavailableError
-
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
+
+from goat.tasks.errors import DataUnavailableError
 
 if TYPE_CHECKING:  # imported lazily at run time
     import datasets
@@ -158,9 +158,6 @@ VISION_DATASETS: dict[str, VisionDatasetSpec] = {
 SMOKE_DATASET = "digits"
 
 
-DatasetUnavailableError = DataUnavailableError  # one error type across task families
-
-
 def valid_dataset_names() -> list[str]:
     """All names accepted by :func:`load_image_dataset` (the seven Table 1 sets and ``"digits"``)."""
     return [*VISION_DATASETS, SMOKE_DATASET]
@@ -190,18 +187,21 @@ def load_image_dataset(
 ) -> datasets.DatasetDict:
     """Load one Table 1 dataset as a ``DatasetDict`` with ``"train"``/``"test"`` splits.
 
-    ``local_dir`` (an ImageFolder tree, class order = sorted folder names) wins over the hub;
+    ``local_dir`` (an ImageFolder tree ``{train,test}/<class>/<image>``, class order = sorted folder
+    names; ``<local_dir>/<name>/`` is tried before ``<local_dir>/``) wins over the hub;
     otherwise ``hub_id`` (default: the spec's) is read with ``datasets.load_dataset``; the spec's
     ``hub_config`` applies only to the default ``hub_id`` (pass ``hub_config`` for a mirror). The result
     always has the columns ``image`` and ``label`` (``ClassLabel``). ``name="digits"`` returns the
     offline smoke set. Unknown names raise ``ValueError``; unreadable data raises
-    :class:`DatasetUnavailableError` naming the dataset and how to obtain it.
+    :class:`DataUnavailableError` naming the dataset and how to obtain it.
     """
     if name.lower() == SMOKE_DATASET:
         return load_digits_smoke()
     spec = get_dataset_spec(name)
     if local_dir is not None:
-        return _load_local_imagefolder(spec, os.fspath(local_dir), cache_dir=cache_dir)
+        folder = os.path.join(os.fspath(local_dir), spec.name)
+        folder = folder if os.path.isdir(folder) else os.fspath(local_dir)
+        return _load_local_imagefolder(spec, folder, cache_dir=cache_dir)
     if hub_id is None:
         hub_id, hub_config = spec.hub_id, hub_config or spec.hub_config
     return _load_from_hub(spec, hub_id, hub_config, cache_dir=cache_dir)
@@ -216,15 +216,17 @@ def _hub_load(
     return datasets.load_dataset(path, name, split=list(splits), cache_dir=cache_dir)
 
 
-def _unavailable(spec: VisionDatasetSpec, source: str, err: BaseException) -> DatasetUnavailableError:
+def _unavailable(spec: VisionDatasetSpec, source: str, err: BaseException) -> DataUnavailableError:
+    """One-line error: what failed, and the three ways to obtain the dataset."""
     config = f", config {spec.hub_config!r}" if spec.hub_config else ""
-    return DatasetUnavailableError(
-        f"Could not load the {spec.display_name} dataset ({spec.name!r}) from {source}: "
-        f"{type(err).__name__}: {err}\n"
-        f"How to get it: with network access, `datasets.load_dataset({spec.hub_id!r}{config})` "
-        f"downloads it (pass hub_id=... to use another mirror), or pass local_dir=<dir> holding "
-        f"<dir>/train/<class>/*.png and <dir>/test/<class>/*.png. {spec.manual_download}".rstrip()
+    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    message = (
+        f"cannot load {spec.display_name} ({spec.name!r}) from {source}: {type(err).__name__}: {reason}. "
+        f"With network access the hub copy {spec.hub_id!r}{config} downloads by itself (another mirror: "
+        f"hub_id= / --dataset-id); or pass local_dir= / --data-dir <dir> holding "
+        f"<dir>/[{spec.name}/]train/<class>/<image> and .../test/<class>/<image>. {spec.manual_download}"
     )
+    return DataUnavailableError(message.rstrip())
 
 
 def _load_from_hub(
@@ -311,8 +313,8 @@ def drop_val_holdout(train: datasets.Dataset, *, seed: int = 0, max_val: int = 5
 
 
 def load_digits_smoke(
-    n_train: int = 512,
-    n_test: int = 256,
+    n_train: int = 1297,
+    n_test: int = 500,
     seed: int = 0,
     image_size: int = 32,
 ) -> datasets.DatasetDict:
@@ -393,36 +395,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _batch_transform(transform: Callable[[Any], torch.Tensor]) -> Callable[[Mapping[str, list]], dict[str, list]]:
-    def apply(batch: Mapping[str, list]) -> dict[str, list]:
-        return {
-            "pixel_values": [transform(img) for img in batch[IMAGE_COLUMN]],
-            "labels": [int(y) for y in batch[LABEL_COLUMN]],
-        }
+class ImageClassificationSet(torch.utils.data.Dataset):
+    """A split with its transform applied per access: ``{"pixel_values": [3, H, W], "labels": int}``.
 
-    return apply
-
-
-def with_transforms(dataset_dict: datasets.DatasetDict, image_size: int = 224) -> datasets.DatasetDict:
-    """Attach the CLIP transforms lazily: train split gets the random-crop transform, others eval.
-
-    Returns a new ``DatasetDict`` (the input is left untouched; ``Dataset.with_transform`` is the
-    non-mutating form of ``set_transform``) whose examples are
-    ``{"pixel_values": FloatTensor[3, image_size, image_size], "labels": int}``. When training
-    with the HF Trainer, pass ``remove_unused_columns=False`` so the raw columns reach the transform.
+    A plain torch ``Dataset`` rather than ``datasets.Dataset.with_transform``: the HF Trainer
+    drops the raw ``image``/``label`` columns of a ``datasets.Dataset`` before a transform could
+    read them, and the random crop must be drawn afresh every epoch, so nothing is precomputed.
     """
-    import datasets
 
-    return datasets.DatasetDict(
-        {
-            split: ds.with_transform(
-                _batch_transform(
-                    clip_train_transform(image_size) if split == TRAIN_SPLIT else clip_eval_transform(image_size)
-                )
-            )
-            for split, ds in dataset_dict.items()
-        }
-    )
+    def __init__(self, split: datasets.Dataset, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.split = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        example = self.split[int(index)]
+        return {"pixel_values": self.transform(example[IMAGE_COLUMN]), "labels": int(example[LABEL_COLUMN])}
 
 
 def collate_image_batch(examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

@@ -9,23 +9,25 @@ Two backbones, one output contract: ``model(pixel_values=..., labels=None)`` ret
   ``classifier`` on the mean of the last-layer patch tokens (CLS excluded, before
   ``post_layernorm``). Adapter targets: ``q_proj, k_proj, v_proj, out_proj, fc1, fc2`` of every
   encoder block (12 x 6 = 72 layers for ViT-B/32).
-* :func:`build_open_clip_classifier`: open_clip's visual tower, with each packed
-  ``nn.MultiheadAttention`` replaced by the numerically equivalent :class:`SplitQKVAttention`
-  (separate ``q_proj/k_proj/v_proj/out_proj`` linears) so adapters can target q, k and v
-  separately, plus either a frozen zero-shot head (text-tower class embeddings) or a trainable
-  linear head, both named ``classifier``. Adapter targets: ``q_proj, k_proj, v_proj, out_proj,
-  c_fc, c_proj`` of every residual block.
+* :func:`build_open_clip_classifier` (= :func:`create_open_clip` + :func:`open_clip_classifier`):
+  open_clip's visual tower, with each packed ``nn.MultiheadAttention`` replaced by the
+  numerically equivalent :class:`SplitQKVAttention` (separate ``q_proj/k_proj/v_proj/out_proj``
+  linears) so adapters can target q, k and v separately, plus either a trainable linear head or
+  a frozen zero-shot head (text-tower class embeddings), both named ``classifier``. Adapter
+  targets: ``q_proj, k_proj, v_proj, out_proj, c_fc, c_proj`` of every residual block.
 
-For the adapter injector: :data:`HEAD_MODULE_NAMES` are the heads to exclude from adaptation and
-train in full (``modules_to_save``); :func:`target_module_names` lists the fully qualified names
-of every block linear to adapt.
+:func:`smoke_clip_vision_config` and :func:`smoke_open_clip` are tiny random stand-ins of either
+backbone (64 wide, 2 layers, 32 px) for tests and the offline smoke run.
+
+For the adapter injector: :data:`TARGET_SUFFIXES` names the block linears to adapt per backbone;
+:data:`HEAD_MODULE_NAMES` is the head, never adapted (trained in full when it is linear).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +39,14 @@ if TYPE_CHECKING:  # imported lazily at run time
 
 DEFAULT_HF_CLIP = "openai/clip-vit-base-patch32"
 HEAD_MODULE_NAMES: tuple[str, ...] = ("classifier",)
-HF_CLIP_TARGET_SUFFIXES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-OPEN_CLIP_TARGET_SUFFIXES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "c_fc", "c_proj")
+# Adapter targets per backbone (suffix match): q, k, v, attention output and both MLP linears of
+# every block (App. F.1 counts q, k, v, o, fc1, fc2 for ViT-base; the authors adapt these 72 layers).
+TARGET_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "hf": ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
+    "open_clip": ("q_proj", "k_proj", "v_proj", "out_proj", "c_fc", "c_proj"),
+}
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
+HEADS: tuple[str, ...] = ("linear", "zeroshot")
 
 
 # ------------------------------------------------------------------------- HF transformers
@@ -122,25 +129,6 @@ def _mean_loss_for_trainer(model: nn.Module) -> nn.Module:
     """
     model.accepts_loss_kwargs = False
     return model
-
-
-def target_module_names(model: nn.Module) -> list[str]:
-    """Fully qualified names of the block linears to adapt (q, k, v, out, and the two MLP linears).
-
-    Works for both builders: HF CLIP (``...self_attn.{q,k,v,out}_proj``, ``...mlp.fc1/fc2``) and
-    the split open_clip tower (``...attn.{q,k,v,out}_proj``, ``...mlp.c_fc/c_proj``). Heads
-    (:data:`HEAD_MODULE_NAMES`) are never listed.
-    """
-    suffixes = set(HF_CLIP_TARGET_SUFFIXES) | set(OPEN_CLIP_TARGET_SUFFIXES)
-    names = []
-    for name, module in model.named_modules():
-        parts = name.split(".")
-        if not isinstance(module, nn.Linear) or parts[-1] not in suffixes:
-            continue
-        if any(part in HEAD_MODULE_NAMES for part in parts):
-            continue
-        names.append(name)
-    return names
 
 
 # ------------------------------------------------------------------------ split attention
@@ -321,17 +309,28 @@ class OpenClipClassifier(nn.Module):
     """open_clip visual tower (split attention) + ``classifier`` head on the image embedding.
 
     ``forward(pixel_values, labels=None)`` returns an ``ImageClassifierOutput`` with ``.logits``
-    ``[B, C]`` and ``.loss`` (cross-entropy) when ``labels`` are given.
+    ``[B, C]`` and ``.loss`` (cross-entropy) when ``labels`` are given. ``config`` is a plain
+    ``PretrainedConfig`` carrying ``hidden_size`` (the tower width; DeepSpeed sizes its "auto"
+    buckets from it), ``image_size`` and ``num_labels``.
     """
 
     main_input_name = "pixel_values"
     # The loss is a per-batch mean; tell the HF Trainer to scale it for gradient accumulation.
     accepts_loss_kwargs = False
 
-    def __init__(self, visual: nn.Module, classifier: nn.Module) -> None:
+    def __init__(self, visual: nn.Module, classifier: nn.Module, num_classes: int, name: str = "") -> None:
+        from transformers import PretrainedConfig
+
         super().__init__()
         self.visual = visual
         self.classifier = classifier
+        size = visual.image_size
+        self.config = PretrainedConfig(
+            hidden_size=visual.transformer.width,
+            image_size=size[0] if isinstance(size, (tuple, list)) else size,
+            num_labels=num_classes,
+            name_or_path=name,
+        )
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> ImageClassifierOutput:
         from transformers.modeling_outputs import ImageClassifierOutput
@@ -341,30 +340,106 @@ class OpenClipClassifier(nn.Module):
         return ImageClassifierOutput(loss=loss, logits=logits)
 
 
-def _open_clip_quick_gelu(model_name: str, pretrained: str | None) -> bool:
-    """Whether the pretrained tag was trained with QuickGELU (OpenAI's weights were)."""
+def smoke_open_clip(**vision_overrides: Any) -> nn.Module:
+    """A tiny randomly initialised open_clip ``CLIP`` for tests and smoke runs.
+
+    Vision: width 64, 2 layers, 4 heads, 32 px, patch 8 (like :func:`smoke_clip_vision_config`);
+    text: width 32, 1 layer, with ViT-B-32's tokenizer shape (context 77, vocab 49,408), so
+    ``open_clip.get_tokenizer("ViT-B-32")`` drives its zero-shot head.
+    """
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    vision = dict(layers=2, width=64, head_width=16, patch_size=8, image_size=32)
+    vision.update(vision_overrides)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=4, layers=1)
+    return CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(**vision), text_cfg=text, quick_gelu=True).eval()
+
+
+def check_open_clip_name(model_name: str) -> None:
+    """Raise ``ValueError`` unless ``model_name`` is an open_clip architecture (e.g. ``ViT-B-32``)."""
     import open_clip
 
-    if not pretrained or not open_clip.is_pretrained_cfg(model_name, pretrained):
-        return False
-    return bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
+    if model_name not in open_clip.list_models():
+        vits = ", ".join(m for m in open_clip.list_models() if m.startswith("ViT-B"))
+        raise ValueError(
+            f"{model_name!r} is not an open_clip architecture; with --backbone open_clip pass one of "
+            f"open_clip.list_models() as --model (e.g. {vits}) and the weights as --pretrained."
+        )
+
+
+def create_open_clip(model_name: str = "ViT-B-32", pretrained: str | None = "openai", **create_kwargs: Any) -> nn.Module:
+    """``open_clip.create_model`` with QuickGELU switched on when the weights were trained with it.
+
+    ``pretrained`` is an open_clip tag (``"openai"``), a checkpoint file, or ``None`` (random
+    weights). Unknown architecture names raise ``ValueError`` listing the ViT ones.
+    """
+    import open_clip
+
+    check_open_clip_name(model_name)
+    quick_gelu = bool(
+        pretrained
+        and open_clip.is_pretrained_cfg(model_name, pretrained)
+        and open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False)
+    )
+    create_kwargs.setdefault("force_quick_gelu", quick_gelu)
+    return open_clip.create_model(model_name, pretrained=pretrained, **create_kwargs).eval()
 
 
 def _zero_shot_embeddings(
-    model: nn.Module, model_name: str, class_names: Sequence[str], templates: Sequence[str]
+    clip: nn.Module, tokenizer: Callable[[list[str]], torch.Tensor], class_names: Sequence[str], templates: Sequence[str]
 ) -> torch.Tensor:
     """Unit-norm ``[C, D]`` class embeddings: mean over templates of normalised text embeddings."""
-    import open_clip
-
-    tokenizer = open_clip.get_tokenizer(model_name)
-    device = next(model.parameters()).device
+    device = next(clip.parameters()).device
     rows = []
     with torch.no_grad():
         for name in class_names:
             tokens = tokenizer([t.format(name) for t in templates]).to(device)
-            emb = F.normalize(model.encode_text(tokens).float(), dim=-1).mean(dim=0)
+            emb = F.normalize(clip.encode_text(tokens).float(), dim=-1).mean(dim=0)
             rows.append(F.normalize(emb, dim=-1))
     return torch.stack(rows)
+
+
+def open_clip_classifier(
+    clip: nn.Module,
+    num_classes: int | None = None,
+    *,
+    head: str = "linear",
+    class_names: Sequence[str] | None = None,
+    templates: Sequence[str] | None = None,
+    tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
+    name: str = "",
+) -> OpenClipClassifier:
+    """An open_clip ``CLIP``'s visual tower with split q/k/v attention and a ``classifier`` head.
+
+    ``head="linear"``: a trainable ``nn.Linear(embed_dim, num_classes)`` (normal init, std
+    ``embed_dim**-0.5``, bias 0). ``head="zeroshot"``: a frozen :class:`ZeroShotHead` built from
+    ``class_names`` x ``templates`` (default ``"a photo of a {}."``) through the text tower and
+    ``tokenizer``; the text tower is then discarded. ``num_classes`` defaults to
+    ``len(class_names)``. Every ``nn.MultiheadAttention`` of the tower is replaced by
+    :class:`SplitQKVAttention` (same outputs). Returned in eval mode.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head={head!r} must be one of {', '.join(HEADS)}.")
+    if num_classes is None:
+        if class_names is None:
+            raise ValueError("pass num_classes or class_names.")
+        num_classes = len(class_names)
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} entries but num_classes={num_classes}.")
+    if head == "zeroshot":
+        if class_names is None or tokenizer is None:
+            raise ValueError("head='zeroshot' needs class_names and a tokenizer (the text prompts are built from them).")
+        emb = _zero_shot_embeddings(clip, tokenizer, list(class_names), list(templates or DEFAULT_TEMPLATES))
+        classifier: nn.Module = ZeroShotHead(emb, clip.logit_scale.exp().item())
+    else:
+        embed_dim = clip.visual.output_dim
+        classifier = nn.Linear(embed_dim, num_classes)
+        nn.init.normal_(classifier.weight, std=embed_dim**-0.5)
+        nn.init.zeros_(classifier.bias)
+    visual = clip.visual
+    split_qkv_attention(visual)
+    model = OpenClipClassifier(visual, classifier.to(next(visual.parameters()).device), num_classes, name)
+    return model.eval()
 
 
 def build_open_clip_classifier(
@@ -376,41 +451,19 @@ def build_open_clip_classifier(
     templates: Sequence[str] | None = None,
     **create_kwargs: Any,
 ) -> OpenClipClassifier:
-    """open_clip visual tower with split q/k/v attention and a ``classifier`` head.
-
-    ``pretrained`` is an open_clip tag (``"openai"``: QuickGELU is enabled to match those weights)
-    or ``None`` for random weights (offline tests). ``head="zeroshot"`` builds a frozen
-    :class:`ZeroShotHead` from ``class_names`` x ``templates`` (default ``"a photo of a {}."``)
-    through the text tower, which is then discarded; ``head="linear"`` is a trainable
-    ``nn.Linear(embed_dim, num_classes)`` (normal init, std ``embed_dim**-0.5``, bias 0).
-    ``num_classes`` defaults to ``len(class_names)``. Every ``nn.MultiheadAttention`` of the
-    visual tower is replaced by :class:`SplitQKVAttention` (same outputs). Returned in eval mode,
-    like ``from_pretrained`` models.
-    """
+    """:func:`create_open_clip` + :func:`open_clip_classifier` with the architecture's tokenizer."""
     import open_clip
 
-    if head not in ("linear", "zeroshot"):
-        raise ValueError(f"head={head!r} must be 'linear' or 'zeroshot'.")
-    if num_classes is None:
-        if class_names is None:
-            raise ValueError("pass num_classes or class_names.")
-        num_classes = len(class_names)
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"class_names has {len(class_names)} entries but num_classes={num_classes}.")
-    if head == "zeroshot" and class_names is None:
-        raise ValueError("head='zeroshot' needs class_names (the text prompts are built from them).")
-    create_kwargs.setdefault("force_quick_gelu", _open_clip_quick_gelu(model_name, pretrained))
-    clip = open_clip.create_model(model_name, pretrained=pretrained, **create_kwargs)
-    clip.eval()
-    if head == "zeroshot":
-        emb = _zero_shot_embeddings(clip, model_name, list(class_names), list(templates or DEFAULT_TEMPLATES))
-        classifier: nn.Module = ZeroShotHead(emb, clip.logit_scale.exp().item())
-    else:
-        embed_dim = clip.visual.output_dim
-        classifier = nn.Linear(embed_dim, num_classes)
-        nn.init.normal_(classifier.weight, std=embed_dim**-0.5)
-        nn.init.zeros_(classifier.bias)
-    visual = clip.visual
-    split_qkv_attention(visual)
-    model = OpenClipClassifier(visual, classifier.to(next(visual.parameters()).device))
-    return model.eval()
+    clip = create_open_clip(model_name, pretrained, **create_kwargs)
+    return open_clip_classifier(
+        clip, num_classes, head=head, class_names=class_names, templates=templates,
+        tokenizer=open_clip.get_tokenizer(model_name), name=f"{model_name}:{pretrained}",
+    )  # fmt: skip
+
+
+def image_size(model: nn.Module) -> int:
+    """Input resolution (pixels per side) of a classifier built here: 224 for ViT-B/32."""
+    config = model.config
+    vision = getattr(config, "vision_config", config)
+    size = vision.image_size
+    return size[0] if isinstance(size, (tuple, list)) else int(size)

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     summary = train(prepared)
+    if not prepared.trainer.is_world_process_zero():
+        return 0
     best = summary["best"]
     smoke = " (smoke run of the code path, not a reproduction)" if summary["smoke"] else ""
     print(f"best epoch {summary['best_epoch']}{smoke}: " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch"))

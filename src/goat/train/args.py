@@ -38,6 +38,7 @@ class RunArgs:
     top_k: int = _f(2, "Experts per token k.")
     scaling: str = _f("default", "Scaling: default (method's own), theory, alpha, rs, or a number.")
     init: str = _f("spread", "goat expert init: spread, principal, minor, random, zero.")
+    segment: str = _f(None, "pissa only: SVD block index i to initialise from (Fig. 1), or 'spread' (GOAT's O slices, Table 5).")
     rho: float = _f(10.0, "Prior shrink rho (eq. 19).")
     eta: float = _f(1.0, "LR ratio eta of Thm 3.5.")
     dropout: float = _f(0.05, "Adapter dropout.")
@@ -71,6 +72,21 @@ class RunArgs:
     save_adapter: bool = _f(True, "Save the final adapter to the run folder.")
     logging_steps: int = _f(10, "Log every N optimiser steps.")
     smoke: bool = _f(False, "Mark results as a smoke run of the code path (not a reproduction).")
+    study: str = _f(None, "Paper analysis this run belongs to (set by goat.studies); goat.report lists such runs only with --study.")
+
+    # --- vision
+    backbone: str = _f("hf", "Image backbone implementation: hf (transformers CLIP vision tower, as the authors ran) or open_clip.")
+    pretrained: str = _f("openai", "Weights for backbones that name them apart from --model (open_clip: a tag such as openai, or a checkpoint file).")
+    head: str = _f("linear", "Image classifier head: linear (new, trained in full) or zeroshot (frozen class-name prompt embeddings; open_clip).")
+    val_holdout: bool = _f(True, "Train images: drop the authors' validation hold-out (10 % of train, at most 5,000; none for EuroSAT).")
+
+    # --- causal LM
+    train_file: str = _f(None, "Causal LM: local training file (json, jsonl or parquet) instead of the hub dataset.")
+    eval_data: str = _f(None, "Causal LM evaluation data: GSM8K test file (default: the hub), MT-Bench question.jsonl (required), LLM-Adapters dataset/ folder (commonsense, required).")
+    eval_sets: list[str] = _f(None, "Commonsense sets to evaluate (default: all 8; aliases such as arc_c work).", nargs="+")
+    max_new_tokens: int = _f(512, "Causal LM evaluation: new tokens per generated answer.")
+    num_beams: int = _f(1, "Causal LM evaluation: beams (1 = greedy decoding).")
+    attn_implementation: str = _f("auto", "Causal LM attention: auto (flash_attention_2 when installed, on GPU with --bf16; else sdpa), flash_attention_2, sdpa or eager.")
 
     # ----------------------------------------------------------------- derived
     def goat_config(self, target_modules: list[str], modules_to_save: list[str]) -> GoatConfig:
@@ -82,10 +98,18 @@ class RunArgs:
                 raise ValueError(f"--scaling {self.scaling!r}: use default, theory, alpha, rs or a number.") from None
         return GoatConfig(
             method=self.method, r=self.rank, lora_alpha=self.alpha, num_experts=self.experts, top_k=self.top_k,
-            rho=self.rho, eta=self.eta, scaling=scaling, init=self.init, lora_dropout=self.dropout,
+            rho=self.rho, eta=self.eta, scaling=scaling, init=self.init, segment=self.parsed_segment(), lora_dropout=self.dropout,
             target_modules=self.target_modules or target_modules, modules_to_save=modules_to_save,
             seed=self.seed, authors_svd_baselines=self.authors_svd_baselines,
         )  # fmt: skip
+
+    def parsed_segment(self) -> int | str | None:
+        """``--segment``: a block index (digits) or 'spread'; the YAML may give an int."""
+        if self.segment is None or isinstance(self.segment, int) or self.segment == "spread":
+            return self.segment
+        if str(self.segment).isdigit():
+            return int(self.segment)
+        raise ValueError(f"--segment {self.segment!r}: use a block index (0, 1, ...) or 'spread'.")
 
     def gradient_accumulation(self, world_size: int | None = None) -> int:
         """Steps so that per_device_batch x world_size x steps = batch_size."""

