@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import TwoLayer
+from tests.conftest import TwoLayer
 from peft import LoraConfig, get_peft_model
 from peft.tuners.lora import KasaConfig
 

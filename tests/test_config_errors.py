@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TwoLayer
+from tests.conftest import TwoLayer
 
 import goat
 

@@ -134,7 +134,7 @@ def test_hydralora_shares_one_a_across_heads(two_layer):
 
 
 def test_router_init_is_seeded(two_layer):
-    from conftest import TwoLayer
+    from tests.conftest import TwoLayer
 
     make = lambda seed: _layer(  # noqa: E731
         goat.get_goat_model(TwoLayer(), goat.GoatConfig(r=8, num_experts=4, seed=seed, target_modules=["fc1"])), "fc1"

@@ -7,7 +7,7 @@ sum(in + out) = 18H and sum(in) = sum(out) = 9H.
 from __future__ import annotations
 
 import pytest
-from conftest import ROBERTA_TARGETS, tiny_roberta
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
 

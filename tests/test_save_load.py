@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROBERTA_TARGETS, tiny_roberta
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
 

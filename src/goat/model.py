@@ -169,9 +169,15 @@ class GoatModel(nn.Module):
         params = {id(p): p for p in self.base_model.parameters()}.values()
         return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
-    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """Trainable tensors, expert scalings and W_res factors, keyed by base-model names."""
+    def adapter_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Trainable tensors, expert scalings and W_res factors, keyed by base-model names.
+
+        A non-empty ``state_dict`` of this wrapper supplies the trainable tensors instead of the live
+        parameters: DeepSpeed ZeRO-3 hands the Trainer one, gathered, while its parameters are shards.
+        """
         state = {n: p.detach() for n, p in self.base_model.named_parameters() if p.requires_grad}
+        if state_dict:
+            state = {n: state_dict[f"base_model.{n}"] for n in state}
         for name, layer in self.adapted_layers().items():
             if isinstance(layer, LoraMoELinear):
                 state[f"{name}.scalings"] = layer.scalings
@@ -180,8 +186,13 @@ class GoatModel(nn.Module):
                 state[f"{name}.residual_B"] = layer.residual_B
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
-    def save_pretrained(self, save_directory: str | Path, **_: Any) -> None:
-        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (peft's file names)."""
+    def save_pretrained(
+        self, save_directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None, **_: Any
+    ) -> None:
+        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (peft's file names).
+
+        ``state_dict``: see :meth:`adapter_state_dict`.
+        """
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         base_config = getattr(self.base_model, "config", None)
@@ -192,7 +203,7 @@ class GoatModel(nn.Module):
             "goat_config": self.goat_config.to_dict(),
             "adapted_layers": self.adapted_names,
         }
-        save_file(self.adapter_state_dict(), str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(self.adapter_state_dict(state_dict), str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
 
 

@@ -75,7 +75,7 @@ def training_arguments(args: RunArgs, output_dir: Path, report_to: list[str]) ->
         report_to=report_to,
         run_name=args.run_name or args.default_run_name(),
         bf16=args.bf16,
-        gradient_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=args.gradient_checkpointing,
         deepspeed=args.deepspeed,
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),

@@ -75,13 +75,16 @@ class GoatTrainer(Trainer):
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Checkpoints hold the adapter only (adapter_config.json + adapter_model.safetensors)."""
+        """Checkpoints hold the adapter only (adapter_config.json + adapter_model.safetensors).
+
+        ``state_dict`` is what DeepSpeed gathered (ZeRO-3's live parameters are shards); it is used when given.
+        """
         if not isinstance(self.model, GoatModel) or self.model.goat_config.method == "full":
             return super()._save(output_dir, state_dict)
         if not self.args.should_save:
             return
         output = Path(output_dir or self.args.output_dir)
-        self.model.save_pretrained(output)
+        self.model.save_pretrained(output, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output)
 

@@ -1,0 +1,188 @@
+"""Causal-LM pipelines (paper Tables 2, 3) end to end on a tiny LLaMA: real CLI, local data files, CPU."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+from transformers.integrations import HfDeepSpeedConfig
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+import goat
+from goat.tasks.causal_lm import DATASETS, IGNORE_INDEX
+from goat.train.__main__ import main
+from goat.train.args import parse_args
+from goat.train.causal import LLAMA_TARGETS, TASKS, attention_implementation, build_causal_lm, load_causal_lm, shard
+from goat.train.results import read_results
+from goat.train.runner import prepare, train
+from tests.train.causal_fixtures import write_data, write_tiny_llama
+
+ZERO3 = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero3.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices: thread start-up costs more than it saves (a lot on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_data(tmp_path_factory.mktemp("causal-data"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, files):
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), files)
+
+
+def _argv(family, model_dir, tmp_path, *extra):
+    """Two optimiser steps (8 examples, batch 4, one epoch), 3 evaluation examples, 8 new tokens."""
+    return [
+        family, "--model", str(model_dir), "--epochs", "1", "--max-train-samples", "8", "--batch-size", "4",
+        "--per-device-batch", "4", "--warmup-steps", "0", "--lr", "1e-2", "--max-new-tokens", "8", "--eval-batch", "2",
+        "--max-eval-samples", "3", "--no-bf16", "--report-to", "none", "--output-dir", str(tmp_path / "out"),
+        "--results-dir", str(tmp_path / "res"), *extra,
+    ]  # fmt: skip
+
+
+def _run_folder(tmp_path, family, row):
+    return tmp_path / "out" / family / row["run_name"]
+
+
+def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_path):
+    argv = _argv("math", model_dir, tmp_path, "--train-file", str(files["metamath"]), "--eval-data", str(files["gsm8k"]),
+                 "--gradient-checkpointing", "--experts", "4")  # fmt: skip
+    prepared = prepare(parse_args(argv))
+    model = prepared.trainer.model
+    assert len(model.adapted_names) == 2 * len(LLAMA_TARGETS)  # q, k, v, up, down of both blocks (App. F.1)
+    assert {name.rsplit(".", 1)[-1] for name in model.adapted_names} == set(LLAMA_TARGETS)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    summary = train(prepared)
+
+    assert prepared.trainer.state.global_step == 2
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert any("lora_B" in n for n in changed)  # gradients reach the adapters through checkpointed blocks
+    (row,) = read_results(tmp_path / "res", "math")
+    assert row["task"] == "gsm8k" and row["metric"] == "exact_match" and 0.0 <= row["value"] <= 1.0
+    assert summary["best"]["exact_match"] == row["value"]
+    run = _run_folder(tmp_path, "math", row)
+    generations = [json.loads(line) for line in (run / "generations" / "epoch1" / "gsm8k.jsonl").read_text().splitlines()]
+    assert [g["reference"] for g in generations] == ["5", "5", "12"]
+    assert all(isinstance(g["generation"], str) for g in generations)
+
+    # The saved adapter restores the trained model on a fresh base.
+    ids = torch.tensor([[1, 40, 41, 42, 43]])
+    restored = goat.load_goat_model(AutoModelForCausalLM.from_pretrained(model_dir), run / "adapter").eval()
+    assert torch.allclose(restored(input_ids=ids).logits, model.eval()(input_ids=ids).logits, atol=1e-5)
+
+
+def test_prompt_tokens_carry_no_loss(model_dir, files):
+    args = parse_args(_argv("math", model_dir, model_dir, "--train-file", str(files["metamath"]), "--eval-data", str(files["gsm8k"])))
+    bundle = build_causal_lm(args)
+    batch = bundle.data_collator([bundle.train_dataset[i] for i in range(4)])
+    assert (batch["labels"] == IGNORE_INDEX).any(dim=1).all() and (batch["labels"] != IGNORE_INDEX).any(dim=1).all()
+    out = bundle.model(**batch)
+    out.logits.retain_grad()
+    out.loss.backward()
+    # logits at t predict token t + 1: no gradient where that token is prompt or padding, some elsewhere
+    targets = torch.cat([batch["labels"][:, 1:], torch.full_like(batch["labels"][:, :1], IGNORE_INDEX)], dim=1)
+    grad = out.logits.grad.abs().sum(-1)
+    assert torch.all(grad[targets == IGNORE_INDEX] == 0)
+    assert torch.all(grad[targets != IGNORE_INDEX] > 0)
+
+
+def test_code_scores_humaneval_in_the_sandbox(model_dir, files, tmp_path):
+    assert main(_argv("code", model_dir, tmp_path, "--train-file", str(files["code"]), "--method", "lora", "--max-eval-samples", "2")) == 0
+    (row,) = read_results(tmp_path / "res", "code")
+    assert row["task"] == "humaneval" and row["metric"] == "pass@1" and 0.0 <= row["value"] <= 1.0
+    samples = (_run_folder(tmp_path, "code", row) / "generations" / "epoch1" / "humaneval_samples.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in samples]
+    assert [r["task_id"] for r in records] == ["HumanEval/0", "HumanEval/1"]
+    assert all(r["status"] in ("passed", "failed", "timeout") and "completion" in r for r in records)
+    assert row["value"] == sum(r["passed"] for r in records) / 2
+
+
+def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_dir, files, tmp_path):
+    argv = _argv("chat", model_dir, tmp_path, "--train-file", str(files["wizard"]), "--eval-data", str(files["mtbench"]), "--epochs", "2")
+    assert main(argv) == 0
+    rows = read_results(tmp_path / "res", "chat")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert all(r["metric"] == "mtbench_pending_judge" and math.isnan(r["value"]) for r in rows)
+    assert rows[0]["metrics"]["mtbench_answered"] == 3
+    folder = _run_folder(tmp_path, "chat", rows[0]) / "mt_bench" / "model_answer"
+    assert sorted(p.stem for p in folder.glob("*.jsonl")) == [f"{rows[0]['run_name']}-epoch{e}" for e in (1, 2)]
+    for path in folder.glob("*.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [r["question_id"] for r in records] == [81, 82, 83]
+        for record in records:
+            assert set(record) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+            assert record["model_id"] == path.stem and len(record["choices"][0]["turns"]) == 2
+
+
+def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_path):
+    argv = _argv("commonsense", model_dir, tmp_path, "--train-file", str(files["commonsense"]),
+                 "--eval-data", str(files["commonsense_eval"]), "--eval-sets", "boolq", "piqa", "--method", "molora")  # fmt: skip
+    assert main(argv) == 0
+    (row,) = read_results(tmp_path / "res", "commonsense")
+    metrics = row["metrics"]
+    assert row["metric"] == "avg_accuracy" and set(metrics) == {"boolq_accuracy", "piqa_accuracy", "avg_accuracy"}
+    assert metrics["avg_accuracy"] == pytest.approx((metrics["boolq_accuracy"] + metrics["piqa_accuracy"]) / 2)
+    assert (row["hparams"]["rank"], row["hparams"]["alpha"]) == (32, 64)  # Table 9 defaults
+
+
+@pytest.mark.parametrize(
+    ("family", "extra", "message"),
+    [
+        ("chat", [], "question.jsonl"),
+        ("commonsense", [], "LLM-Adapters"),
+        ("math", ["--task", "humaneval"], "is not in math.yaml"),
+        ("math", ["--attn-implementation", "fast"], "--attn-implementation 'fast'"),
+        ("math", ["--max-new-tokens", "600"], "no room for a prompt"),
+    ],
+)
+def test_setup_mistakes_are_one_line_errors(model_dir, tmp_path, capsys, family, extra, message):
+    assert main(_argv(family, model_dir, tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_defaults_follow_tables_9_and_12():
+    for family in ("math", "code", "chat"):
+        args = parse_args([family])
+        assert (args.batch_size, args.rank, args.alpha, args.lr, args.epochs, args.warmup_steps) == (32, 8, 16, 2e-5, 5, 100)
+    args = parse_args(["commonsense"])
+    assert (args.batch_size, args.rank, args.alpha, args.lr, args.epochs, args.warmup_steps) == (16, 32, 64, 1e-4, 3, 100)
+    for family, task in TASKS.items():  # subset sizes and length caps as the data specs state them
+        args = parse_args([family])
+        assert args.task == task.name and args.dropout == 0.05 and args.bf16
+        assert (args.max_train_samples, args.max_length) == (DATASETS[task.dataset].default_n, DATASETS[task.dataset].default_max_length)
+
+
+def test_attention_falls_back_to_sdpa_without_flash_attention():
+    assert attention_implementation("auto", bf16=True) == "sdpa"  # no GPU / flash-attn here
+    assert attention_implementation("eager", bf16=False) == "eager"
+
+
+@pytest.mark.parametrize(("n", "world"), [(5, 2), (1, 3), (6, 3)])
+def test_shards_cover_everything_with_equal_counts(n, world):
+    shards = [shard(n, rank, world) for rank in range(world)]
+    assert len({len(indices) for indices, _ in shards}) == 1
+    assert sorted(i for indices, real in shards for i in indices[:real]) == list(range(n))
+
+
+def test_loading_refuses_a_registered_zero3_config(model_dir):
+    registered = HfDeepSpeedConfig(json.loads(ZERO3.read_text()))  # what TrainingArguments(deepspeed=zero3) does
+    try:
+        with pytest.raises(RuntimeError, match="before creating TrainingArguments"):
+            load_causal_lm(parse_args(["math", "--model", str(model_dir)]))
+    finally:
+        unset_hf_deepspeed_config()
+    assert registered.is_zero3()
