@@ -16,9 +16,9 @@ from PIL import Image
 from torch import nn
 
 import goat
+from goat.layers import LoraMoELinear
 from goat.tasks import vision_data as vd
 from goat.tasks import vision_models as vm
-from goat.layers import LoraMoELinear
 from goat.tasks.errors import DataUnavailableError
 
 MEAN = torch.tensor(vd.CLIP_MEAN).view(3, 1, 1)
@@ -75,7 +75,7 @@ def test_train_transform_is_random_crop_near_full_image() -> None:
 
 def _write_imagefolder(root, classes_train, classes_test, per_class=2) -> None:
     for split, classes in (("train", classes_train), ("test", classes_test)):
-        for ci, cls in enumerate(classes):
+        for cls in classes:
             d = root / split / cls
             d.mkdir(parents=True)
             for j in range(per_class):
@@ -170,14 +170,19 @@ def test_each_hub_adapter_keeps_class_labels(name: str, monkeypatch) -> None:
 
     def fake(path, config, splits, cache_dir):
         seen.update(path=path, config=config, splits=list(splits))
-        features = datasets.Features({spec.image_column: datasets.Image(), spec.label_column: datasets.ClassLabel(names=names), "id": datasets.Value("int64")})
+        columns = {spec.image_column: datasets.Image(), spec.label_column: datasets.ClassLabel(names=names)}
+        features = datasets.Features({**columns, "id": datasets.Value("int64")})
         return [
             datasets.Dataset.from_dict(
-                {spec.image_column: [Image.new("RGB", (4, 4), (y % 256, 0, 0)) for y in ys], spec.label_column: ys, "id": list(range(len(ys)))},
+                {
+                    spec.image_column: [Image.new("RGB", (4, 4), (y % 256, 0, 0)) for y in labels[split]],
+                    spec.label_column: labels[split],
+                    "id": list(range(len(labels[split]))),  # an extra column, dropped by the adapter
+                },
                 features=features,
             )
-            for ys in (labels["train"], labels["test"])
-        ]  # fmt: skip
+            for split in ("train", "test")
+        ]
 
     monkeypatch.setattr(vd, "_hub_load", fake)
     dd = vd.load_image_dataset(name)
@@ -237,7 +242,8 @@ def test_drop_val_holdout_matches_random_split() -> None:
 
 
 def _targets(model: nn.Module, backbone: str) -> list[str]:
-    config = goat.GoatConfig(method="lora", r=4, target_modules=list(vm.TARGET_SUFFIXES[backbone]), modules_to_save=["classifier"])
+    targets = list(vm.TARGET_SUFFIXES[backbone])
+    config = goat.GoatConfig(method="lora", r=4, target_modules=targets, modules_to_save=["classifier"])
     return goat.find_target_layers(model, config)
 
 
@@ -314,12 +320,12 @@ def test_split_attention_masks_and_weights_match_mha(batch_first: bool) -> None:
     torch.manual_seed(0)
     mha = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
     split = vm.SplitQKVAttention.from_mha(mha)
-    b, l = 3, 5
-    x = torch.randn(b, l, 16) if batch_first else torch.randn(l, b, 16)
-    causal = torch.ones(l, l, dtype=torch.bool).triu(1)
-    pad = torch.zeros(b, l, dtype=torch.bool)
+    b, n = 3, 5
+    x = torch.randn(b, n, 16) if batch_first else torch.randn(n, b, 16)
+    causal = torch.ones(n, n, dtype=torch.bool).triu(1)
+    pad = torch.zeros(b, n, dtype=torch.bool)
     pad[0, -2:] = True
-    float_mask = torch.randn(b * 4, l, l)
+    float_mask = torch.randn(b * 4, n, n)
     cases = [
         dict(need_weights=False),
         dict(need_weights=True, attn_mask=causal),
@@ -365,7 +371,7 @@ def test_goat_adapted_clip_equals_unadapted_at_init_with_zeroed_router(backbone:
     config = goat.GoatConfig(method="goat", r=8, num_experts=8, top_k=8, lora_dropout=0.0,
                              target_modules=list(vm.TARGET_SUFFIXES[backbone]), modules_to_save=["classifier"])  # fmt: skip
     adapted = goat.get_goat_model(model, config).eval()
-    assert isinstance(attn.q_proj, LoraMoELinear) and isinstance(attn.k_proj, LoraMoELinear) and isinstance(attn.v_proj, LoraMoELinear)
+    assert all(isinstance(getattr(attn, name), LoraMoELinear) for name in ("q_proj", "k_proj", "v_proj", "out_proj"))
     assert not torch.allclose(attn.q_proj.lora_B, attn.k_proj.lora_B)  # each has its own SVD experts
     with torch.no_grad():
         routed = adapted(pixel_values=x).logits

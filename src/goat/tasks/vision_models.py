@@ -9,12 +9,12 @@ Two backbones, one output contract: ``model(pixel_values=..., labels=None)`` ret
   ``classifier`` on the mean of the last-layer patch tokens (CLS excluded, before
   ``post_layernorm``). Adapter targets: ``q_proj, k_proj, v_proj, out_proj, fc1, fc2`` of every
   encoder block (12 x 6 = 72 layers for ViT-B/32).
-* :func:`build_open_clip_classifier` (= :func:`create_open_clip` + :func:`open_clip_classifier`):
-  open_clip's visual tower, with each packed ``nn.MultiheadAttention`` replaced by the
-  numerically equivalent :class:`SplitQKVAttention` (separate ``q_proj/k_proj/v_proj/out_proj``
-  linears) so adapters can target q, k and v separately, plus either a trainable linear head or
-  a frozen zero-shot head (text-tower class embeddings), both named ``classifier``. Adapter
-  targets: ``q_proj, k_proj, v_proj, out_proj, c_fc, c_proj`` of every residual block.
+* :func:`create_open_clip` then :func:`open_clip_classifier`: open_clip's visual tower, with each
+  packed ``nn.MultiheadAttention`` replaced by the numerically equivalent
+  :class:`SplitQKVAttention` (separate ``q_proj/k_proj/v_proj/out_proj`` linears) so adapters can
+  target q, k and v separately, plus either a trainable linear head or a frozen zero-shot head
+  (text-tower class embeddings), both named ``classifier``. Adapter targets: ``q_proj, k_proj,
+  v_proj, out_proj, c_fc, c_proj`` of every residual block.
 
 :func:`smoke_clip_vision_config` and :func:`smoke_open_clip` are tiny random stand-ins of either
 backbone (64 wide, 2 layers, 32 px) for tests and the offline smoke run.
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +78,7 @@ def _label_maps(num_classes: int, class_names: Sequence[str] | None) -> dict[str
 
 
 def build_hf_clip_classifier(
-    model_id_or_config: Union[str, os.PathLike, CLIPVisionConfig, CLIPConfig] = DEFAULT_HF_CLIP,
+    model_id_or_config: str | os.PathLike | CLIPVisionConfig | CLIPConfig = DEFAULT_HF_CLIP,
     num_classes: int | None = None,
     *,
     class_names: Sequence[str] | None = None,
@@ -170,7 +171,7 @@ class SplitQKVAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
     @classmethod
-    def from_mha(cls, mha: nn.MultiheadAttention) -> "SplitQKVAttention":
+    def from_mha(cls, mha: nn.MultiheadAttention) -> SplitQKVAttention:
         """Build a split copy of ``mha`` (same device/dtype, same weights, same mode)."""
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError(
@@ -209,16 +210,16 @@ class SplitQKVAttention(nn.Module):
         like: torch.Tensor,
     ) -> torch.Tensor | None:
         """Merge masks into one float mask broadcastable to ``[B, H, L, S]`` (``-inf`` = blocked)."""
-        b, l, s = shape
+        b, n_q, n_k = shape
         mask = None
         if attn_mask is None and is_causal:
-            attn_mask = torch.ones(l, s, dtype=torch.bool, device=like.device).triu(1)
+            attn_mask = torch.ones(n_q, n_k, dtype=torch.bool, device=like.device).triu(1)
         if attn_mask is not None:
             mask = _to_additive(attn_mask, like)
             if mask.dim() == 3:
-                mask = mask.view(b, self.num_heads, l, s)
+                mask = mask.view(b, self.num_heads, n_q, n_k)
         if key_padding_mask is not None:
-            pad = _to_additive(key_padding_mask, like).view(b, 1, 1, s)
+            pad = _to_additive(key_padding_mask, like).view(b, 1, 1, n_k)
             mask = pad if mask is None else mask + pad
         return mask
 
@@ -241,10 +242,10 @@ class SplitQKVAttention(nn.Module):
                 key_padding_mask = key_padding_mask.unsqueeze(0)
         if not self.batch_first:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        b, l, _ = query.shape
-        s = key.shape[1]
+        b, n_q, _ = query.shape
+        n_k = key.shape[1]
         q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), self._heads(self.v_proj(value))
-        mask = self._additive_mask(attn_mask, key_padding_mask, is_causal, (b, l, s), q)
+        mask = self._additive_mask(attn_mask, key_padding_mask, is_causal, (b, n_q, n_k), q)
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
@@ -256,7 +257,7 @@ class SplitQKVAttention(nn.Module):
             weights = weights.mean(dim=1) if average_attn_weights else weights
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        out = self.out_proj(out.transpose(1, 2).reshape(b, l, self.embed_dim))
+        out = self.out_proj(out.transpose(1, 2).reshape(b, n_q, self.embed_dim))
         if not self.batch_first:
             out = out.transpose(0, 1)
         if unbatched:
@@ -340,7 +341,7 @@ class OpenClipClassifier(nn.Module):
         return ImageClassifierOutput(loss=loss, logits=logits)
 
 
-def smoke_open_clip(**vision_overrides: Any) -> nn.Module:
+def smoke_open_clip() -> nn.Module:
     """A tiny randomly initialised open_clip ``CLIP`` for tests and smoke runs.
 
     Vision: width 64, 2 layers, 4 heads, 32 px, patch 8 (like :func:`smoke_clip_vision_config`);
@@ -349,10 +350,9 @@ def smoke_open_clip(**vision_overrides: Any) -> nn.Module:
     """
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    vision = dict(layers=2, width=64, head_width=16, patch_size=8, image_size=32)
-    vision.update(vision_overrides)
+    vision = CLIPVisionCfg(layers=2, width=64, head_width=16, patch_size=8, image_size=32)
     text = CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=4, layers=1)
-    return CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(**vision), text_cfg=text, quick_gelu=True).eval()
+    return CLIP(embed_dim=32, vision_cfg=vision, text_cfg=text, quick_gelu=True).eval()
 
 
 def check_open_clip_name(model_name: str) -> None:
@@ -440,25 +440,6 @@ def open_clip_classifier(
     split_qkv_attention(visual)
     model = OpenClipClassifier(visual, classifier.to(next(visual.parameters()).device), num_classes, name)
     return model.eval()
-
-
-def build_open_clip_classifier(
-    model_name: str = "ViT-B-32",
-    pretrained: str | None = "openai",
-    num_classes: int | None = None,
-    head: str = "linear",
-    class_names: Sequence[str] | None = None,
-    templates: Sequence[str] | None = None,
-    **create_kwargs: Any,
-) -> OpenClipClassifier:
-    """:func:`create_open_clip` + :func:`open_clip_classifier` with the architecture's tokenizer."""
-    import open_clip
-
-    clip = create_open_clip(model_name, pretrained, **create_kwargs)
-    return open_clip_classifier(
-        clip, num_classes, head=head, class_names=class_names, templates=templates,
-        tokenizer=open_clip.get_tokenizer(model_name), name=f"{model_name}:{pretrained}",
-    )  # fmt: skip
 
 
 def image_size(model: nn.Module) -> int:

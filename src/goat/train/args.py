@@ -71,6 +71,7 @@ class RunArgs:
     run_name: str = _f(None, "Run name (default: built from the hyperparameters).")
     save_adapter: bool = _f(True, "Save the final adapter to the run folder.")
     logging_steps: int = _f(10, "Log every N optimiser steps.")
+    dataloader_workers: int = _f(0, "Data-loading worker processes per device (image decoding benefits from 4-8).")
     smoke: bool = _f(False, "Mark results as a smoke run of the code path (not a reproduction).")
     study: str = _f(None, "Paper analysis this run belongs to (set by goat.studies); goat.report lists such runs only with --study.")
 
@@ -78,7 +79,7 @@ class RunArgs:
     backbone: str = _f("hf", "Image backbone implementation: hf (transformers CLIP vision tower, as the authors ran) or open_clip.")
     pretrained: str = _f("openai", "Weights for backbones that name them apart from --model (open_clip: a tag such as openai, or a checkpoint file).")
     head: str = _f("linear", "Image classifier head: linear (new, trained in full) or zeroshot (frozen class-name prompt embeddings; open_clip).")
-    val_holdout: bool = _f(True, "Train images: drop the authors' validation hold-out (10 % of train, at most 5,000; none for EuroSAT).")
+    val_holdout: bool = _f(True, "Train images: drop the authors' validation hold-out (a tenth of train, at most 5,000; none for EuroSAT).")
 
     # --- causal LM
     train_file: str = _f(None, "Causal LM: local training file (json, jsonl or parquet) instead of the hub dataset.")

@@ -77,7 +77,7 @@ def training_arguments(args: RunArgs, output_dir: Path, report_to: list[str]) ->
         bf16=args.bf16,
         activation_checkpointing=args.gradient_checkpointing,
         deepspeed=args.deepspeed,
-        dataloader_num_workers=0,
+        dataloader_num_workers=args.dataloader_workers,
         use_cpu=not torch.cuda.is_available(),
     )
 
