@@ -1,0 +1,1 @@
+"""Cost analyses of the adapter methods (paper App. F): ``params`` counts trainable parameters."""
