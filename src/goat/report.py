@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -80,10 +81,10 @@ def measured_for(rows: list[dict[str, Any]], published: PublishedTable) -> Measu
     for row in best_per_run(rows):
         found = {canonical_task(row["task"]): row["value"]}
         for key, value in (row.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and canonical_task(key) not in found:
+            if isinstance(value, (int, float)) and math.isfinite(value) and canonical_task(key) not in found:
                 found[canonical_task(key)] = value
         for column, value in found.items():
-            if column in published.columns:
+            if column in published.columns and math.isfinite(value):  # MT-Bench: NaN until judged
                 values[row["method"]][column].append(value * (1.0 if column in published.raw_scale else 100.0))
     return {m: {c: (statistics.mean(v), len(v)) for c, v in per.items()} for m, per in values.items()}
 
@@ -180,7 +181,7 @@ def compare_main(rows: list[dict[str, Any]], family: str, csv_path: str | None) 
     measured = measured_for(rows, published)
     if not measured:
         tasks = sorted({r["task"] for r in rows})
-        print(f"error: none of the tasks {tasks} is a column of paper {published.table} ({', '.join(published.columns)}).", file=sys.stderr)
+        print(f"error: no run of {tasks} has a (finite) value in a column of paper {published.table} ({', '.join(published.columns)}).", file=sys.stderr)
         return 2
     smoke = any(r.get("smoke") for r in rows)
     print(f"{family}: measured (best epoch, mean over seeds) / {published.citation()} (measured − paper)"
