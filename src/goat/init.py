@@ -53,7 +53,13 @@ def svd_float32(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def _thin_svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return torch.linalg.svd(weight.detach().float(), full_matrices=False)
+    """``U, S, Vh`` of ``weight``; a wide matrix (out < in) is decomposed through its transpose,
+    which LAPACK does 3-7x faster here and which is the same thin SVD (W = V' S U'^T)."""
+    matrix = weight.detach().float()
+    if matrix.shape[0] >= matrix.shape[1]:
+        return torch.linalg.svd(matrix, full_matrices=False)
+    U, S, Vh = torch.linalg.svd(matrix.T, full_matrices=False)
+    return Vh.T, S, U.T
 
 
 def expert_svd_factors(
