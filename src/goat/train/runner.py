@@ -100,7 +100,8 @@ def prepare(args: RunArgs) -> PreparedRun:
     Everything a user can get wrong (names, paths, flags, offline hub) fails here, before training.
     """
     set_seed(args.seed)
-    report_to = configure_reporter(args.report_to, project=args.project or f"goat-{args.family}")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    report_to = configure_reporter(args.report_to, project=args.project or f"goat-{args.family}", main_process=main_process)
     run_name = args.run_name or args.default_run_name()
     output_dir = Path(args.output_dir) / args.family / run_name
     bundle = builder_for(args.family)(args)
