@@ -24,19 +24,13 @@ REPORT_TO=wandb                  # wandb (offline automatically without network)
 EXTRA_ARGS=""
 
 cd "$(dirname "$0")"
-if [ "$GPUS" -gt 1 ]; then
-  LAUNCH=(torchrun --standalone --nproc-per-node="$GPUS" -m goat.train)
-  DEEPSPEED_ARGS=(--deepspeed "$DEEPSPEED")
-else
-  LAUNCH=(python -m goat.train)
-  DEEPSPEED_ARGS=()
-fi
+source scripts/launch.sh
 
 for SEED in $SEEDS; do
-  "${LAUNCH[@]}" commonsense --task commonsense --method "$METHOD" --model "$MODEL" \
+  goat_train "$GPUS" "$DEEPSPEED" commonsense --task commonsense --method "$METHOD" --model "$MODEL" \
     --rank "$RANK" --alpha "$ALPHA" --experts "$EXPERTS" --top-k "$K" --aux-loss-coef "$AUX_LOSS_COEF" \
     --per-device-batch "$PER_DEVICE_BATCH" --seed "$SEED" \
     ${TRAIN_FILE:+--train-file "$TRAIN_FILE"} --eval-data "$EVAL_DATA" \
-    --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" --report-to "$REPORT_TO" "${DEEPSPEED_ARGS[@]}" $EXTRA_ARGS
+    --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" --report-to "$REPORT_TO" $EXTRA_ARGS
 done
 python -m goat.report --family commonsense --results-dir "$RESULTS_DIR"

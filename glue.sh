@@ -14,26 +14,21 @@ AUX_LOSS_COEF=1e-3
 TASKS="mrpc rte cola sst2 qnli mnli qqp"
 SEEDS="0"
 GPUS=1                           # >1: torchrun + DeepSpeed ZeRO-2
+DEEPSPEED=configs/deepspeed/zero2.json   # used when GPUS > 1 (zero3.json also works)
 OUT_DIR=outputs
 RESULTS_DIR=results
 REPORT_TO=wandb                  # wandb (offline automatically without network) | tensorboard | none
 EXTRA_ARGS=""
 
 cd "$(dirname "$0")"
-if [ "$GPUS" -gt 1 ]; then
-  LAUNCH=(torchrun --standalone --nproc-per-node="$GPUS" -m goat.train)
-  DEEPSPEED=(--deepspeed configs/deepspeed/zero2.json)
-else
-  LAUNCH=(python -m goat.train)
-  DEEPSPEED=()
-fi
+source scripts/launch.sh
 
 for TASK in $TASKS; do
   for SEED in $SEEDS; do
-    "${LAUNCH[@]}" glue --task "$TASK" --method "$METHOD" --model "$MODEL" \
+    goat_train "$GPUS" "$DEEPSPEED" glue --task "$TASK" --method "$METHOD" --model "$MODEL" \
       --rank "$RANK" --alpha "$ALPHA" --experts "$EXPERTS" --top-k "$K" --aux-loss-coef "$AUX_LOSS_COEF" \
       --seed "$SEED" --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" --report-to "$REPORT_TO" \
-      "${DEEPSPEED[@]}" $EXTRA_ARGS
+      $EXTRA_ARGS
   done
 done
 python -m goat.report --family glue --results-dir "$RESULTS_DIR"

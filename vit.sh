@@ -19,6 +19,7 @@ AUX_LOSS_COEF=1e-3
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 SEEDS="0"
 GPUS=1                               # >1: torchrun + DeepSpeed ZeRO-2 (the authors: 4 GPUs x 64 x 2 steps = 512)
+DEEPSPEED=configs/deepspeed/zero2.json   # used when GPUS > 1 (zero3.json also works)
 DATA_DIR=""                          # empty: hub mirrors; else <DATA_DIR>/<task>/{train,test}/<class>/<image>
 OUT_DIR=outputs
 RESULTS_DIR=results
@@ -26,22 +27,16 @@ REPORT_TO=wandb                      # wandb (offline automatically without netw
 EXTRA_ARGS=""
 
 cd "$(dirname "$0")"
-if [ "$GPUS" -gt 1 ]; then
-  LAUNCH=(torchrun --standalone --nproc-per-node="$GPUS" -m goat.train)
-  DEEPSPEED=(--deepspeed configs/deepspeed/zero2.json)
-else
-  LAUNCH=(python -m goat.train)
-  DEEPSPEED=()
-fi
+source scripts/launch.sh
 DATA=()
 if [ -n "$DATA_DIR" ]; then DATA=(--data-dir "$DATA_DIR"); fi
 
 for TASK in $TASKS; do
   for SEED in $SEEDS; do
-    "${LAUNCH[@]}" vision --task "$TASK" --method "$METHOD" --backbone "$BACKBONE" --model "$MODEL" \
+    goat_train "$GPUS" "$DEEPSPEED" vision --task "$TASK" --method "$METHOD" --backbone "$BACKBONE" --model "$MODEL" \
       --pretrained "$PRETRAINED" --head "$HEAD" --rank "$RANK" --alpha "$ALPHA" --experts "$EXPERTS" --top-k "$K" \
       --aux-loss-coef "$AUX_LOSS_COEF" --seed "$SEED" --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" \
-      --report-to "$REPORT_TO" "${DATA[@]}" "${DEEPSPEED[@]}" $EXTRA_ARGS
+      --report-to "$REPORT_TO" "${DATA[@]}" $EXTRA_ARGS
   done
 done
 python -m goat.report --family vision --results-dir "$RESULTS_DIR"
