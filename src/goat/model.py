@@ -142,6 +142,16 @@ def get_goat_model(
     return GoatModel(model, config, targets)
 
 
+def attach_uninitialised_adapters(model: nn.Module, config: GoatConfig) -> GoatModel:
+    """Adapter layers of the right shapes, with no initial values computed (no SVD, no W_res).
+
+    The skeleton :func:`load_goat_model` fills from a checkpoint; enough to count parameters,
+    including on the meta device.
+    """
+    config.validate()
+    return GoatModel(model, config, _inject(model, config, init_weights=False))
+
+
 # ------------------------------------------------------------------------ wrapper
 class GoatModel(nn.Module):
     """A model with adapters: forwards to ``base_model``; ``save_pretrained`` saves only the adapter."""
@@ -219,8 +229,8 @@ def load_goat_model(base_model: nn.Module, directory: str | Path) -> GoatModel:
     meta = json.loads((directory / CONFIG_NAME).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{directory}: adapter format {meta.get('format_version')} is not {FORMAT_VERSION}.")
-    config = GoatConfig.from_dict(meta["goat_config"])
-    targets = _inject(base_model, config, init_weights=False)
+    model = attach_uninitialised_adapters(base_model, GoatConfig.from_dict(meta["goat_config"]))
+    targets = model.adapted_names
     if targets != meta["adapted_layers"]:
         raise ValueError(
             f"{directory} was saved on a model with different adapted layers; is this the same base model?"
@@ -243,7 +253,7 @@ def load_goat_model(base_model: nn.Module, directory: str | Path) -> GoatModel:
                 with torch.no_grad():
                     weight.sub_((B @ A).to(device=weight.device, dtype=weight.dtype))
                 layer.residual_A, layer.residual_B = A, B
-    return GoatModel(base_model, config, targets)
+    return model
 
 
 # ------------------------------------------------------------ losses and statistics

@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from goat.config import GoatConfig
-from goat.model import GoatModel, _inject
+from goat.model import attach_uninitialised_adapters
 
 # Methods of App. F.1, in its order; "lora" stands for LoRA/PiSSA/MiLoRA/rsLoRA, "goat" for
 # MoLoRA/GOAT (identical shapes; both are built to show it).
@@ -294,8 +294,7 @@ def built_count(backbone: Backbone, method: str, rank: int, layers: int | None =
     config = GoatConfig(
         method=method, r=rank, num_experts=backbone.experts, top_k=2, target_modules=list(backbone.target_modules)
     )
-    targets = _inject(model, config, init_weights=False)
-    trainable, _ = GoatModel(model, config, targets).trainable_parameter_count()
+    trainable, _ = attach_uninitialised_adapters(model, config).trainable_parameter_count()
     return trainable, base_total
 
 
