@@ -130,4 +130,5 @@ def test_vit_sh_is_valid_bash_with_its_variables_on_top() -> None:
     assert subprocess.run(["bash", "-n", str(ROOT / "vit.sh")]).returncode == 0
     for variable in ("METHOD", "BACKBONE", "MODEL", "RANK", "ALPHA", "EXPERTS", "K", "GPUS", "TASKS", "SEEDS", "OUT_DIR"):
         assert f"\n{variable}=" in script
-    assert "--deepspeed configs/deepspeed/zero2.json" in script and '--nproc-per-node="$GPUS"' in script
+    # torchrun + DeepSpeed when GPUS > 1 comes from scripts/launch.sh (tests/test_task_drivers.py)
+    assert "\nDEEPSPEED=configs/deepspeed/zero2.json" in script and 'goat_train "$GPUS" "$DEEPSPEED" vision' in script
