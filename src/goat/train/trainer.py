@@ -71,7 +71,9 @@ class GoatTrainer(Trainer):
             logs["task_loss"] = round(self._running["task_loss"] / n, 6)
             logs["aux_loss"] = round(self._running["aux_loss"] / n, 8)
             self._running = {"task_loss": 0.0, "aux_loss": 0.0, "count": 0}
-            logs.update(load_summary(goat.routing_stats(self.model, reset=True)))
+            stats = goat.routing_stats(self.model, reset=True)
+            logs.update(load_summary(stats))
+            logs.update(per_layer_load(stats))
         super().log(logs, start_time)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -100,6 +102,11 @@ def load_summary(stats: dict[str, list[float]]) -> dict[str, float]:
         "expert_load_max": round(loads.max(dim=1).values.mean().item(), 4),
         "expert_load_cv": round((loads.std(dim=1) / loads.mean(dim=1)).mean().item(), 4),
     }
+
+
+def per_layer_load(stats: dict[str, list[float]]) -> dict[str, float]:
+    """``expert_load/<layer>``: each MoE layer's most loaded expert share (1/E when balanced, Fig. 7)."""
+    return {f"expert_load/{layer}": round(max(loads), 4) for layer, loads in stats.items() if sum(loads) > 0}
 
 
 class EpochEvaluation(TrainerCallback):
