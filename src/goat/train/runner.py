@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ def prepare(args: RunArgs) -> PreparedRun:
     row_template = {
         "family": args.family, "task": args.task, "method": args.method, "model": args.model,
         "seed": args.seed, "params_pct": params_pct, "trainable_params": trainable, "run_name": run_name,
-        "run_id": f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}", "smoke": args.smoke, "hparams": asdict(args),
+        "run_id": f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}", "smoke": args.smoke, "hparams": asdict(args),
     }  # fmt: skip
     evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, args.results_dir)
     trainer = GoatTrainer(
