@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 Evaluator = Callable[["GoatTrainer"], dict[str, float]]
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or gradient norm; the run is stopped and is not a result."""
+
+
 class GoatTrainer(Trainer):
     """Adds ``aux_loss_coef * balance_loss`` to the task loss and logs both, plus expert load."""
 
