@@ -95,3 +95,34 @@ def test_kasa_round_trip_reproduces_outputs(tmp_path):
     model.save_pretrained(tmp_path)
     restored = goat.load_goat_model(tiny_roberta(), tmp_path).eval()
     torch.testing.assert_close(restored(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["goat", "pissa", "molora", "lora", "full"])
+def test_load_trained_state_restores_a_run_in_place(method, tmp_path):
+    """Resuming: a freshly initialised model of the same config takes the saved run's tensors exactly."""
+    inputs = {"input_ids": torch.randint(3, 100, (2, 9)), "attention_mask": torch.ones(2, 9, dtype=torch.long)}
+    config = goat.GoatConfig(
+        method=method, r=8, lora_alpha=16, num_experts=4, top_k=2, target_modules=ROBERTA_TARGETS,
+        modules_to_save=["classifier"],
+    )
+    trained = goat.get_goat_model(tiny_roberta(), config)
+    _train_a_little(trained, inputs)
+    trained.save_pretrained(tmp_path / "ckpt")
+    fresh = goat.get_goat_model(tiny_roberta(), config).eval()
+    if method in ("goat", "pissa"):  # an init on other hardware: W_res differs slightly from the saved one
+        for layer in fresh.adapted_layers().values():
+            weight = layer.get_base_layer().weight if hasattr(layer, "get_base_layer") else layer.base_layer.weight
+            with torch.no_grad():
+                weight.add_(layer.residual_B @ layer.residual_A).sub_(1.01 * layer.residual_B @ layer.residual_A)
+            layer.residual_B = 1.01 * layer.residual_B
+    assert not torch.allclose(fresh(**inputs).logits, trained(**inputs).logits)
+    fresh.load_trained_state(tmp_path / "ckpt")
+    torch.testing.assert_close(fresh(**inputs).logits, trained(**inputs).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_load_trained_state_refuses_another_configuration(tmp_path):
+    config = goat.GoatConfig(r=8, num_experts=4, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"])
+    goat.get_goat_model(tiny_roberta(), config).save_pretrained(tmp_path / "ckpt")
+    other = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(r=8, num_experts=2, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]))
+    with pytest.raises(ValueError, match="another configuration"):
+        other.load_trained_state(tmp_path / "ckpt")

@@ -196,6 +196,31 @@ class GoatModel(nn.Module):
                 state[f"{name}.residual_B"] = layer.residual_B
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
+    def load_trained_state(self, directory: str | Path) -> None:
+        """Copy a saved adapter of this very configuration into this model, in place (resuming training).
+
+        Trainable tensors and scalings are copied; where the saved W_res factors differ from the ones
+        this model was initialised with (an SVD on other hardware), the base weight is moved from
+        ``W0 - W_res(current)`` to ``W0 - W_res(saved)`` so the frozen weight matches the saved run.
+        """
+        meta, state = read_adapter(directory)
+        if meta["goat_config"] != self.goat_config.to_dict() or meta["adapted_layers"] != self.adapted_names:
+            raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
+        residuals = {k: state.pop(k) for k in [k for k in state if k.endswith((".residual_A", ".residual_B"))]}
+        live = {n: p for n, p in self.base_model.named_parameters() if p.requires_grad}
+        for name in self.adapted_names:
+            if isinstance(self.base_model.get_submodule(name), LoraMoELinear):
+                live[f"{name}.scalings"] = self.base_model.get_submodule(name).scalings
+        if set(state) != set(live):
+            missing, extra = sorted(set(live) - set(state)), sorted(set(state) - set(live))
+            raise ValueError(f"{directory}: tensors missing {missing[:3]}, unexpected {extra[:3]}.")
+        with torch.no_grad():
+            for key, tensor in state.items():
+                live[key].copy_(tensor)
+        for name, layer in self.adapted_layers().items():
+            if f"{name}.residual_A" in residuals:
+                _replace_residual(layer, residuals[f"{name}.residual_A"], residuals[f"{name}.residual_B"])
+
     def save_pretrained(
         self, save_directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None, **_: Any
     ) -> None:
@@ -217,25 +242,30 @@ class GoatModel(nn.Module):
         (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
 
 
-def load_goat_model(base_model: nn.Module, directory: str | Path) -> GoatModel:
-    """Restore a saved adapter onto a fresh, untouched ``base_model`` (in memory only).
-
-    No SVD is recomputed: W_res is re-applied from its stored factors. (KaSA is the exception:
-    peft truncates the base weight with its own SVD when the layer is created.)
-    """
+def read_adapter(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A saved adapter's metadata and tensors, keyed as :meth:`GoatModel.adapter_state_dict` keys them."""
     directory = Path(directory)
     if not (directory / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{directory} has no {CONFIG_NAME}; pass the folder written by save_pretrained.")
     meta = json.loads((directory / CONFIG_NAME).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{directory}: adapter format {meta.get('format_version')} is not {FORMAT_VERSION}.")
+    return meta, load_file(str(directory / WEIGHTS_NAME))
+
+
+def load_goat_model(base_model: nn.Module, directory: str | Path) -> GoatModel:
+    """Restore a saved adapter onto a fresh, untouched ``base_model`` (in memory only).
+
+    No SVD is recomputed: W_res is re-applied from its stored factors. (KaSA is the exception:
+    peft truncates the base weight with its own SVD when the layer is created.)
+    """
+    meta, state = read_adapter(directory)
     model = attach_uninitialised_adapters(base_model, GoatConfig.from_dict(meta["goat_config"]))
     targets = model.adapted_names
     if targets != meta["adapted_layers"]:
         raise ValueError(
             f"{directory} was saved on a model with different adapted layers; is this the same base model?"
         )
-    state = load_file(str(directory / WEIGHTS_NAME))
     residuals = {k: state.pop(k) for k in [k for k in state if k.endswith((".residual_A", ".residual_B"))]}
     model_state = base_model.state_dict()
     unknown = sorted(set(state) - set(model_state))
@@ -254,6 +284,23 @@ def load_goat_model(base_model: nn.Module, directory: str | Path) -> GoatModel:
                     weight.sub_((B @ A).to(device=weight.device, dtype=weight.dtype))
                 layer.residual_A, layer.residual_B = A, B
     return model
+
+
+def _replace_residual(layer: AdaptedLayer, residual_A: torch.Tensor, residual_B: torch.Tensor) -> None:
+    """Make the frozen weight ``W0 - residual_B @ residual_A`` given that it holds ``W0 - (its current residual)``."""
+    if (
+        layer.residual_A is not None
+        and torch.equal(layer.residual_A, residual_A.to(layer.residual_A.dtype))
+        and torch.equal(layer.residual_B, residual_B.to(layer.residual_B.dtype))
+    ):
+        return
+    weight = layer.get_base_layer().weight if isinstance(layer, SingleLoraLinear) else layer.base_layer.weight
+    change = residual_B.float() @ residual_A.float()
+    if layer.residual_A is not None:
+        change -= layer.residual_B.float() @ layer.residual_A.float()
+    with torch.no_grad():
+        weight.sub_(change.to(device=weight.device, dtype=weight.dtype))
+    layer.residual_A, layer.residual_B = residual_A.float().cpu(), residual_B.float().cpu()
 
 
 # ------------------------------------------------------------ losses and statistics
