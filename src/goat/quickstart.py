@@ -43,14 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     defaults = load_yaml_defaults("glue", "tweet_sentiment")
     routing_files = {}
     started = time.time()
-    for seed in args.seeds:
+    for seed in dict.fromkeys(args.seeds):  # a seed given twice is one seed
         for method in args.methods:
             print(f"== {method} (rank {args.rank}, seed {seed})", flush=True)
             run_args = RunArgs(**{
                 **defaults, "family": "glue", "task": "tweet_sentiment", "method": method, "rank": args.rank,
                 "alpha": 2.0 * args.rank, "seed": seed, "epochs": args.epochs, "max_train_samples": args.train_samples,
                 "max_eval_samples": args.eval_samples, "output_dir": str(out / "runs"), "results_dir": str(out),
-                "save_adapter": False, "smoke": True,
+                "save_adapter": False, "save_strategy": "no", "overwrite_output_dir": True, "smoke": True,
             })  # fmt: skip
             summary = run(run_args)
             print(f"   accuracy {summary['best']['accuracy']:.4f}  ({summary['train_seconds']} s)", flush=True)

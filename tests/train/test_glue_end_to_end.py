@@ -78,8 +78,8 @@ def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rt
 
 
 def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_path):
-    for seed in ("0", "0", "1"):
-        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--epochs", "1") == 0
+    for seed in ("0", "0", "1"):  # the rerun of seed 0 starts its folder over
+        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--epochs", "1", "--overwrite-output-dir") == 0
     losses = [json.loads(p.read_text())["train_loss"] for p in sorted((tmp_path / "out" / "glue").glob("*/summary.json"))]
     rows = read_results(tmp_path / "res", "glue")
     assert len(rows) == 3
@@ -101,7 +101,7 @@ def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_p
 def test_user_errors_are_one_line(flags, message, capsys, tmp_path, tiny_model_dir, rte_dir):
     model = [] if "--model" in flags else ["--model", str(tiny_model_dir)]
     data = [] if "--data-dir" in flags else ["--data-dir", str(rte_dir)]
-    code = main(["glue", *model, *data, *flags, "--report-to", "none", "--results-dir", str(tmp_path)])
+    code = main(["glue", *model, *data, *flags, "--report-to", "none", "--results-dir", str(tmp_path), "--output-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()  # earlier lines: progress bars of data loading
     assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
     assert not any(line.startswith(("Traceback", "error: ")) for line in err[:-1])

@@ -209,6 +209,7 @@ def run_args(settings: StudySettings, run: Run) -> RunArgs:
         "family": target.family, "task": target.task, "seed": run.seed,
         "run_name": f"{settings.name}-{slug(run.label)}-{slug(target.task)}-s{run.seed}",
         "study": settings.name, "smoke": settings.smoke or bool(defaults.get("smoke")), "save_adapter": False,
+        "save_strategy": "no", "overwrite_output_dir": True,  # a study reruns short runs whole
         "results_dir": str(settings.results_dir), "output_dir": str(settings.output_dir),
     }  # fmt: skip
     return RunArgs(**values)

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers.trainer_utils import SchedulerType
 
 from goat.config import GoatConfig
+from goat.train.reporters import REPORTERS
 
 FAMILIES = ("glue", "vision", "math", "code", "chat", "commonsense")
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
+SCHEDULERS = tuple(kind.value for kind in SchedulerType)
 
 
 def _f(default: Any, help: str, flag: str | None = None, **kw: Any) -> Any:
@@ -69,7 +74,11 @@ class RunArgs:
     report_to: str = _f("none", "none, wandb (offline automatically without network) or tensorboard.")
     project: str = _f(None, "W&B project (default: goat-<family>).")
     run_name: str = _f(None, "Run name (default: built from the hyperparameters).")
-    save_adapter: bool = _f(True, "Save the final adapter to the run folder.")
+    save_adapter: bool = _f(True, "Save the best epoch's adapter (adapter/) and the last one's (adapter-last/) to the run folder.")
+    save_strategy: str = _f("epoch", "Checkpoints: epoch (one at the end of every epoch; needed by --resume) or no.")
+    save_total_limit: int = _f(1, "Checkpoints kept besides the best epoch's (the newest is always kept).")
+    resume: bool = _f(False, "Continue this run (same run name) from its newest checkpoint; starts fresh, with a notice, when there is none.")
+    overwrite_output_dir: bool = _f(False, "Start over in a run folder that holds an earlier attempt (its files are deleted; results rows stay).")
     logging_steps: int = _f(10, "Log every N optimiser steps.")
     dataloader_workers: int = _f(0, "Data-loading worker processes per device (image decoding benefits from 4-8).")
     smoke: bool = _f(False, "Mark results as a smoke run of the code path (not a reproduction).")
@@ -125,9 +134,57 @@ class RunArgs:
             )
         return max(1, self.batch_size // per_step)
 
-    def default_run_name(self) -> str:
+    def default_run_name(self, config_hash: str) -> str:
+        """``<task>-<method>-r<rank>a<alpha>[-e<E>k<k>]-lr<lr>-s<seed>-<config hash>``: one folder per configuration and seed."""
         moe = f"-e{self.experts}k{self.top_k}" if self.method in ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe") else ""
-        return f"{self.task}-{self.method}-r{self.rank}a{self.alpha:g}{moe}-lr{self.lr:g}-s{self.seed}"
+        return f"{self.task}-{self.method}-r{self.rank}a{self.alpha:g}{moe}-lr{self.lr:g}-s{self.seed}-{config_hash[:6]}"
+
+    def validate(self) -> None:
+        """Every check that needs no model, tokenizer or data: ``ValueError`` naming the flag and the fix.
+
+        Also creates ``--output-dir`` and ``--results-dir`` and checks that they are writable, so that a
+        run never trains for an epoch before finding out it cannot write its results.
+        """
+        positive = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "per_device_batch": self.per_device_batch,
+                    "eval_batch": self.eval_batch, "max_length": self.max_length, "logging_steps": self.logging_steps,
+                    "max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams}  # fmt: skip
+        optional_positive = {"grad_accum": self.grad_accum, "max_train_samples": self.max_train_samples,
+                             "max_eval_samples": self.max_eval_samples, "save_total_limit": self.save_total_limit}  # fmt: skip
+        for name, value in {**positive, **{k: v for k, v in optional_positive.items() if v is not None}}.items():
+            if not value > 0:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: must be > 0.")
+        for name, value in {"warmup_steps": self.warmup_steps, "weight_decay": self.weight_decay,
+                            "aux_loss_coef": self.aux_loss_coef, "dataloader_workers": self.dataloader_workers}.items():  # fmt: skip
+            if value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: must be >= 0.")
+        if self.scheduler not in SCHEDULERS:
+            close = difflib.get_close_matches(self.scheduler, SCHEDULERS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"--scheduler {self.scheduler!r} is unknown; {hint}choose one of {', '.join(SCHEDULERS)}.")
+        if self.report_to not in REPORTERS:
+            raise ValueError(f"--report-to {self.report_to!r} is unknown; choose one of {', '.join(REPORTERS)}.")
+        if self.save_strategy not in ("epoch", "no"):
+            raise ValueError(f"--save-strategy {self.save_strategy!r}: choose epoch or no.")
+        if self.resume and self.overwrite_output_dir:
+            raise ValueError("--resume continues a run and --overwrite-output-dir starts it over; pass one of them.")
+        if self.resume and self.save_strategy == "no":
+            raise ValueError("--resume needs checkpoints; drop --save-strategy no.")
+        if self.deepspeed is not None and not Path(self.deepspeed).is_file():
+            raise ValueError(f"--deepspeed {self.deepspeed}: no such file (configs/deepspeed/zero2.json or zero3.json).")
+        self.gradient_accumulation()
+        self.goat_config(["(family default)"], [])  # adapter settings: GoatConfig validates them
+        for flag, folder in (("--output-dir", self.output_dir), ("--results-dir", self.results_dir)):
+            ensure_writable(Path(folder), flag)
+
+
+def ensure_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` if needed and prove it writable, or raise a one-line ``ValueError``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {folder} is not a writable folder ({error.strerror or error}); choose another.") from None
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunArgs)}

@@ -3,14 +3,22 @@
 Writers take an exclusive ``flock`` on a lock file and append whole lines with a single
 ``write`` + ``fsync``, so concurrent runs never interleave, duplicate or truncate rows.
 Within a distributed run only the main process writes (the trainer checks that).
+
+Every row carries the run's ``config_hash`` (every setting that can change the result, except the
+seed: runs with equal hashes are seeds of one configuration) and a ``status`` (``complete``,
+``incomplete``, ``pending``, ``diverged``; see :class:`goat.train.trainer.EpochEvaluation`), so
+``goat.report`` averages only finished runs of one configuration over distinct seeds.
+JSONL is the file of record; the CSV mirrors it for spreadsheets.
 """
 
 from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 from contextlib import contextmanager
@@ -18,10 +26,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+logger = logging.getLogger(__name__)
+
 COLUMNS = (
-    "time", "family", "task", "method", "model", "seed", "epoch", "metric", "value",
+    "time", "family", "task", "method", "model", "seed", "epoch", "metric", "value", "status", "config_hash",
     "params_pct", "trainable_params", "run_name", "run_id", "git_hash", "smoke", "metrics", "hparams",
 )  # fmt: skip
+STATUSES = ("complete", "incomplete", "pending", "diverged")
+
+# Settings that cannot change a run's numbers: where files go, how progress is reported, how the
+# global batch is split over devices and accumulation steps, and how it is launched. Everything else
+# (and the effective global batch) enters the config hash.
+NOT_HASHED = frozenset({
+    "seed", "output_dir", "results_dir", "report_to", "project", "run_name", "logging_steps", "dataloader_workers",
+    "save_adapter", "save_strategy", "save_total_limit", "resume", "overwrite_output_dir", "study",
+    "per_device_batch", "grad_accum", "batch_size", "eval_batch", "deepspeed", "gradient_checkpointing",
+    "attn_implementation",
+})  # fmt: skip
+
+
+def config_hash(hparams: dict[str, Any]) -> str:
+    """Short hash of every setting in ``hparams`` outside :data:`NOT_HASHED` (so: all but the seed that matter)."""
+    kept = {k: v for k, v in hparams.items() if k not in NOT_HASHED}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -41,10 +68,18 @@ class ResultRow:
     run_name: str
     run_id: str
     time: str
+    status: str = "complete"
+    config_hash: str = ""
     git_hash: str = field(default_factory=lambda: git_hash())
     smoke: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}.")
+        if not self.config_hash:
+            self.config_hash = config_hash(self.hparams)
 
 
 def git_hash() -> str:
@@ -88,19 +123,40 @@ def results_dir(root: str | Path, family: str) -> Path:
     return Path(root) / family
 
 
-def append_result(root: str | Path, row: ResultRow) -> None:
-    """Append ``row`` to ``<root>/<family>/results.csv`` and ``results.jsonl`` atomically."""
+def append_result(root: str | Path, row: ResultRow, *, once_per_epoch: bool = False) -> bool:
+    """Append ``row`` to ``<root>/<family>/results.csv`` and ``results.jsonl`` atomically.
+
+    ``once_per_epoch``: skip the row when one of the same run and epoch is already there (a resumed
+    run repeating an epoch). Returns whether the row was written.
+    """
     directory = results_dir(root, row.family)
     record = asdict(row)
     with _locked(directory):
+        if once_per_epoch and any(
+            r.get("run_id") == row.run_id and r.get("epoch") == row.epoch for r in read_results(root, row.family)
+        ):
+            return False
         csv_path = directory / "results.csv"
+        columns = _csv_header(csv_path)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-        if not csv_path.exists() or csv_path.stat().st_size == 0:
+        writer = csv.DictWriter(buffer, fieldnames=columns or COLUMNS, lineterminator="\n", extrasaction="ignore")
+        if not columns:
             writer.writeheader()
         writer.writerow({k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in record.items()})
         _append(csv_path, buffer.getvalue())
         _append(directory / "results.jsonl", json.dumps(record, sort_keys=True) + "\n")
+    return True
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The CSV's existing columns (None for a new file). An older header keeps its columns; JSONL has every field."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header and list(header) != list(COLUMNS):
+        logger.warning("%s has older columns; new fields are in results.jsonl only (start a new results folder for both).", path)
+    return header or None
 
 
 def read_results(root: str | Path, family: str) -> list[dict[str, Any]]:

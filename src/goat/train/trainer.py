@@ -10,14 +10,18 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import DeepSpeedSchedulerWrapper
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer import SCHEDULER_NAME
 from transformers.utils import can_return_loss, find_labels
 
 import goat
@@ -32,13 +36,25 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or gradient norm; the run is stopped and is not a result."""
 
 
+CHECKPOINT_ADAPTER = "adapter"  # checkpoint-N/adapter/: the adapter as save_pretrained writes it
+
+
 class GoatTrainer(Trainer):
-    """Adds ``aux_loss_coef * balance_loss`` to the task loss and logs both, plus expert load."""
+    """transformers.Trainer plus the MoE balance loss, divergence detection and adapter-only checkpoints.
+
+    * ``loss = task_loss + aux_loss_coef * L_b`` with the balance loss entering every optimiser step
+      with exactly ``aux_loss_coef``, whatever the gradient accumulation and world size (see
+      :meth:`compute_loss`); the logged ``task_loss``/``aux_loss`` are per-step means over the
+      logging window and all processes, like Trainer's ``loss``.
+    * A non-finite loss or gradient norm raises :class:`DivergenceError` before anything is logged or
+      saved for that step (Trainer itself would log the NaN away as ``loss 0``).
+    * A checkpoint holds the adapter in ``checkpoint-N/adapter/`` (the frozen base weights are rebuilt
+      from the base model on resume), next to Trainer's optimiser, scheduler, RNG and trainer state.
+    """
 
     def __init__(self, *args: Any, aux_loss_coef: float = 1e-3, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.aux_loss_coef = aux_loss_coef
-        self._running = {"task_loss": 0.0, "aux_loss": 0.0, "count": 0}
         base = self.model.base_model if isinstance(self.model, GoatModel) else self.model
         # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer,
         # which reads label names, loss support and dataset columns from it.
@@ -51,6 +67,25 @@ class GoatTrainer(Trainer):
         # global token count. Only causal-LM losses do; a classifier's **kwargs does not mean that
         # (plain Trainer would double a 2-process classification loss and its gradient).
         self.model_accepts_loss_kwargs = getattr(base, "accepts_loss_kwargs", type(base).__name__.endswith("ForCausalLM"))
+        self._reset_loss_sums()
+        self._last_logged_step = 0
+        # Trainer sets this for each accumulation group while training; before that, the configured GA.
+        self.current_gradient_accumulation_steps = self.args.gradient_accumulation_steps
+
+    # ------------------------------------------------------------------ loss
+    def _reset_loss_sums(self) -> None:
+        self._task_sum = torch.zeros(())
+        self._aux_sum = torch.zeros(())
+        self._nonfinite_loss = torch.zeros((), dtype=torch.bool)
+
+    def _task_loss_is_step_share(self, num_items_in_batch: torch.Tensor | int | None) -> bool:
+        """True when the task loss already is this micro-batch's share of the step (Trainer will not divide it by GA).
+
+        The same test as ``Trainer.training_step``: a causal LM normalising by the step's token count.
+        """
+        if self.loss_is_scaled_for_ga is not None:
+            return self.loss_is_scaled_for_ga
+        return (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
 
     def compute_loss(
         self,
@@ -59,40 +94,114 @@ class GoatTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """Task loss plus this micro-batch's share of ``aux_loss_coef * L_b`` (App. B).
+
+        Trainer divides a micro-batch's loss by the accumulation steps GA, except for a causal LM whose
+        loss is already normalised by the whole step's token count. The auxiliary term is a per-micro-
+        batch mean in both cases, so for the causal LM it is divided by GA here: the step's gradient
+        then holds ``coef x mean(L_b)``, never ``GA x coef``.
+        """
         task_loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         loss = task_loss
         if model.training:
+            ga = self.current_gradient_accumulation_steps
+            step_share = self._task_loss_is_step_share(num_items_in_batch)
             aux = goat.auxiliary_loss(model, self.aux_loss_coef).to(task_loss.device)
-            loss = task_loss + aux
-            self._running["task_loss"] += task_loss.detach().float().item()
-            self._running["aux_loss"] += aux.detach().float().item()
-            self._running["count"] += 1
+            loss = task_loss + (aux / ga if step_share else aux)
+            # What this micro-batch adds to the step's loss once Trainer has divided by GA.
+            task_part = task_loss.detach().float() if step_share else task_loss.detach().float() / ga
+            self._task_sum = self._task_sum.to(task_part.device) + task_part
+            self._aux_sum = self._aux_sum.to(task_part.device) + aux.detach().float() / ga
+            finite = torch.isfinite(loss.detach()).all()
+            self._nonfinite_loss = self._nonfinite_loss.to(finite.device) | ~finite
         return (loss, outputs) if return_outputs else loss
 
+    # ------------------------------------------------------------- divergence
+    def _maybe_log_save_evaluate(self, tr_loss: torch.Tensor, grad_norm: Any, *args: Any, **kwargs: Any) -> None:
+        """Stop with :class:`DivergenceError` before a non-finite step is logged or saved."""
+        self._check_finite(grad_norm)
+        super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
+    def _check_finite(self, grad_norm: torch.Tensor | float | None) -> None:
+        """Raise on every process together: the flags are reduced over processes, so no process waits alone."""
+        norm = torch.as_tensor(float("nan") if grad_norm is None else grad_norm, dtype=torch.float32).reshape(())
+        flags = torch.stack([self._nonfinite_loss.cpu(), ~torch.isfinite(norm) & (grad_norm is not None)]).float()
+        if self.args.world_size > 1:
+            flags = self.accelerator.reduce(flags.to(self.args.device), reduction="sum").cpu()
+        self._nonfinite_loss = torch.zeros((), dtype=torch.bool)
+        if not flags.any():
+            return
+        what = "loss" if flags[0] else f"gradient norm ({norm.item()})"
+        raise DivergenceError(
+            f"training diverged at step {self.state.global_step} (epoch {self.state.epoch or 0:.2f}): non-finite {what} "
+            f"at learning rate {self._get_learning_rate():.3g} (peak {self.args.learning_rate:.3g}). Nothing was saved as "
+            "a result; start a new run with a lower learning rate (or more warmup steps)."
+        )
+
+    # ---------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._running["count"]:
-            n = self._running["count"]
-            logs["task_loss"] = round(self._running["task_loss"] / n, 6)
-            logs["aux_loss"] = round(self._running["aux_loss"] / n, 8)
-            self._running = {"task_loss": 0.0, "aux_loss": 0.0, "count": 0}
+        if "loss" in logs:
+            steps = max(1, self.state.global_step - self._last_logged_step)
+            self._last_logged_step = self.state.global_step
+            sums = torch.stack([self._task_sum.float().cpu(), self._aux_sum.float().cpu()])
+            if self.args.world_size > 1:  # Trainer logs on every process at the same step
+                sums = self.accelerator.reduce(sums.to(self.args.device), reduction="mean").cpu()
+            logs["task_loss"] = round(sums[0].item() / steps, 6)
+            logs["aux_loss"] = round(sums[1].item() / steps, 8)
+            self._task_sum, self._aux_sum = torch.zeros(()), torch.zeros(())
             stats = goat.routing_stats(self.model, reset=True)
             logs.update(load_summary(stats))
             logs.update(per_layer_load(stats))
         super().log(logs, start_time)
 
+    # ------------------------------------------------------------ checkpoints
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Trainer's checkpoints (``_internal_call``) keep the adapter in ``checkpoint-N/adapter/``."""
+        if _internal_call and output_dir is not None:
+            output_dir = os.path.join(output_dir, CHECKPOINT_ADAPTER)
+        super().save_model(output_dir, _internal_call=_internal_call)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Checkpoints hold the adapter only (adapter_config.json + adapter_model.safetensors).
+        """Save the adapter (``adapter_config.json`` + ``adapter_model.safetensors``) and the tokenizer.
 
         ``state_dict`` is what DeepSpeed gathered (ZeRO-3's live parameters are shards); it is used when given.
         """
-        if not isinstance(self.model, GoatModel) or self.model.goat_config.method == "full":
-            return super()._save(output_dir, state_dict)
         if not self.args.should_save:
             return
         output = Path(output_dir or self.args.output_dir)
         self.model.save_pretrained(output, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Resume: the checkpoint's adapter into the freshly built model (optimiser etc. are Trainer's)."""
+        self.model.load_trained_state(Path(resume_from_checkpoint) / CHECKPOINT_ADAPTER)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        """Under DeepSpeed, checkpoint the trainable parameters only (Trainer does so only for peft models).
+
+        The frozen weights are rebuilt from the base model at resume; saving them would write a whole
+        copy of a 7B model into every checkpoint.
+        """
+        if not self.is_deepspeed_enabled:
+            return super()._save_optimizer_and_scheduler(output_dir)
+        self.model_wrapped.save_checkpoint(output_dir, exclude_frozen_parameters=True)
+        if self.args.should_save and not isinstance(self.lr_scheduler, DeepSpeedSchedulerWrapper):
+            torch.save(self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_NAME))
+
+    def _prepare_for_training(self, max_steps: int, train_dataloader: Any, resume_from_checkpoint: str | None) -> Any:
+        """Under DeepSpeed, resume without the frozen weights (``load_module_strict=False``; Trainer does so only for peft)."""
+        if not (self.is_deepspeed_enabled and resume_from_checkpoint):
+            return super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
+        model, train_dataloader = super()._prepare_for_training(max_steps, train_dataloader, None)
+        load_path, _ = self.model_wrapped.load_checkpoint(
+            resume_from_checkpoint, load_module_strict=False, load_optimizer_states=True, load_lr_scheduler_states=True
+        )
+        if load_path is None:
+            raise ValueError(f"DeepSpeed found no checkpoint to resume in {resume_from_checkpoint}.")
+        self._load_optimizer_and_scheduler(resume_from_checkpoint)
+        self._load_scaler(resume_from_checkpoint)
+        return model, train_dataloader
 
 
 def load_summary(stats: dict[str, list[float]]) -> dict[str, float]:
@@ -113,11 +222,19 @@ def per_layer_load(stats: dict[str, list[float]]) -> dict[str, float]:
     return {f"expert_load/{layer}": round(max(loads), 4) for layer, loads in stats.items() if sum(loads) > 0}
 
 
-class EpochEvaluation(TrainerCallback):
-    """After every epoch: evaluate in eval mode, log, write a results row, track the best epoch.
+HISTORY_NAME = "epoch_history.json"  # in each checkpoint, written last: the epochs evaluated so far
 
-    Routing statistics of the evaluation pass are written to ``routing_epoch<N>.json`` beside the
-    checkpoints, so expert-load heatmaps (paper Fig. 7) can be drawn from any run.
+
+class EpochEvaluation(TrainerCallback):
+    """After every epoch: evaluate in eval mode, log, write one results row, track the best epoch.
+
+    Each row's ``status`` says what the number is: ``complete`` (the run's last epoch), ``incomplete``
+    (an earlier epoch: the run had not finished when it was written), ``pending`` (the metric awaits an
+    outside judge, e.g. MT-Bench) or ``diverged`` (see :meth:`record_divergence`). A row is written once
+    per (run, epoch): a resumed run that repeats an epoch whose row exists does not write it again.
+    The history is saved into every checkpoint (``epoch_history.json``) and restored on resume.
+    Routing statistics of the evaluation pass go to ``routing_epoch<N>.json`` in the run folder
+    (expert-load heatmaps, paper Fig. 7).
     """
 
     def __init__(self, evaluate: Evaluator, primary_metric: str, row_template: dict[str, Any], results_root: str):
@@ -138,6 +255,9 @@ class EpochEvaluation(TrainerCallback):
         trainer.model.train()
         routing = goat.routing_stats(trainer.model, reset=True)
         epoch = round(state.epoch or 0.0, 4)
+        value = metrics[self.primary_metric]
+        if math.isfinite(value) and (state.best_metric is None or value > state.best_metric):
+            state.best_metric, state.best_global_step = value, state.global_step  # kept by checkpoint rotation
         self.history.append({"epoch": epoch, **metrics})
         trainer.log({f"eval_{k}": v for k, v in metrics.items()})
         if state.is_world_process_zero:
@@ -145,18 +265,33 @@ class EpochEvaluation(TrainerCallback):
             out.mkdir(parents=True, exist_ok=True)
             if routing:
                 (out / f"routing_epoch{int(round(epoch))}.json").write_text(json.dumps(routing))
-            row = ResultRow(
-                **self.row_template,
-                epoch=epoch,
-                metric=self.primary_metric,
-                value=metrics[self.primary_metric],
-                metrics=metrics,
-                time=time.strftime("%Y-%m-%dT%H:%M:%S"),
-            )
-            append_result(self.results_root, row)
-            logger.info("epoch %s: %s = %.4f", epoch, self.primary_metric, metrics[self.primary_metric])
+            status = "pending" if not math.isfinite(value) else "complete" if state.global_step >= state.max_steps else "incomplete"
+            self._append(epoch, value, metrics, status)
+            logger.info("epoch %s: %s = %.4f", epoch, self.primary_metric, value)
         return control
 
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)
+        if state.is_world_process_zero:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (checkpoint / HISTORY_NAME).write_text(json.dumps(self.history))
+        return control
+
+    def restore(self, checkpoint: str | Path) -> None:
+        """The history of the epochs a checkpoint had evaluated (resuming)."""
+        self.history = json.loads((Path(checkpoint) / HISTORY_NAME).read_text())
+
+    def record_divergence(self, error: DivergenceError, epoch: float) -> None:
+        """One ``diverged`` row (value NaN): the run's earlier rows are no result (goat.report lists it apart)."""
+        self._append(round(epoch, 4), math.nan, {"error": str(error)}, "diverged")
+
+    def _append(self, epoch: float, value: float, metrics: dict[str, Any], status: str) -> None:
+        row = ResultRow(
+            **self.row_template, epoch=epoch, metric=self.primary_metric, value=value, metrics=metrics,
+            status=status, time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )  # fmt: skip
+        append_result(self.results_root, row, once_per_epoch=True)
+
     def best(self) -> dict[str, float]:
-        """The epoch with the highest primary metric (the paper reports the best epoch)."""
-        return max(self.history, key=lambda h: h[self.primary_metric])
+        """The epoch with the highest primary metric (the paper reports the best epoch); the last if none is finite."""
+        finite = [h for h in self.history if math.isfinite(h[self.primary_metric])]
+        return max(finite, key=lambda h: h[self.primary_metric]) if finite else self.history[-1]
