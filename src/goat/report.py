@@ -1,9 +1,19 @@
 """``python -m goat.report``: the paper-style table from ``results/<family>/results.jsonl``.
 
-Each run contributes its best epoch (the authors report the best epoch); runs that differ only
-in seed are averaged. Rows are methods, columns tasks, plus the average over tasks.
-``--compare-paper`` lays the measured numbers beside the published ones (Tables 1-4, typed in
-:mod:`goat.paper_results`) with their difference. Runs of a paper analysis (``goat.studies``)
+What is averaged, and what is not:
+
+* A run (one ``run_id``; a resumed run keeps its id) contributes its best epoch (the authors report
+  the best epoch), and only when it finished: its rows say ``complete``. Killed or still running
+  (``incomplete``), ``diverged`` and judge-``pending`` runs, and rows from before statuses existed,
+  are listed below the table, never averaged.
+* Runs are averaged only with runs of the same configuration (``config_hash``: every setting but the
+  seed) and over **distinct** seeds: a rerun of one configuration and seed counts once, the latest.
+* Configurations of one method that differ in a setting (a learning-rate or rank sweep) are separate
+  rows, labelled with the settings that differ.
+
+Rows are configurations, columns tasks, cells mean ± sample std (n seeds), plus the average over
+tasks. ``--compare-paper`` lays the measured numbers beside the published ones (Tables 1-4, typed
+in :mod:`goat.paper_results`) with their difference. Runs of a paper analysis (``goat.studies``)
 are listed only with ``--study <name>``.
 """
 
@@ -15,52 +25,155 @@ import math
 import statistics
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from goat.paper_results import NAMES, PublishedTable, canonical_task, published_for
-from goat.train.results import read_results
+from goat.train.results import NOT_HASHED, config_hash, read_results
+
+Table = dict[str, dict[str, tuple[float, float, int]]]  # row label -> task -> (mean, sample std, n seeds)
+LABEL_EXCLUDED = NOT_HASHED | {"task", "family", "method", "global_batch_size"}
 
 
-def best_per_run(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run (run_id): the epoch with the highest primary metric."""
-    best: dict[str, dict[str, Any]] = {}
+@dataclass
+class Run:
+    """One run (``run_id``) read back from its rows."""
+
+    rows: list[dict[str, Any]]
+
+    @property
+    def first(self) -> dict[str, Any]:
+        return self.rows[0]
+
+    @property
+    def status(self) -> str:
+        """diverged > pending > complete > incomplete; ``unrecorded`` for rows written before statuses existed."""
+        statuses = {row.get("status") for row in self.rows}
+        for status in ("diverged", "pending", "complete"):
+            if status in statuses:
+                return status
+        return "unrecorded" if None in statuses else "incomplete"
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The epoch with the highest finite primary metric (first of equals); the last row if none is finite."""
+        finite = [row for row in self.rows if _finite(row.get("value"))]
+        return max(finite, key=lambda row: row["value"]) if finite else self.rows[-1]
+
+    @property
+    def config_hash(self) -> str:
+        return self.first.get("config_hash") or config_hash(self.first.get("hparams") or {})
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return self.first.get("hparams") or {}
+
+    @property
+    def finished_at(self) -> str:
+        return max(str(row.get("time", "")) for row in self.rows)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def runs_of(rows: list[dict[str, Any]]) -> list[Run]:
+    """Rows grouped by run id, in file order."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        key = row["run_id"]
-        if key not in best or row["value"] > best[key]["value"]:
-            best[key] = row
-    return list(best.values())
+        grouped[row["run_id"]].append(row)
+    return [Run(sorted(group, key=lambda row: row.get("epoch", 0))) for group in grouped.values()]
 
 
-def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, dict[str, tuple[float, float, int]]]]:
-    """tasks, and {method: {task: (mean, std, n_seeds)}} over the best epoch of each run."""
+def counted_runs(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """(runs that count: complete, the latest per configuration and seed; complete reruns they supersede)."""
+    latest: dict[tuple[str, str, Any], Run] = {}
+    superseded = []
+    for run in sorted((r for r in runs if r.status == "complete"), key=lambda r: r.finished_at):
+        key = (run.first["task"], run.config_hash, run.first["seed"])
+        if key in latest:
+            superseded.append(latest[key])
+        latest[key] = run
+    return list(latest.values()), superseded
+
+
+def differing_settings(runs: list[Run]) -> list[str]:
+    """Settings (besides the method) whose values differ between configurations of the same task."""
+    by_task: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for run in runs:
+        by_task[run.first["task"]][run.config_hash] = run.hparams
+    keys: set[str] = set()
+    for configs in by_task.values():
+        settings = list(configs.values())
+        for key in {k for hp in settings for k in hp} - LABEL_EXCLUDED:
+            if len({repr(hp.get(key)) for hp in settings}) > 1:
+                keys.add(key)
+    return sorted(keys)
+
+
+def row_label(run: Run, settings: list[str]) -> str:
+    """``method`` plus ``setting=value`` for each of ``settings``."""
+    extra = ", ".join(f"{key}={run.hparams.get(key)}" for key in settings)
+    return f"{run.first['method']} ({extra})" if extra else run.first["method"]
+
+
+def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], Table]:
+    """Tasks, and {row label: {task: (mean, sample std, n)}} over distinct seeds of complete runs, metric x100."""
+    counted, _ = counted_runs(runs_of(rows))
+    settings = differing_settings(counted)
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in best_per_run(rows):
-        values[row["method"]][row["task"]].append(100.0 * row["value"])
-    tasks = sorted({row["task"] for row in rows})
+    for run in counted:
+        if _finite(run.best["value"]):
+            values[row_label(run, settings)][run.first["task"]].append(100.0 * run.best["value"])
+    tasks = sorted({task for per_task in values.values() for task in per_task})
     table = {
-        method: {task: (statistics.mean(v), statistics.pstdev(v), len(v)) for task, v in per_task.items()}
-        for method, per_task in values.items()
-    }
+        label: {task: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for task, v in per_task.items()}
+        for label, per_task in values.items()
+    }  # fmt: skip
     return tasks, table
 
 
-def format_table(tasks: list[str], table: dict[str, dict[str, tuple[float, float, int]]]) -> str:
-    """Markdown table: mean (± std when several seeds) per task and the average over tasks."""
-    header = ["method", *tasks, "avg"]
+def format_table(tasks: list[str], table: Table) -> str:
+    """Markdown table: mean ± sample std (n seeds) per task and the average over tasks."""
+    header = ["configuration", *tasks, "avg"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in sorted(table, key=lambda m: -statistics.mean(v[0] for v in table[m].values())):
+    for label in sorted(table, key=lambda m: -statistics.mean(v[0] for v in table[m].values())):
         cells = []
         for task in tasks:
-            if task not in table[method]:
+            if task not in table[label]:
                 cells.append("–")
                 continue
-            mean, std, n = table[method][task]
-            cells.append(f"{mean:.2f}" + (f" ± {std:.2f}" if n > 1 else ""))
-        means = [table[method][t][0] for t in tasks if t in table[method]]
+            mean, std, n = table[label][task]
+            cells.append(f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)")
+        means = [table[label][t][0] for t in tasks if t in table[label]]
         avg = f"{statistics.mean(means):.2f}" if len(means) == len(tasks) else "–"
-        lines.append("| " + " | ".join([method, *cells, avg]) + " |")
+        lines.append("| " + " | ".join([label, *cells, avg]) + " |")
     return "\n".join(lines)
+
+
+NOT_AVERAGED = {
+    "incomplete": "killed or still running",
+    "diverged": "diverged: no result",
+    "pending": "metric awaits its judge (e.g. MT-Bench)",
+    "unrecorded": "written before runs recorded a status",
+}
+
+
+def format_not_averaged(rows: list[dict[str, Any]]) -> str:
+    """The runs left out of the table, one line each, and how many reruns were superseded."""
+    runs = runs_of(rows)
+    _, superseded = counted_runs(runs)
+    lines = []
+    for run in sorted((r for r in runs if r.status in NOT_AVERAGED), key=lambda r: (r.status, r.first["run_name"])):
+        last = run.rows[-1]
+        lines.append(
+            f"- {run.status} ({NOT_AVERAGED[run.status]}): {run.first['run_name']} (seed {run.first['seed']}, "
+            f"{len(run.rows)} epoch row(s), last epoch {last.get('epoch')})"
+        )
+    if superseded:
+        lines.append(f"- {len(superseded)} complete rerun(s) of a configuration and seed superseded by a later one.")
+    return ("Not in the table:\n" + "\n".join(lines)) if lines else ""
 
 
 def of_study(rows: list[dict[str, Any]], study: str | None) -> list[dict[str, Any]]:
@@ -72,20 +185,23 @@ Measured = dict[str, dict[str, tuple[float, int]]]  # method -> column -> (mean 
 
 
 def measured_for(rows: list[dict[str, Any]], published: PublishedTable) -> Measured:
-    """Best epoch per run, in the published table's columns and scale, averaged over seeds.
+    """Best epoch per counted run (as :func:`summarise`), in the published table's columns and scale, over seeds.
 
     A run counts for the column its task names (aliases allowed) and for every column named by
     a key of its ``metrics`` (e.g. one commonsense run scoring eight datasets).
     """
+    counted, _ = counted_runs(runs_of(rows))
+    settings = differing_settings(counted)
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in best_per_run(rows):
-        found = {canonical_task(row["task"]): row["value"]}
-        for key, value in (row.get("metrics") or {}).items():
-            if isinstance(value, (int, float)) and math.isfinite(value) and canonical_task(key) not in found:
+    for run in counted:
+        best = run.best
+        found = {canonical_task(best["task"]): best["value"]}
+        for key, value in (best.get("metrics") or {}).items():
+            if _finite(value) and canonical_task(key) not in found:
                 found[canonical_task(key)] = value
         for column, value in found.items():
-            if column in published.columns and math.isfinite(value):  # MT-Bench: NaN until judged
-                values[row["method"]][column].append(value * (1.0 if column in published.raw_scale else 100.0))
+            if column in published.columns and _finite(value):
+                values[row_label(run, settings)][column].append(value * (1.0 if column in published.raw_scale else 100.0))
     return {m: {c: (statistics.mean(v), len(v)) for c, v in per.items()} for m, per in values.items()}
 
 
@@ -164,10 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --csv needs --compare-paper", file=sys.stderr)
         return 2
     tasks, table = summarise(rows)
-    seeds = sorted({r["seed"] for r in rows})
     smoke = any(r.get("smoke") for r in rows)
-    print(f"{args.family}: best epoch per run, mean over seeds {seeds}, metric x100" + (" — SMOKE RUN, not a reproduction" if smoke else ""))
-    print(format_table(tasks, table))
+    print(f"{args.family}: best epoch of each complete run, mean ± sample std over distinct seeds (n), metric x100"
+          + (" — SMOKE RUN, not a reproduction" if smoke else ""))  # fmt: skip
+    print(format_table(tasks, table) if table else "(no complete run yet)")
+    left_out = format_not_averaged(rows)
+    if left_out:
+        print("\n" + left_out)
     return 0
 
 
@@ -181,12 +300,15 @@ def compare_main(rows: list[dict[str, Any]], family: str, csv_path: str | None) 
     measured = measured_for(rows, published)
     if not measured:
         tasks = sorted({r["task"] for r in rows})
-        print(f"error: no run of {tasks} has a (finite) value in a column of paper {published.table} ({', '.join(published.columns)}).", file=sys.stderr)
+        print(f"error: no complete run of {tasks} has a (finite) value in a column of paper {published.table} ({', '.join(published.columns)}).", file=sys.stderr)
         return 2
     smoke = any(r.get("smoke") for r in rows)
-    print(f"{family}: measured (best epoch, mean over seeds) / {published.citation()} (measured − paper)"
+    print(f"{family}: measured (best epoch of each complete run, mean over distinct seeds) / {published.citation()} (measured − paper)"
           + (" — SMOKE RUN, not a reproduction" if smoke else ""))  # fmt: skip
     print(format_comparison(measured, published))
+    left_out = format_not_averaged(rows)
+    if left_out:
+        print("\n" + left_out)
     if csv_path:
         write_csv(Path(csv_path), comparison_rows(measured, published))
         print(f"wrote {csv_path}")

@@ -54,7 +54,7 @@ def test_study_runs_are_listed_with_study_only(tmp_path, capsys):
     _append(tmp_path, "rte", "goat", 0.10, study="ablation")
     assert main(["--results-dir", str(tmp_path)]) == 2
     assert main(["--results-dir", str(tmp_path), "--study", "ablation"]) == 0
-    assert "| goat | 10.00 | 10.00 |" in capsys.readouterr().out
+    assert "| goat | 10.00 (n=1) | 10.00 |" in capsys.readouterr().out
 
 
 def test_compare_paper_metrics_columns_and_errors(tmp_path, capsys):
