@@ -8,6 +8,7 @@ from goat.eval.commonsense import (
     canonical_dataset_name,
     commonsense_accuracy,
     extract_answer,
+    response_text,
 )
 
 
@@ -50,6 +51,39 @@ def test_text_before_response_marker_is_ignored():
     assert extract_answer("social_i_qa", generated) == "answer2"
     prompt_only = "### Instruction:\noptions answer1 answer2\n\n### Response:\nI am not sure"
     assert extract_answer("social_i_qa", prompt_only) is None
+
+
+PROMPT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n### Instruction:\nPlease choose the correct answer to the question: ...\n\n"
+    "Answer1: a Answer2: b Answer3: c\n\nAnswer format: answer1/answer2/answer3\n\n### Response:\n"
+)
+INVENTED_EXAMPLE = (
+    "\n\n### Instruction:\nPlease choose the correct answer to the question: ...\n\n"
+    "### Response:\nthe correct answer is answer3"
+)
+
+
+@pytest.mark.parametrize(
+    "generated, expected",
+    [
+        # A continuation (what causal.py scores): the model's own "### Response:" ends its answer.
+        ("the correct answer is answer2" + INVENTED_EXAMPLE, "answer2"),
+        ("I am not sure." + "\n\n### Response:\nthe correct answer is answer3", None),
+        # The prompt decoded along: the answer lies between the prompt's marker and the next one.
+        (PROMPT + "the correct answer is answer1" + INVENTED_EXAMPLE, "answer1"),
+        (PROMPT + "I am not sure.\n\n### Response:\nthe correct answer is answer3", None),
+    ],
+)
+def test_response_is_cut_at_a_model_generated_response_marker(generated, expected):
+    assert extract_answer("social_i_qa", generated) == expected
+
+
+def test_response_text_segments():
+    assert response_text("answer2\n### Response:\nanswer3") == "answer2\n"
+    assert response_text(PROMPT + "answer1\n### Response:\nanswer3") == "\nanswer1\n"
+    assert response_text(PROMPT + "answer1") == "\nanswer1"
+    assert response_text("no marker at all") == "no marker at all"
 
 
 def test_aliases_and_case():

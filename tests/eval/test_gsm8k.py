@@ -34,6 +34,24 @@ def test_extract_final_number(text, expected):
     assert extract_final_number(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # MetaMath's rule: the last marker wins (the first was a draft the model revised) ...
+        ("The answer is 5. Wait, I forgot the tax.\nThe answer is: 7", "7"),
+        ("The answer is: 3\nNo, recount: the final answer is 4.", "4"),
+        # ... and only the number on the marker's line counts, not later numbers.
+        ("The answer is: 12\nThen there were 15 more apples in the next box.", "12"),
+        ("The answer is: 18\n\nQuestion: Tom has 30 marbles.", "18"),
+        # No number on the marker's line: the last number in the text.
+        ("The answer is below.\n42", "42"),
+        ("She has 3 + 4 = 7 apples. The answer is:\n7 apples", "7"),
+    ],
+)
+def test_answer_is_fallback_uses_the_last_marker_and_its_line(text, expected):
+    assert extract_final_number(text) == expected
+
+
 def test_exact_match_on_gsm8k_references():
     references = ["Step one. 2 + 2 = 4\n#### 4", "It is 1,000 + 250\n#### 1,250", "#### -3"]
     predictions = ["The answer is: 4", "I think it's $1,250.00.", "The answer is 3"]

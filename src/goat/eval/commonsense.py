@@ -2,9 +2,10 @@
 
 Each set's ``test.json`` record carries an ``answer`` label in a set-specific format, and the
 model, trained on Commonsense170K, answers "the correct answer is <label>". Scoring takes the
-text after "### Response:" (when the prompt was decoded along with the answer), finds the first
-valid label for the set (case-insensitive, as a whole word) and compares it with the record's
-``answer``.
+model's response (``response_text``: after the prompt's "### Response:" when the prompt was
+decoded along with the answer, and never past a "### Response:" the model generated itself),
+finds the first valid label for the set (case-insensitive, as a whole word) and compares it with
+the record's ``answer``.
 
 Label formats:
 
@@ -64,6 +65,8 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 
 RESPONSE_MARKER = "### Response:"
+# The Alpaca prompt starts with one of these; a text starting so includes the prompt.
+_PROMPT_START_RE = re.compile(r"\s*(?:Below is an instruction|### Instruction:)")
 
 
 def canonical_dataset_name(dataset: str) -> str:
@@ -88,16 +91,25 @@ def _label_pattern(dataset: str) -> re.Pattern[str]:
 
 
 def response_text(generated: str) -> str:
-    """The text after the first "### Response:" marker, or all of ``generated`` if there is none."""
-    head, marker, tail = generated.partition(RESPONSE_MARKER)
-    return tail if marker else head
+    """The model's response in ``generated`` (a continuation, or the prompt followed by it).
+
+    A text that starts like the Alpaca prompt ("Below is an instruction…" or "### Instruction:")
+    holds the prompt's own "### Response:" marker, and the response starts after it. The response
+    ends at the next "### Response:", which only the model can have written (it went on to invent
+    another example). For prompt + answer this is LLM-Adapters' ``split("### Response:")[1]``.
+    """
+    if _PROMPT_START_RE.match(generated):
+        head, marker, tail = generated.partition(RESPONSE_MARKER)
+        generated = tail if marker else head
+    return generated.split(RESPONSE_MARKER, 1)[0]
 
 
 def extract_answer(dataset: str, generated: str) -> Optional[str]:
     """First valid label for ``dataset`` in the response part of ``generated``, lower-cased.
 
-    Text before "### Response:" (the prompt, with its listed options) is ignored. Returns ``None``
-    when no label occurs. Raises ``ValueError`` for an unknown dataset.
+    Only ``response_text(generated)`` is searched: neither the prompt (with its listed options)
+    nor an example the model invented after its answer. Returns ``None`` when no label occurs.
+    Raises ``ValueError`` for an unknown dataset.
     """
     name = canonical_dataset_name(dataset)
     match = _label_pattern(name).search(response_text(generated))

@@ -4,10 +4,12 @@ The rules, in order (``extract_final_number``):
 
 1. Anything from a hallucinated next prompt on ("### Instruction" or "Below is an instruction")
    is ignored, so numbers from an invented follow-up question cannot win.
-2. If an answer marker is present, the first number after the *first* marker is the answer.
-   Markers, by priority: ``####`` (GSM8K references), then "the answer is" (MetaMathQA style,
-   optionally followed by ":"), case-insensitive.
-3. Otherwise the last number in the text is the answer.
+2. ``####`` (GSM8K references): the first number after the first ``####`` is the answer.
+3. Otherwise "the answer is" (MetaMathQA style, also "the final answer is", optionally followed
+   by ":", case-insensitive): the first number on the line of the *last* such marker. MetaMath's
+   scorer likewise takes the first number after the last "The answer is: ". An earlier marker
+   (a draft the model revised) and numbers on later lines (a further question) do not count.
+4. Otherwise, or when that line has no number, the last number in the text is the answer.
 
 Numbers are normalised before comparison: thousands separators and ``$`` are dropped, a trailing
 sentence period is not part of the number, "5.0" and "5.00" become "5", "-0" becomes "0", and a
@@ -35,10 +37,9 @@ _NUMBER_RE = re.compile(
     r"(?P<sign>(?<![\w)\]])[-\u2212])?(?:\$\s?)?"
     r"(?P<num>" + _INTEGER + r"(?:\.\d+)?(?:/" + _INTEGER + r"(?:\.\d+)?)?|\.\d+)"
 )
-_MARKERS = (
-    re.compile(r"####"),
-    re.compile(r"the\s+(?:final\s+)?answer\s+is\s*:?", re.IGNORECASE),
-)
+_HASH_MARKER = "####"
+# Only spaces or tabs after "is"/":": the number must be on the marker's own line.
+_ANSWER_IS_RE = re.compile(r"the\s+(?:final\s+)?answer\s+is[ \t]*:?", re.IGNORECASE)
 _CONTINUATION_RE = re.compile(r"###\s*Instruction|Below is an instruction", re.IGNORECASE)
 
 
@@ -75,20 +76,24 @@ def _numbers(text: str) -> list[str]:
 def extract_final_number(text: str) -> Optional[str]:
     """Return the answer number in ``text`` as a normalised string, or ``None`` if there is none.
 
-    See the module docstring for the rules (marker first, else the last number).
+    See the module docstring for the rules (``####``, else the last "the answer is" line, else
+    the last number).
     """
     if not text:
         return None
     continuation = _CONTINUATION_RE.search(text)
     if continuation is not None and continuation.start() > 0:
         text = text[: continuation.start()]
-    for marker in _MARKERS:
-        hit = marker.search(text)
-        if hit is None:
-            continue
-        after = _numbers(text[hit.end():])
+    hash_at = text.find(_HASH_MARKER)
+    if hash_at != -1:
+        after = _numbers(text[hash_at + len(_HASH_MARKER):])
         if after:
             return after[0]
+    markers = list(_ANSWER_IS_RE.finditer(text))
+    if markers:
+        on_line = _numbers(text[markers[-1].end():].split("\n", 1)[0])
+        if on_line:
+            return on_line[0]
     numbers = _numbers(text)
     return numbers[-1] if numbers else None
 
