@@ -91,8 +91,9 @@ class PerExpertLoopLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer = self.layer
-        result = layer.base_layer(x)
         tokens = x.reshape(-1, layer.in_features)
+        residual = (tokens @ layer.residual_A.T) @ layer.residual_B.T  # W_res x, frozen (eq. 15)
+        result = layer.base_layer(x) - residual.reshape(*x.shape[:-1], -1)
         E, k = layer.num_experts, layer.router.top_k
         probs = F.softmax(F.linear(tokens, layer.router.weight), dim=-1)
         top_p, top_i = probs.topk(k, dim=-1)

@@ -57,12 +57,25 @@ def test_expert_factors_equal_svd_segments_over_rho(two_layer, init):
         torch.testing.assert_close(B.double().norm(dim=0), (S[k : k + 2] / (s * 10)).sqrt(), atol=1e-6, rtol=1e-4)
 
 
-def test_base_weight_is_w0_minus_theorem_3_4_residual(two_layer):
-    W0 = two_layer.fc1.weight.detach().double().clone()
+def test_w_res_is_the_theorem_3_4_residual_and_w0_stays_frozen(two_layer):
+    """W_res = (1/E) sum_j s_j B_j A_j (Thm 3.4) as a frozen path; the base weight keeps W0 bit for bit."""
+    W0 = two_layer.fc1.weight.detach().clone()
     config = goat.GoatConfig(method="goat", r=8, num_experts=4, top_k=2, target_modules=["fc1"])
     layer = _layer(goat.get_goat_model(two_layer, config), "fc1")
     w_res = sum(s * B.double() @ A.double() for (A, B), s in zip(layer.expert_factors(), layer.expert_scaling())) / 4
-    torch.testing.assert_close(layer.base_layer.weight.double(), W0 - w_res, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close((layer.residual_B @ layer.residual_A).double(), w_res, atol=1e-6, rtol=1e-5)
+    assert torch.equal(layer.base_layer.weight, W0)
+
+
+def test_residual_factors_multiply_to_the_weighted_expert_mean():
+    """init.residual_factors: B_res @ A_res = (1/E) sum_j s_j B_j A_j, rank E*d."""
+    from goat.init import residual_factors
+
+    A, B, s = torch.randn(3, 2, 7), torch.randn(3, 5, 2), torch.tensor([0.5, 2.0, 3.0])
+    A_res, B_res = residual_factors(A, B, s)
+    assert A_res.shape == (6, 7) and B_res.shape == (5, 6)
+    expected = sum(s[j] * B[j] @ A[j] for j in range(3)) / 3
+    torch.testing.assert_close(B_res @ A_res, expected)
 
 
 def test_svd_runs_in_float32_for_bfloat16_models(two_layer):

@@ -35,7 +35,8 @@ def test_top_k_routing_perturbs_the_output_per_token(two_layer):
 
 
 def test_forward_equals_explicit_sum_over_selected_experts(two_layer):
-    """eq. 12: y = W' x + sum_i w_i(x) s_i B_i A_i x with w from eq. 10 (softmax over top-k logits)."""
+    """eq. 12: y = W' x + sum_i w_i(x) s_i B_i A_i x with w from eq. 10 (softmax over top-k logits),
+    W' = W0 - W_res (eq. 15; W0 stays in the frozen layer, W_res is subtracted as its own path)."""
     config = goat.GoatConfig(method="goat_plus", r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["fc1"])
     layer = goat.get_goat_model(two_layer, config).adapted_layers()["fc1"]
     torch.nn.init.normal_(layer.router.weight)
@@ -43,7 +44,7 @@ def test_forward_equals_explicit_sum_over_selected_experts(two_layer):
     logits = x @ layer.router.weight.T
     top_logits, top_idx = logits.topk(2, dim=-1)
     weights = F.softmax(top_logits, dim=-1)  # eq. 10
-    expected = layer.base_layer(x)
+    expected = layer.base_layer(x) - x @ (layer.residual_B @ layer.residual_A).T
     factors, scalings = layer.expert_factors(), layer.expert_scaling()
     for t in range(9):
         for slot in range(2):

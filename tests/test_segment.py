@@ -31,7 +31,8 @@ def test_segment_i_moves_block_i_into_the_adapter(segment):
     (A, B), s = layer.expert_factors()[0], layer.expert_scaling()[0]
     block = _svd_part(W0, list(range(segment * R, (segment + 1) * R)))
     torch.testing.assert_close(s * B.double() @ A.double(), block, atol=1e-5, rtol=1e-4)  # eq. 3: s B A = U_i Σ_i V_iᵀ
-    torch.testing.assert_close(layer.get_base_layer().weight.double(), W0 - block, atol=1e-5, rtol=1e-4)
+    assert torch.equal(layer.get_base_layer().weight.double(), W0)  # W0 stays; W_res = block is a frozen path
+    torch.testing.assert_close((layer.residual_B @ layer.residual_A).double(), block, atol=1e-5, rtol=1e-4)
     x = torch.randn(5, 40)
     torch.testing.assert_close(model(x), TwoLayer()(x), atol=1e-5, rtol=1e-4)  # output unchanged at init
 

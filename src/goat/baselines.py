@@ -2,13 +2,22 @@
 
 peft implements LoRA (Hu et al.), rsLoRA (use_rslora), DoRA (use_dora), PiSSA
 (init_lora_weights="pissa") and KaSA (kasa_config); we configure it and only add what peft lacks:
-MiLoRA (PiSSA on the *minor* singular triplets) and the authors' shrunk PiSSA/MiLoRA priors.
-Layers are peft's own ``lora.Linear`` extended with the read-only accessors of our contract.
+MiLoRA (PiSSA on the *minor* singular triplets), the authors' shrunk PiSSA/MiLoRA priors, and a
+frozen base. Layers are peft's own LoRA layers (plain or bitsandbytes) extended by
+:class:`SingleAdapterLayer`.
+
+The frozen base weight is never modified, as for the MoE methods (:mod:`goat.layers`): an SVD
+prior's ``W_res = s B0 A0`` (the adapter's initial product) is a frozen path subtracted in the
+forward, so W0 stays exact for unload, disable and several adapters on one base. KaSA is the
+exception: peft truncates the base weight itself (its paper's design).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import KasaConfig
 from peft.tuners.lora import Linear as PeftLoraLinear
@@ -17,26 +26,127 @@ from torch import nn
 
 from goat import init as goat_init
 from goat.config import GoatConfig
+from goat.quantization import dense_weight, is_quantized
 
 ADAPTER = "default"
 
 
-class SingleLoraLinear(PeftLoraLinear):
-    """peft's LoRA linear (behaviour unchanged) plus ``expert_factors``/``expert_scaling``.
+class SingleAdapterLayer:
+    """Mixin for peft's LoRA layers: GOAT's accessors and the frozen W_res path of SVD priors.
 
-    Holds ``residual_A``/``residual_B`` when the method moved part of W0 into the adapter
-    (PiSSA, MiLoRA): the base weight is ``W0 - residual_B @ residual_A``.
+    ``initial_factors[adapter] = (A0 [r, n], B0 [m, r])``, the adapter's initial factors, for methods
+    that move ``s B0 A0`` out of W0 (PiSSA, MiLoRA): the forward subtracts ``s B0 A0 x`` and merging
+    adds ``s (B A - B0 A0)``, so the adapter is a plain LoRA on the *original* W0.
     """
 
-    residual_A: torch.Tensor | None = None
-    residual_B: torch.Tensor | None = None
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.initial_factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def active_name(self) -> str:
+        return self.active_adapters[0]
 
     def expert_factors(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``[(A [r, n], B [m, r])]``: one expert."""
-        return [(self.lora_A[ADAPTER].weight, self.lora_B[ADAPTER].weight)]
+        """``[(A [r, n], B [m, r])]``: one expert, the active adapter."""
+        name = self.active_name
+        return [(self.lora_A[name].weight, self.lora_B[name].weight)]
 
     def expert_scaling(self) -> list[float]:
-        return [float(self.scaling[ADAPTER])]
+        return [float(self.scaling[self.active_name])]
+
+    @property
+    def residual_A(self) -> torch.Tensor | None:
+        """``A0`` of the active adapter (``W_res = residual_B @ residual_A``), None without an SVD prior."""
+        factors = self.initial_factors.get(self.active_name)
+        return None if factors is None else factors[0]
+
+    @property
+    def residual_B(self) -> torch.Tensor | None:
+        """``s B0`` of the active adapter."""
+        factors = self.initial_factors.get(self.active_name)
+        return None if factors is None else self.scaling[self.active_name] * factors[1]
+
+    def set_initial_factors(self, adapter: str, A0: torch.Tensor, B0: torch.Tensor) -> None:
+        device = self.lora_A[adapter].weight.device
+        self.initial_factors[adapter] = (
+            A0.detach().to(device=device, dtype=torch.float32).clone(),
+            B0.detach().to(device=device, dtype=torch.float32).clone(),
+        )
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 (nn.Module's signature)
+        super()._apply(fn, recurse)
+        if getattr(self, "initial_factors", None):
+            self.initial_factors = {name: (fn(A0), fn(B0)) for name, (A0, B0) in self.initial_factors.items()}
+        return self
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        result = super().forward(x, *args, **kwargs)
+        if self.disable_adapters or self.merged:
+            return result
+        for name in self.active_adapters:
+            if name in self.initial_factors and name in self.lora_A:
+                A0, B0 = self.initial_factors[name]
+                residual = F.linear(F.linear(x.to(A0.dtype), A0), B0) * self.scaling[name]
+                result = result - residual.to(result.dtype)
+        return result
+
+    def get_delta_weight(self, adapter: str) -> torch.Tensor:
+        """What merging adds to W0: ``s B A`` minus the frozen ``s B0 A0`` of an SVD prior."""
+        delta = super().get_delta_weight(adapter)
+        if adapter in self.initial_factors:
+            A0, B0 = self.initial_factors[adapter]
+            delta = delta - (self.scaling[adapter] * B0 @ A0).to(device=delta.device, dtype=delta.dtype)
+        return delta
+
+    def saved_tensors(self, adapter: str) -> dict[str, tuple[str | None, torch.Tensor]]:
+        """``{key: (parameter name or None, tensor)}`` of adapter ``adapter``, keyed as stock peft saves
+        them (``lora_A.weight``, ``lora_magnitude_vector``, ``lora_diag``), plus ``initial_lora_A/B``."""
+        tensors = {}
+        for pname, param in self.named_parameters():
+            layer_name, _, rest = pname.partition(".")
+            name, _, tail = rest.partition(".")
+            if layer_name not in self.adapter_layer_names or name != adapter:
+                continue
+            key = layer_name if layer_name == "lora_magnitude_vector" or not tail else f"{layer_name}.{tail}"
+            tensors[key] = (pname, param)
+        if adapter in self.initial_factors:
+            A0, B0 = self.initial_factors[adapter]
+            tensors["initial_lora_A"], tensors["initial_lora_B"] = (None, A0), (None, B0)
+        return tensors
+
+    def load_saved(self, adapter: str, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy tensors keyed as :meth:`saved_tensors` keys them into adapter ``adapter``."""
+        with torch.no_grad():
+            for key, (_, param) in self.saved_tensors(adapter).items():
+                if not key.startswith("initial_"):
+                    param.copy_(tensors[key])
+        if "initial_lora_A" in tensors:
+            self.set_initial_factors(adapter, tensors["initial_lora_A"], tensors["initial_lora_B"])
+
+
+class SingleLoraLinear(SingleAdapterLayer, PeftLoraLinear):
+    """peft's LoRA linear with :class:`SingleAdapterLayer`."""
+
+
+def _quantized_layer_classes() -> dict[type, type]:
+    """peft's bitsandbytes LoRA layers with :class:`SingleAdapterLayer`, keyed by the bnb layer type."""
+    try:
+        import bitsandbytes as bnb
+        from peft.tuners.lora.bnb import Linear4bit, Linear8bitLt
+    except ImportError:
+        return {}
+
+    class SingleLoraLinear4bit(SingleAdapterLayer, Linear4bit):
+        """peft's 4-bit LoRA linear with :class:`SingleAdapterLayer`."""
+
+    class SingleLoraLinear8bit(SingleAdapterLayer, Linear8bitLt):
+        """peft's 8-bit LoRA linear with :class:`SingleAdapterLayer`."""
+
+    return {bnb.nn.Linear4bit: SingleLoraLinear4bit, bnb.nn.Linear8bitLt: SingleLoraLinear8bit}
+
+
+QUANTIZED_LAYER_CLASSES = _quantized_layer_classes()
 
 
 def peft_scaling_args(config: GoatConfig) -> tuple[float, bool]:
@@ -51,10 +161,19 @@ def peft_scaling_args(config: GoatConfig) -> tuple[float, bool]:
     return float(rule) * config.r, False  # a number: alpha = s * r so that alpha / r = s
 
 
-def lora_config_for(config: GoatConfig, target_names: list[str], *, init_weights: bool) -> LoraConfig:
+def has_svd_prior(config: GoatConfig) -> bool:
+    """True for the single adapters that start from SVD triplets of W0 (and carry ``s B0 A0``)."""
+    return config.method in ("pissa", "milora")
+
+
+def uses_peft_pissa(config: GoatConfig, quantized: bool) -> bool:
+    """PiSSA as peft initialises it (top r triplets); peft cannot run it on a quantized weight."""
+    return config.method == "pissa" and not config.authors_svd_baselines and config.segment is None and not quantized
+
+
+def lora_config_for(config: GoatConfig, target_names: list[str], *, peft_pissa: bool = False) -> LoraConfig:
     """The peft ``LoraConfig`` that implements ``config.method`` on exactly ``target_names``."""
     alpha, use_rslora = peft_scaling_args(config)
-    peft_pissa = config.method == "pissa" and not config.authors_svd_baselines and config.segment is None
     lora_config = LoraConfig(
         r=config.r,
         lora_alpha=alpha,
@@ -62,35 +181,60 @@ def lora_config_for(config: GoatConfig, target_names: list[str], *, init_weights
         target_modules=target_names,
         use_rslora=use_rslora,
         use_dora=config.method == "dora",
-        init_lora_weights=("pissa" if peft_pissa and init_weights else True),
+        init_lora_weights="pissa" if peft_pissa else True,
         kasa_config=KasaConfig() if config.method == "kasa" else None,
         bias="none",
     )
-    lora_config._register_custom_module({nn.Linear: SingleLoraLinear})
+    lora_config._register_custom_module({**QUANTIZED_LAYER_CLASSES, nn.Linear: SingleLoraLinear})
     return lora_config
 
 
-def inject_single_adapter(
-    model: nn.Module, config: GoatConfig, target_names: list[str], *, init_weights: bool = True
-) -> list[SingleLoraLinear]:
-    """Replace every target with a peft LoRA layer configured for ``config.method``.
+def _base_linear(module: nn.Module) -> nn.Module:
+    return module.get_base_layer() if isinstance(module, SingleAdapterLayer) else module
 
-    With ``init_weights=False`` no SVD prior is computed (the weights are about to be loaded).
+
+def inject_single_adapter(
+    model: nn.Module,
+    config: GoatConfig,
+    target_names: list[str],
+    *,
+    init_weights: bool = True,
+    adapter_name: str = ADAPTER,
+) -> list[SingleAdapterLayer]:
+    """Add adapter ``adapter_name`` to every target with a peft LoRA layer configured for ``config.method``.
+
+    With ``init_weights=False`` no SVD prior is computed (the weights are about to be loaded). The
+    base weights are left as they were: peft's PiSSA init subtracts ``s B0 A0`` from W0 by assigning a
+    new tensor, and the original one is put back.
     """
-    generator = torch.Generator().manual_seed(config.seed)
+    bases = {name: _base_linear(model.get_submodule(name)) for name in target_names}
+    quantized = any(is_quantized(base) for base in bases.values())
+    if quantized and config.method == "kasa":
+        raise ValueError(
+            "method='kasa' truncates the base weights by SVD, which a 4-bit/8-bit base cannot hold; "
+            "use lora, rslora, dora, pissa or milora, or an unquantized base."
+        )
+    peft_pissa = init_weights and uses_peft_pissa(config, quantized)
+    originals = {name: base.weight.data for name, base in bases.items()} if peft_pissa else {}
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(config.seed)  # peft draws lora_A from the global RNG
     try:
-        inject_adapter_in_model(lora_config_for(config, target_names, init_weights=init_weights), model, ADAPTER)
+        inject_adapter_in_model(lora_config_for(config, target_names, peft_pissa=peft_pissa), model, adapter_name)
     finally:
         torch.random.set_rng_state(torch_state)
-    layers = [m for m in model.modules() if isinstance(m, SingleLoraLinear)]
-    custom_svd = config.method == "milora" or (
-        config.method == "pissa" and (config.authors_svd_baselines or config.segment is not None)
-    )
-    if init_weights and custom_svd:
-        for layer in layers:
-            svd_prior_init(layer, config, generator)
+    layers = [model.get_submodule(name) for name in target_names]
+    if not has_svd_prior(config):
+        return layers
+    generator = torch.Generator().manual_seed(config.seed)
+    for name, layer in zip(target_names, layers):
+        if peft_pissa:
+            layer.set_initial_factors(adapter_name, layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight)
+            layer.get_base_layer().weight.data = originals[name]
+        elif init_weights:
+            svd_prior_init(layer, config, generator, adapter_name)
+        else:  # placeholders with the final shapes, filled by a load
+            A, B = layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight
+            layer.set_initial_factors(adapter_name, torch.zeros_like(A), torch.zeros_like(B))
     return layers
 
 
@@ -114,39 +258,33 @@ def prior_slices(config: GoatConfig, h: int, generator: torch.Generator) -> tupl
     return goat_init.segment_starts(h, config.r, 1, init, generator), config.r
 
 
-def svd_prior_init(layer: SingleLoraLinear, config: GoatConfig, generator: torch.Generator) -> None:
+def svd_prior_init(layer: SingleAdapterLayer, config: GoatConfig, generator: torch.Generator, adapter: str) -> None:
     """PiSSA/MiLoRA prior: A, B from the singular triplets that :func:`prior_slices` selects.
 
-    ``B = U' Σ'^½ / sqrt(sρ')``, ``A = Σ'^½ V'ᵀ / sqrt(sρ')`` and ``W <- W - s B A``;
-    ``ρ' = 1`` as in the PiSSA/MiLoRA papers, ``ρ' = ρ`` with ``authors_svd_baselines``.
+    ``B = U' Σ'^½ / sqrt(sρ')``, ``A = Σ'^½ V'ᵀ / sqrt(sρ')``, so ``s B A = U' Σ' V'ᵀ / ρ'`` is the
+    part of W0 moved into the adapter (``W_res``); ``ρ' = 1`` as in the PiSSA/MiLoRA papers,
+    ``ρ' = ρ`` with ``authors_svd_baselines``.
     """
-    base = layer.get_base_layer()
-    m, n = base.weight.shape
+    weight = dense_weight(layer.get_base_layer())
+    m, n = weight.shape
     rho = config.rho if config.authors_svd_baselines else 1.0
-    s = layer.expert_scaling()[0]
-    U, S, Vh = goat_init.svd_float32(base.weight)
+    s = float(layer.scaling[adapter])
+    U, S, Vh = goat_init.svd_float32(weight)
     starts, width = prior_slices(config, min(m, n), generator)
     A, B = goat_init.expert_svd_factors(U, S, Vh, starts, width, torch.full((len(starts),), s), rho)
     A, B = A.reshape(config.r, n), B.permute(1, 0, 2).reshape(m, config.r)  # slices side by side
     with torch.no_grad():
-        layer.lora_A[ADAPTER].weight.copy_(A)
-        layer.lora_B[ADAPTER].weight.copy_(B)
-        base.weight.sub_((s * B @ A).to(base.weight.dtype))
-    layer.residual_A, layer.residual_B = A.clone(), s * B
-
-
-def record_peft_pissa_residual(layer: SingleLoraLinear) -> None:
-    """peft's PiSSA moved ``s B0 A0`` out of the base weight; remember those factors for saving."""
-    A = layer.lora_A[ADAPTER].weight.detach().float().cpu().clone()
-    B = layer.lora_B[ADAPTER].weight.detach().float().cpu().clone()
-    layer.residual_A, layer.residual_B = A, layer.expert_scaling()[0] * B
+        layer.lora_A[adapter].weight.copy_(A)
+        layer.lora_B[adapter].weight.copy_(B)
+    layer.set_initial_factors(adapter, A, B)
 
 
 def kasa_regularization(model: nn.Module) -> torch.Tensor | None:
-    """KaSA's auxiliary loss (its paper eq. 9-11), summed over layers; None without KaSA layers."""
+    """KaSA's auxiliary loss (its paper eq. 9-11) of the active adapters, summed over layers; None without KaSA."""
     losses = [
-        _kasa_layer_regularization_loss(m, ADAPTER, KasaConfig().beta, KasaConfig().gamma)
+        _kasa_layer_regularization_loss(m, m.active_name, KasaConfig().beta, KasaConfig().gamma)
         for m in model.modules()
-        if isinstance(m, SingleLoraLinear) and hasattr(m, "lora_diag")
+        if isinstance(m, SingleAdapterLayer) and hasattr(m, "lora_diag") and m.active_name in m.lora_diag
+        and not m.disable_adapters
     ]
     return torch.stack(losses).sum() if losses else None

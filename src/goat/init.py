@@ -85,10 +85,16 @@ def expert_svd_factors(
     return torch.stack(A), torch.stack(B)
 
 
-def residual_weight(A: torch.Tensor, B: torch.Tensor, scalings: torch.Tensor) -> torch.Tensor:
-    """``W_res = (1/E) Σ_j s_j B_j A_j`` (Theorem 3.4; eq. 18's minimiser under E[w_j] = 1/E)."""
-    E = A.shape[0]
-    return torch.einsum("e,emd,edn->mn", scalings.to(A.dtype), B, A) / E
+def residual_factors(A: torch.Tensor, B: torch.Tensor, scalings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-r factors ``(A_res [E*d, n], B_res [m, E*d])`` with ``B_res @ A_res = W_res``.
+
+    ``W_res = (1/E) sum_j s_j B_j A_j`` (Theorem 3.4; eq. 18's minimiser under E[w_j] = 1/E), from
+    expert factors ``A [E, d, n]`` and ``B [E, m, d]``: the experts side by side, each B_j carrying
+    its weight s_j / E.
+    """
+    E, m, d = B.shape
+    B_res = (B * (scalings.to(B.dtype) / E)[:, None, None]).permute(1, 0, 2).reshape(m, E * d)
+    return A.reshape(E * d, A.shape[-1]), B_res
 
 
 def scaling_value(rule: Scaling, *, lora_alpha: float, expert_rank: int, in_features: int, eta: float) -> float:

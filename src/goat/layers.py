@@ -3,6 +3,14 @@
 The LoRA-expert forward (eq. 12) is computed without a Python loop over experts: all experts
 together form one rank-r product ``x -> A_all -> gate -> B_all`` whose r channels are gated by the
 sparse routing matrix. With small expert ranks this costs the same as one rank-r LoRA.
+
+The frozen base weight is never modified. W_res (Theorem 3.4) is a frozen rank-r path subtracted in
+the forward, ``y = W0 x - B_res A_res x + sum_j w_j(x) s_j B_j A_j x``, which equals eq. 15's
+``(W0 - W_res) x + ...``. This keeps W0 exact for ``unload``/``disable_adapter``, lets several
+adapters share one base (each one's W_res applies only while it is active) and works on a quantized
+base, whose weights cannot absorb a subtraction. Its cost is one more rank-r product per layer.
+
+A layer holds one or more named adapters (``adapters``), of which at most one is active.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from goat import init as goat_init
+from goat.quantization import dense_weight
 from goat.config import SVD_INITS, GoatConfig
 
 
@@ -66,60 +75,53 @@ class Router(nn.Module):
         return gates
 
 
-class LoraMoELinear(nn.Module):
-    """``y = W' x + sum_j w_j(x) s_j B_j A_j dropout(x)`` with ``W' = W0 - W_res`` (eq. 12, 15).
+class LoraExperts(nn.Module):
+    """One adapter of one layer: E LoRA experts, their router and the frozen W_res path (eq. 12, 15).
 
     Storage: ``lora_A [E_A, d, n]`` (``E_A = 1`` for hydralora's shared A, else E) and
     ``lora_B [E, d, m]`` (B_j transposed, so all experts flatten to one ``[E*d, m]`` matrix).
-    Adapter and router parameters are float32 whatever the base dtype.
+    ``residual_A [E*d, n]``, ``residual_B [m, E*d]`` (``W_res = residual_B @ residual_A``) exist for
+    methods with an SVD prior; they are plain tensors, not buffers (DDP would broadcast buffers every
+    step), moved with the module by ``_apply``. Everything is float32 whatever the base dtype.
     """
 
-    def __init__(self, base_layer: nn.Linear, config: GoatConfig):
+    def __init__(self, in_features: int, out_features: int, config: GoatConfig, device: torch.device):
         super().__init__()
-        self.base_layer = base_layer
         self.method = config.method
-        self.in_features = base_layer.in_features
-        self.out_features = base_layer.out_features
-        self.num_experts = config.num_experts
-        self.expert_rank = config.expert_rank
-        shared_a = config.method == "hydralora"
+        self.in_features, self.out_features = in_features, out_features
+        self.num_experts, self.expert_rank = config.num_experts, config.expert_rank
         E, d = self.num_experts, self.expert_rank
-        device = base_layer.weight.device
-        self.lora_A = nn.Parameter(torch.zeros(1 if shared_a else E, d, self.in_features, device=device))
-        self.lora_B = nn.Parameter(torch.zeros(E, d, self.out_features, device=device))
-        self.router = Router(
-            self.in_features, E, config.top_k, adaptive_threshold=config.method == "adamole"
-        ).to(device)
+        shared_a = config.method == "hydralora"
+        self.lora_A = nn.Parameter(torch.zeros(1 if shared_a else E, d, in_features, device=device))
+        self.lora_B = nn.Parameter(torch.zeros(E, d, out_features, device=device))
+        self.router = Router(in_features, E, config.top_k, adaptive_threshold=config.method == "adamole").to(device)
         self.register_buffer("scalings", torch.ones(E, device=device))
         self.dropout = nn.Dropout(config.lora_dropout) if config.lora_dropout > 0 else nn.Identity()
-        # Low-rank factors of W_res (W_res = residual_B @ residual_A), kept on CPU outside the
-        # state dict (DDP would broadcast buffers every step); written by save_pretrained.
         self.residual_A: torch.Tensor | None = None
         self.residual_B: torch.Tensor | None = None
-        base_layer.requires_grad_(False)
+        if has_svd_prior(config):  # placeholders with the final shapes, so an uninitialised layer lists them
+            self.residual_A = torch.zeros(E * d, in_features, device=device)
+            self.residual_B = torch.zeros(out_features, E * d, device=device)
 
-    # ------------------------------------------------------------------ init
-    def initialize(self, config: GoatConfig, generator: torch.Generator) -> None:
-        """Set router, experts, scalings and subtract W_res from the base weight."""
+    def initialize(self, config: GoatConfig, generator: torch.Generator, base_layer: nn.Module) -> None:
+        """Set router, experts and scalings, and W_res from the experts' initial values (Thm 3.4)."""
         self.router.reset_parameters(generator)
         E, d, n, m = self.num_experts, self.expert_rank, self.in_features, self.out_features
-        rule = config.resolved_scaling
-        s = goat_init.scaling_value(rule, lora_alpha=config.lora_alpha, expert_rank=d, in_features=n, eta=config.eta)
+        s = goat_init.scaling_value(
+            config.resolved_scaling, lora_alpha=config.lora_alpha, expert_rank=d, in_features=n, eta=config.eta
+        )
         scalings = torch.full((E,), s)
-        uses_svd = config.method in ("goat", "goat_plus") and config.init in SVD_INITS
-        if not uses_svd:
-            A, B = goat_init.kaiming_zero_factors(self.lora_A.shape[0], d, n, m, generator)
-            self._set(A, B.new_zeros(E, m, d), scalings)
+        if not has_svd_prior(config):
+            A, _ = goat_init.kaiming_zero_factors(self.lora_A.shape[0], d, n, m, generator)
+            self._set(A, torch.zeros(E, m, d), scalings)
             return
-        U, S, Vh = goat_init.svd_float32(self.base_layer.weight)
+        U, S, Vh = goat_init.svd_float32(dense_weight(base_layer))
         starts = goat_init.segment_starts(min(m, n), d, E, config.init, generator)
         if config.method == "goat_plus":
             scalings = goat_init.goat_plus_scalings(s, S, starts, d)
         A, B = goat_init.expert_svd_factors(U, S, Vh, starts, d, scalings, config.rho)
         self._set(A, B, scalings)
-        # Theorem 3.4: W_res = (1/E) sum_j s_j B_j A_j, as factors of rank r.
-        residual_B = (B * (scalings / E)[:, None, None]).permute(1, 0, 2).reshape(m, E * d)
-        self.subtract_residual(A.reshape(E * d, n), residual_B)
+        self.set_residual(*goat_init.residual_factors(A, B, scalings))
 
     def _set(self, A: torch.Tensor, B: torch.Tensor, scalings: torch.Tensor) -> None:
         with torch.no_grad():
@@ -127,71 +129,84 @@ class LoraMoELinear(nn.Module):
             self.lora_B.copy_(B.transpose(1, 2))
             self.scalings.copy_(scalings)
 
-    def subtract_residual(self, residual_A: torch.Tensor, residual_B: torch.Tensor) -> None:
-        """``W <- W - residual_B @ residual_A`` in the base dtype; remembers the factors for saving."""
-        weight = self.base_layer.weight
-        with torch.no_grad():
-            weight.sub_((residual_B.float() @ residual_A.float()).to(device=weight.device, dtype=weight.dtype))
-        self.residual_A = residual_A.detach().float().cpu()
-        self.residual_B = residual_B.detach().float().cpu()
+    def set_residual(self, residual_A: torch.Tensor, residual_B: torch.Tensor) -> None:
+        """``W_res = residual_B @ residual_A``, subtracted in every forward of this adapter."""
+        device = self.lora_A.device
+        self.residual_A = residual_A.detach().to(device=device, dtype=torch.float32).clone()
+        self.residual_B = residual_B.detach().to(device=device, dtype=torch.float32).clone()
 
-    # --------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        result = self.base_layer(x)
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 (nn.Module's signature)
+        super()._apply(fn, recurse)
+        if self.residual_A is not None:
+            self.residual_A, self.residual_B = fn(self.residual_A), fn(self.residual_B)
+        return self
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``sum_j w_j(x) s_j B_j A_j dropout(x) - W_res x`` for tokens ``[T, n]`` -> ``[T, m]``."""
         E, d = self.num_experts, self.expert_rank
-        tokens = x.reshape(-1, self.in_features).to(self.lora_A.dtype)
+        tokens = tokens.to(self.lora_A.dtype)
         gates = self.router(tokens) * self.scalings  # [T, E]: w_j(x) * s_j
         hidden = F.linear(self.dropout(tokens), self.lora_A.reshape(-1, self.in_features))
         if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
             hidden = hidden.unsqueeze(1).expand(-1, E, d)
         gated = (hidden.reshape(-1, E, d) * gates.unsqueeze(-1).to(hidden.dtype)).reshape(-1, E * d)
         delta = gated @ self.lora_B.reshape(E * d, self.out_features)
-        return result + delta.reshape(result.shape).to(result.dtype)
+        if self.residual_A is not None:
+            delta = delta - F.linear(F.linear(tokens, self.residual_A), self.residual_B)
+        return delta
 
-    # ------------------------------------------------------------ inspection
+    def saved_tensors(self) -> dict[str, tuple[str | None, torch.Tensor]]:
+        """``{key: (parameter name or None, tensor)}`` of what a saved adapter holds for this layer."""
+        tensors = {name: (name, param) for name, param in self.named_parameters()}
+        tensors["scalings"] = (None, self.scalings)
+        if self.residual_A is not None:
+            tensors["residual_A"] = (None, self.residual_A)
+            tensors["residual_B"] = (None, self.residual_B)
+        return tensors
+
+    def load_saved(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy tensors keyed as :meth:`saved_tensors` keys them into this adapter."""
+        residual = tensors.get("residual_A"), tensors.get("residual_B")
+        live = {name: value for name, (_, value) in self.saved_tensors().items() if not name.startswith("residual_")}
+        with torch.no_grad():
+            for name, value in live.items():
+                value.copy_(tensors[name])
+        if residual[0] is not None:
+            self.set_residual(*residual)
+
     def expert_factors(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``[(A_j [d, n], B_j [m, d])]`` per expert (hydralora: the shared A repeated)."""
-        return [
-            (self.lora_A[min(j, self.lora_A.shape[0] - 1)], self.lora_B[j].T) for j in range(self.num_experts)
-        ]
+        return [(self.lora_A[min(j, self.lora_A.shape[0] - 1)], self.lora_B[j].T) for j in range(self.num_experts)]
 
     def expert_scaling(self) -> list[float]:
         """``[s_j]`` per expert."""
         return self.scalings.tolist()
 
-    def extra_repr(self) -> str:
-        return (
-            f"method={self.method}, in={self.in_features}, out={self.out_features}, "
-            f"experts={self.num_experts}, expert_rank={self.expert_rank}, top_k={self.router.top_k}"
-        )
 
-
-class FullMoELinear(nn.Module):
-    """Upcycled full-rank MoE (Full FT MoE baseline): E trainable copies of W0 (and bias), same router.
+class FullExperts(nn.Module):
+    """One full-rank MoE adapter (Full FT MoE baseline): E trainable copies of W0 (and bias), a router.
 
     ``y = sum_j w_j(x) (W_j x + b_j)``; at init every ``W_j = W0`` so the output equals the base.
     Tokens are dispatched sparsely, expert by expert: a full-rank expert is too costly to run densely.
     """
 
-    def __init__(self, base_layer: nn.Linear, config: GoatConfig):
+    def __init__(self, base_layer: nn.Module, config: GoatConfig):
         super().__init__()
-        self.base_layer = base_layer.requires_grad_(False)
         self.method = config.method
-        self.in_features = base_layer.in_features
-        self.out_features = base_layer.out_features
-        self.num_experts = config.num_experts
-        E = self.num_experts
-        self.expert_weight = nn.Parameter(base_layer.weight.detach().float().unsqueeze(0).repeat(E, 1, 1))
+        self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
+        self.num_experts = E = config.num_experts
+        weight = dense_weight(base_layer).detach().float()
+        self.expert_weight = nn.Parameter(weight.unsqueeze(0).repeat(E, 1, 1))
         bias = base_layer.bias
         self.expert_bias = None if bias is None else nn.Parameter(bias.detach().float().unsqueeze(0).repeat(E, 1))
-        self.router = Router(self.in_features, E, config.top_k, adaptive_threshold=False).to(self.expert_weight.device)
-        self.residual_A = self.residual_B = None
+        self.router = Router(self.in_features, E, config.top_k, adaptive_threshold=False).to(weight.device)
 
-    def initialize(self, config: GoatConfig, generator: torch.Generator) -> None:
+    def initialize(self, config: GoatConfig, generator: torch.Generator, base_layer: nn.Module) -> None:
         self.router.reset_parameters(generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.reshape(-1, self.in_features).float()
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``sum_j w_j(x) (W_j x + b_j)`` for tokens ``[T, n]`` -> ``[T, m]``."""
+        tokens = tokens.float()
         gates = self.router(tokens)
         out = tokens.new_zeros(tokens.shape[0], self.out_features)
         for j in range(self.num_experts):
@@ -199,14 +214,155 @@ class FullMoELinear(nn.Module):
             bias = None if self.expert_bias is None else self.expert_bias[j]
             expert_out = F.linear(tokens[rows], self.expert_weight[j], bias)
             out.index_add_(0, rows, expert_out * gates[rows, j, None])
-        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        return out
 
-    def expert_weights(self) -> list[torch.Tensor]:
-        """``[W_j [m, n]]``: full-rank experts have no low-rank factors."""
-        return list(self.expert_weight)
+    def saved_tensors(self) -> dict[str, tuple[str | None, torch.Tensor]]:
+        return {name: (name, param) for name, param in self.named_parameters()}
+
+    def load_saved(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                param.copy_(tensors[name])
 
     def expert_scaling(self) -> list[float]:
         return [1.0] * self.num_experts
+
+
+def has_svd_prior(config: GoatConfig) -> bool:
+    """True when the experts start from SVD segments of W0, so that W_res is non-zero (§3.2)."""
+    return config.method in ("goat", "goat_plus") and config.init in SVD_INITS
+
+
+class MoELinear(nn.Module):
+    """A frozen linear layer ``base_layer`` with named MoE adapters, at most one of them active.
+
+    ``y = base_layer(x) + active adapter(x)``; with no active adapter here (another adapter of the
+    model is active, or adapters are disabled) the layer is exactly ``base_layer``. Attribute
+    shortcuts (``router``, ``lora_A``, ...) read the active adapter.
+    """
+
+    def __init__(self, base_layer: nn.Module):
+        super().__init__()
+        self.base_layer = base_layer.requires_grad_(False)
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+        self.adapters = nn.ModuleDict()
+        self.active_adapter: str | None = None
+        self.disabled = False
+
+    def make_adapter(self, config: GoatConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def attach(self, name: str, adapter: nn.Module) -> None:
+        """Hold ``adapter`` (from :meth:`make_adapter`) as adapter ``name``; the first one becomes active."""
+        self.adapters[name] = adapter
+        if self.active_adapter is None:
+            self.active_adapter = name
+
+    def delete_adapter(self, name: str) -> None:
+        del self.adapters[name]
+        if self.active_adapter == name:
+            self.active_adapter = None
+
+    @property
+    def active(self) -> nn.Module | None:
+        """The adapter this forward runs, or None."""
+        if self.disabled or self.active_adapter not in self.adapters:
+            return None
+        return self.adapters[self.active_adapter]
+
+    def _current(self) -> nn.Module:
+        if self.active_adapter not in self.adapters:
+            raise RuntimeError(f"this layer holds adapters {list(self.adapters)}, none of them active.")
+        return self.adapters[self.active_adapter]
+
+    @property
+    def method(self) -> str:
+        return self._current().method
+
+    @property
+    def num_experts(self) -> int:
+        return self._current().num_experts
+
+    @property
+    def router(self) -> Router:
+        return self._current().router
+
+    def expert_scaling(self) -> list[float]:
+        """``[s_j]`` per expert of the active adapter."""
+        return self._current().expert_scaling()
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, active={self.active_adapter!r}, disabled={self.disabled}"
+
+
+class LoraMoELinear(MoELinear):
+    """``y = W0 x - W_res x + sum_j w_j(x) s_j B_j A_j dropout(x)`` (eq. 12, 15): LoRA-expert adapters."""
+
+    def make_adapter(self, config: GoatConfig) -> LoraExperts:
+        return LoraExperts(self.in_features, self.out_features, config, self.base_layer.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base_layer(x)
+        adapter = self.active
+        if adapter is None:
+            return result
+        delta = adapter(x.reshape(-1, self.in_features))
+        return result + delta.reshape(result.shape).to(result.dtype)
+
+    @property
+    def lora_A(self) -> nn.Parameter:
+        return self._current().lora_A
+
+    @property
+    def lora_B(self) -> nn.Parameter:
+        return self._current().lora_B
+
+    @property
+    def scalings(self) -> torch.Tensor:
+        return self._current().scalings
+
+    @property
+    def dropout(self) -> nn.Module:
+        return self._current().dropout
+
+    @property
+    def expert_rank(self) -> int:
+        return self._current().expert_rank
+
+    @property
+    def residual_A(self) -> torch.Tensor | None:
+        return self._current().residual_A
+
+    @property
+    def residual_B(self) -> torch.Tensor | None:
+        return self._current().residual_B
+
+    def expert_factors(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``[(A_j [d, n], B_j [m, d])]`` per expert of the active adapter."""
+        return self._current().expert_factors()
+
+
+class FullMoELinear(MoELinear):
+    """Full-rank MoE adapters: the active one replaces the base output, ``y = sum_j w_j(x) (W_j x + b_j)``."""
+
+    def make_adapter(self, config: GoatConfig) -> FullExperts:
+        return FullExperts(self.base_layer, config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        adapter = self.active
+        if adapter is None:
+            return self.base_layer(x)
+        out = adapter(x.reshape(-1, self.in_features))
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    @property
+    def expert_weight(self) -> nn.Parameter:
+        return self._current().expert_weight
+
+    @property
+    def expert_bias(self) -> nn.Parameter | None:
+        return self._current().expert_bias
 
 
 MOE_LAYER_TYPES = (LoraMoELinear, FullMoELinear)

@@ -29,8 +29,9 @@ def test_equivalent_gradient_matches_lemma_2_2(scaling):
     A, B = (t.detach().double() for t in layer.expert_factors()[0])
     x, target = torch.randn(7, 12), torch.randn(7, 10)
     ((model(x) - target) ** 2).sum().backward()
-    # g: the full fine-tuning gradient dL/dW at the same equivalent weight W + sBA
-    W = (layer.get_base_layer().weight.detach().double() + scaling * B @ A).requires_grad_(True)
+    # g: the full fine-tuning gradient dL/dW at the same equivalent weight W0 - W_res + sBA
+    W_res = (layer.residual_B @ layer.residual_A).double()
+    W = (layer.get_base_layer().weight.detach().double() - W_res + scaling * B @ A).requires_grad_(True)
     ((x.double() @ W.T + layer.get_base_layer().bias.double() - target.double()) ** 2).sum().backward()
     g = W.grad
     expected = scaling**2 * (B @ B.T @ g + g @ A.T @ A)  # eq. 6
