@@ -375,3 +375,14 @@ def test_frames_honour_deadlines_limits_and_end_of_file():
     assert sandbox.receive_frame(read, time.monotonic() + 1) == {"ok": 1}
     assert sandbox.receive_frame(read, time.monotonic() + 1) is None
     os.close(read)
+
+
+@pytest.mark.parametrize(
+    "candidate, status",
+    [("    raise ValueError\n", "failed"), ("    return object()\n", "failed"),
+     ("    while True:\n        pass\n", "timeout"), ("    return x\n", "passed")],
+)
+def test_a_test_that_swallows_exceptions_cannot_turn_a_failure_into_a_pass(candidate, status):
+    swallowing = "def check(candidate):\n    for x in range(3):\n        try:\n            assert candidate(x) == x\n        except:\n            pass\n"
+    result = sandbox.run_sandboxed("def f(x):\n" + candidate, swallowing, "f", timeout_s=1.0)
+    assert result.status == status

