@@ -500,10 +500,14 @@ def _confine_namespaces(setup: dict[str, Any], drop_to_nobody: bool, active: lis
             active.append("every mount read-only except the working directory")
     except OSError as error:
         missing.append(f"private file-system view ({error})")
+        unreachable = _blocked_ancestors(setup["interpreter_paths"]) if drop_to_nobody else {}
+        if unreachable:
+            missing.append(f"the interpreter under {', '.join(unreachable)} is unreadable for uid "
+                           f"{SANDBOX_UID}: samples that import a module not yet loaded will fail")
 
 
-def _expose_to_others(paths: list[str]) -> list[str]:
-    """Cover each directory that others may not enter with a tmpfs holding only ``paths``."""
+def _blocked_ancestors(paths: list[str]) -> dict[str, list[str]]:
+    """For each directory others may not enter (mode lacks o+x): the ``paths`` beneath it."""
     blocked: dict[str, list[str]] = {}
     for path in sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)}):
         parts = Path(path).parts
@@ -514,6 +518,12 @@ def _expose_to_others(paths: list[str]) -> list[str]:
                 if not any(path.startswith(kept + os.sep) for kept in inner):
                     inner.append(path)
                 break
+    return blocked
+
+
+def _expose_to_others(paths: list[str]) -> list[str]:
+    """Cover each directory that others may not enter with a tmpfs holding only ``paths``."""
+    blocked = _blocked_ancestors(paths)
     for ancestor, inner in blocked.items():
         handles = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in inner]
         _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
