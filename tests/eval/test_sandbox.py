@@ -63,7 +63,12 @@ def test_the_attack_wrapper_itself_passes(problem):
 def test_forging_the_pass_token_or_pipe(problem):
     forged_verdict = json.dumps({"status": "passed", "detail": "", "active": [], "missing": []})
     result = _attack(problem, f"""
-        import json, os, struct
+        import json, os, struct, sys
+        main = sys.modules["__main__"]                # the forgery that beat the old harness
+        try:
+            os.write(main.report_fd, main.token.encode())
+        except (AttributeError, OSError):
+            pass
         frames = b"".join(struct.pack(">I", len(m)) + m for m in
                           [json.dumps(x).encode() for x in ({{"loaded": True}}, {{"value": "True"}})])
         for fd in range(3, 256):                      # every inherited fd: answer pipe, verdict pipe?
