@@ -10,7 +10,7 @@ import time
 import pytest
 
 from goat.eval.humaneval import clean_completion, evaluate_humaneval, load_problems, run_sample
-from goat.eval.sandbox import DEFAULT_TIMEOUT_S
+from goat.eval.sandbox import CANDIDATE_ENVIRONMENT, DEFAULT_TIMEOUT_S
 
 FAST = {"workers": 2, "progress": False}
 
@@ -102,7 +102,7 @@ def test_sample_runs_as_a_module_in_a_fresh_empty_directory(problems):
         import dataclasses, os, pickle, sys
         assert os.listdir(".") == [], os.listdir(".")
         assert sys.stdin.read() == ""
-        assert dict(os.environ) == {}, dict(os.environ)
+        assert dict(os.environ) == CANDIDATE_ENVIRONMENT, dict(os.environ)
         open("scratch.txt", "w").write("ok")
         @dataclasses.dataclass
         class Point:
@@ -113,7 +113,16 @@ def test_sample_runs_as_a_module_in_a_fresh_empty_directory(problems):
             raise RuntimeError("demo blocks must not run")
         """
     )
-    result = run_sample(problem, "\n" + checks + problem["prompt"] + problem["canonical_solution"])
+    result = run_sample(problem, "\n" + checks.replace("CANDIDATE_ENVIRONMENT", repr(CANDIDATE_ENVIRONMENT))
+                        + problem["prompt"] + problem["canonical_solution"])
+    assert result.passed, result.detail
+
+
+def test_sample_may_use_numpy(problems):
+    # numpy's OpenBLAS starts no threads under the sandbox's environment (threads are forbidden).
+    problem = problems["HumanEval/4"]
+    completion = "    import numpy as np\n    x = np.asarray(numbers)\n    return float(np.mean(np.abs(x - x.mean())))\n"
+    result = run_sample(problem, completion)
     assert result.passed, result.detail
 
 

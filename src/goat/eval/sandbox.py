@@ -35,7 +35,8 @@ process (``python -m goat.eval.sandbox`` prints it):
 * started as root: uid/gid 65534 ("nobody") without supplementary groups. Not root: the user
   namespace makes the namespaces above possible; the candidate keeps the caller's uid and all
   its capabilities are dropped;
-* always: empty environment, fresh empty working directory, own session and process group,
+* always: no inherited environment (the candidate's is ``CANDIDATE_ENVIRONMENT``: three
+  single-thread settings), fresh empty working directory, own session and process group,
   stdin/stdout on ``/dev/null`` (stderr is kept for the failure detail), no new privileges, an
   empty capability bounding set (given the capability to empty it: root or a user namespace),
   and rlimits on address space, CPU time, file size, core dumps and processes (``RLIMIT_NPROC``
@@ -80,6 +81,9 @@ DEFAULT_MEMORY_MB = 2048
 DEFAULT_FILE_SIZE_MB = 16
 STARTUP_ALLOWANCE_S = 5.0  # launcher start and teardown, on top of timeout_s; not the candidate's
 SANDBOX_UID = SANDBOX_GID = 65534  # "nobody" / "nogroup"
+# The candidate's whole environment: nothing is inherited. Numerical libraries (numpy's OpenBLAS)
+# start worker threads on import unless told otherwise, and RLIMIT_NPROC = 0 forbids threads.
+CANDIDATE_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 _MAX_ANSWER_BYTES = 1 << 20
 _DETAIL_CHARS = 2000
@@ -337,6 +341,7 @@ def _become_candidate(setup: dict[str, Any], requests: int, answers: int, stderr
                     pass
         os.chdir(setup["workdir"])
         os.environ.clear()
+        os.environ.update(CANDIDATE_ENVIRONMENT)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _empty_bounding_set()
         if drop_to_nobody:
@@ -566,7 +571,8 @@ def _describe_identity(drop_to_nobody: bool, active: list[str], missing: list[st
     active.extend([
         "process limit RLIMIT_NPROC = 0 (binding: the candidate is not uid 0): no fork, no threads",
         "rlimits on address space, CPU time, file size; no core dumps",
-        "empty environment", "fresh empty working directory", "own session and process group",
+        "no inherited environment (only single-thread settings for numerical libraries)",
+        "fresh empty working directory", "own session and process group",
         "no new privileges (PR_SET_NO_NEW_PRIVS)",
     ])
 
