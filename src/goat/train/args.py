@@ -76,7 +76,7 @@ class RunArgs:
     run_name: str = _f(None, "Run name (default: built from the hyperparameters).")
     save_adapter: bool = _f(True, "Save the best epoch's adapter (adapter/) and the last one's (adapter-last/) to the run folder.")
     save_strategy: str = _f("epoch", "Checkpoints: epoch (one at the end of every epoch; needed by --resume) or no.")
-    save_total_limit: int = _f(1, "Checkpoints kept besides the best epoch's (the newest is always kept).")
+    save_total_limit: int = _f(1, "Checkpoints kept; the newest and the best epoch's always are (with 1, only the best remains once the run completes).")
     resume: bool = _f(False, "Continue this run (same run name) from its newest checkpoint; starts fresh, with a notice, when there is none.")
     overwrite_output_dir: bool = _f(False, "Start over in a run folder that holds an earlier attempt (its files are deleted; results rows stay).")
     logging_steps: int = _f(10, "Log every N optimiser steps.")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from accelerate.utils import DeepSpeedSchedulerWrapper
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import ProgressCallback, Trainer, TrainerCallback
 from transformers.trainer import SCHEDULER_NAME
 from transformers.utils import can_return_loss, find_labels
 
@@ -132,9 +132,14 @@ class GoatTrainer(Trainer):
         if not flags.any():
             return
         what = "loss" if flags[0] else f"gradient norm ({norm.item()})"
+        for callback in self.callback_handler.callbacks:  # end the progress bar's line before the error's
+            if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+                callback.training_bar.close()
+                callback.training_bar = None
+        rate = self._get_learning_rate() if self.lr_scheduler is not None else self.args.learning_rate
         raise DivergenceError(
             f"training diverged at step {self.state.global_step} (epoch {self.state.epoch or 0:.2f}): non-finite {what} "
-            f"at learning rate {self._get_learning_rate():.3g} (peak {self.args.learning_rate:.3g}). Nothing was saved as "
+            f"at learning rate {rate:.3g} (peak {self.args.learning_rate:.3g}). Nothing was saved as "
             "a result; start a new run with a lower learning rate (or more warmup steps)."
         )
 

@@ -1,0 +1,53 @@
+"""A diverged run is an error, never a result: it stops at once, exits non-zero and saves no adapter."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import TrainingArguments
+
+import goat
+from goat.report import main as report_main
+from goat.train.__main__ import EXIT_DIVERGED, main
+from goat.train.results import read_results
+from goat.train.trainer import DivergenceError, GoatTrainer
+from tests.conftest import tiny_roberta
+
+
+def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_model_dir, rte_dir, tmp_path, capsys):
+    code = main([
+        "glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--lr", "1e30",
+        "--epochs", "2", "--batch-size", "8", "--per-device-batch", "8", "--warmup-steps", "0", "--report-to", "none",
+        "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"),
+    ])  # fmt: skip
+    assert code == EXIT_DIVERGED
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged at step ") and "learning rate" in last and "1e+30" in last
+    (run,) = (tmp_path / "out" / "glue").iterdir()
+    assert not (run / "adapter").exists() and not (run / "adapter-last").exists() and not (run / "summary.json").exists()
+    assert not list(run.glob("checkpoint-*"))  # it diverged within the first epoch, before any checkpoint
+    rows = read_results(tmp_path / "res", "glue")
+    assert [r["status"] for r in rows] == ["diverged"] and math.isnan(rows[0]["value"])
+    events = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and events[-1]["status"] == "diverged"
+
+    assert report_main(["--results-dir", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    assert "(no complete run yet)" in out and "- diverged (diverged: no result)" in out
+    # --resume of a diverged run is refused: a new learning rate is a new run.
+    resumed = main(["glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--lr", "1e30",
+                    "--epochs", "2", "--batch-size", "8", "--per-device-batch", "8", "--warmup-steps", "0",
+                    "--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"),
+                    "--resume"])  # fmt: skip
+    assert resumed == 2 and "diverged" in capsys.readouterr().err
+
+
+def test_a_non_finite_gradient_norm_alone_is_divergence(tmp_path):
+    model = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(r=4, num_experts=4, target_modules=["query"]))
+    trainer = GoatTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True))
+    trainer._check_finite(torch.tensor(3.0))  # finite: nothing happens
+    with pytest.raises(DivergenceError, match=r"non-finite gradient norm \(inf\)"):
+        trainer._check_finite(torch.tensor(float("inf")))
