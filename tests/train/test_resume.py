@@ -124,3 +124,30 @@ def test_resume_without_a_checkpoint_starts_fresh_with_a_notice(tiny_model_dir, 
     args[args.index("--epochs") + 1] = "1"
     assert main(args) == 0
     assert "no checkpoint in" in caplog.text
+
+
+def test_library_trainer_checkpoints_resume_with_plain_transformers_arguments(tmp_path):
+    """GoatTrainer used directly: ``save_steps`` checkpoints and ``resume_from_checkpoint`` work as in transformers."""
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    import goat
+    from goat.train.trainer import GoatTrainer
+    from tests.conftest import ROBERTA_TARGETS, tiny_roberta
+
+    gen = torch.Generator().manual_seed(0)
+    data = Dataset.from_dict({"input_ids": torch.randint(3, 100, (16, 8), generator=gen).tolist(),
+                              "labels": torch.randint(0, 3, (16,), generator=gen).tolist()})  # fmt: skip
+
+    def trainer(folder: Path) -> GoatTrainer:
+        config = goat.GoatConfig(r=8, num_experts=4, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"])
+        args = TrainingArguments(output_dir=str(folder), per_device_train_batch_size=4, max_steps=4, save_steps=2,
+                                 learning_rate=1e-2, report_to=[], use_cpu=True, disable_tqdm=True, seed=0)  # fmt: skip
+        return GoatTrainer(model=goat.get_goat_model(tiny_roberta(), config), args=args, train_dataset=data)
+
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+    resumed = trainer(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "whole" / "checkpoint-2"))
+    expected, got = whole.model.adapter_state_dict(), resumed.model.adapter_state_dict()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
