@@ -36,6 +36,7 @@ from torch import nn
 from goat.baselines import SingleAdapterLayer, has_svd_prior, peft_scaling_args
 from goat.config import PEFT_METHODS, GoatConfig
 from goat.layers import MoELinear
+from goat.quantization import stored_weight
 
 logger = logging.getLogger(__name__)
 
@@ -206,19 +207,19 @@ def _fail_or_warn(message: str, strict: bool) -> None:
 
 
 # ------------------------------------------------------------------- fingerprint
-def base_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
-    """The base model's own parameters under their original names, also once adapters are attached
-    (an adapted layer contributes its ``base_layer``'s parameters under its own name)."""
+def base_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """The base model's own parameters as stored, under their original names, also once adapters are
+    attached (an adapted layer contributes its ``base_layer``'s parameters under its own name)."""
     seen: set[int] = set()
 
-    def walk(module: nn.Module, prefix: str) -> Iterator[tuple[str, nn.Parameter]]:
+    def walk(module: nn.Module, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
         if isinstance(module, (MoELinear, SingleAdapterLayer)):
             yield from walk(module.base_layer, prefix)
             return
         for name, param in module.named_parameters(recurse=False):
             if id(param) not in seen:
                 seen.add(id(param))
-                yield prefix + name, param
+                yield prefix + name, stored_weight(module) if name == "weight" else param
         for name, child in module.named_children():
             yield from walk(child, f"{prefix}{name}.")
 
@@ -231,7 +232,7 @@ def base_fingerprint(model: nn.Module, exclude_modules: list[str]) -> dict[str, 
     structure, values = hashlib.sha256(), hashlib.sha256()
     dtypes: Counter[str] = Counter()
     count = total = 0
-    for name, param in base_parameters(model):
+    for name, param in base_tensors(model):
         if any(f".{module}." in f".{name}" for module in exclude_modules):
             continue
         if param.is_meta or (param.numel() == 0 and hasattr(param, "ds_numel")):
@@ -259,19 +260,22 @@ def fingerprint_difference(saved: dict[str, Any] | None, current: dict[str, Any]
     (or if either fingerprint is unavailable)."""
     if saved is None or current is None:
         return None
-    if saved["structure"] != current["structure"]:
-        return (
-            f"its weights have other names or shapes ({current['tensors']} tensors, {current['parameters']:,} values; "
-            f"the adapter was trained on {saved['tensors']} tensors, {saved['parameters']:,} values)"
-        )
+    differences = []
     if saved["dtypes"] != current["dtypes"]:
-        return (
+        differences.append(
             f"its weights are stored as {current['dtypes']}, the adapter was trained on {saved['dtypes']} "
             "(load the base in that dtype/quantization)"
         )
-    if saved["values"] != current["values"]:
-        return "its weights have the same names, shapes and dtypes but other values (another checkpoint of this architecture?)"
-    return None
+    if saved["structure"] != current["structure"]:
+        differences.append(
+            f"its weights have other names or shapes ({current['tensors']} tensors, {current['parameters']:,} "
+            f"values; the adapter's base had {saved['tensors']} tensors, {saved['parameters']:,} values)"
+        )
+    if not differences and saved["values"] != current["values"]:
+        differences.append(
+            "its weights have the same names, shapes and dtypes but other values (another checkpoint of this architecture?)"
+        )
+    return "; ".join(differences) or None
 
 
 def check_base(saved: dict[str, Any] | None, current: dict[str, Any] | None, directory: str | Path, strict: bool) -> None:

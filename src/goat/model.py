@@ -26,6 +26,7 @@ from goat.adapter_io import read_adapter
 from goat.baselines import ADAPTER, SingleAdapterLayer, inject_single_adapter, kasa_regularization
 from goat.config import PEFT_METHODS, GoatConfig
 from goat.layers import MOE_LAYER_TYPES, FullMoELinear, LoraMoELinear, MoELinear, Router
+from goat.quantization import is_quantized
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ def _layer_generator(seed: int, index: int) -> torch.Generator:
 def _inject_moe(model: nn.Module, config: GoatConfig, targets: list[str], *, init_weights: bool, adapter_name: str) -> None:
     """Build every layer's adapter first, then attach them all (a failing init leaves the model as it was)."""
     layer_cls = FullMoELinear if config.method == "full_moe" else LoraMoELinear
+    layers = [model.get_submodule(name) for name in targets]
+    if config.method == "full_moe" and any(is_quantized(getattr(layer, "base_layer", layer)) for layer in layers):
+        raise ValueError(
+            "method='full_moe' trains E full-precision copies of every adapted weight, which defeats a "
+            "4-bit/8-bit base; use a LoRA method (goat, molora, ...) on a quantized base, or load it unquantized."
+        )
     built = []
     for index, name in enumerate(tqdm(targets, desc=f"init {config.method}", disable=not init_weights, leave=False)):
         parent_name, _, child = name.rpartition(".")
@@ -149,6 +156,8 @@ def _inject(model: nn.Module, config: GoatConfig, *, init_weights: bool, adapter
         for name, param in model.named_parameters():
             param.requires_grad_(flags.get(name, False))
         raise
+    for name in targets:  # new modules start in training mode; follow the model's (eval after from_pretrained)
+        model.get_submodule(name).train(model.training)
     return targets
 
 

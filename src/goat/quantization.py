@@ -11,6 +11,8 @@ quantized base. SVD priors (goat, pissa, milora) are computed from the dequantiz
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from transformers import BitsAndBytesConfig
@@ -47,14 +49,42 @@ def quantization_config(kind: str | None, *, compute_dtype: torch.dtype = torch.
 
 def is_quantized(layer: nn.Module) -> bool:
     """True for a bitsandbytes 4-bit or 8-bit linear layer."""
-    return type(layer.weight).__name__ in ("Params4bit", "Int8Params")
+    return type(getattr(layer, "weight", None)).__name__ in ("Params4bit", "Int8Params")
+
+
+def stored_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight as stored, in a device-independent layout. bitsandbytes repacks a 4-bit weight for
+    its CPU kernel on the first eval forward without grad (AVX512-BF16 CPUs only); this returns the
+    standard layout either way, from a copy: the layer is not changed."""
+    weight = layer.weight
+    if type(weight).__name__ == "Params4bit" and getattr(weight.quant_state, "packing_format_for_cpu", False):
+        return _unpacked_4bit(weight)[0]
+    return weight.data
+
+
+def _unpacked_4bit(weight: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """(standard-layout data, its quant state) of a 4-bit weight, computed on copies."""
+    state = weight.quant_state
+    if not getattr(state, "packing_format_for_cpu", False):
+        return weight.data, state
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+    return _convert_weight_packed_for_cpu_inverse(weight.data.clone(), copy.deepcopy(state))
 
 
 def dense_weight(layer: nn.Module) -> torch.Tensor:
     """The layer's weight ``[out, in]`` as a dense tensor: dequantized for a bitsandbytes layer
-    (what its forward multiplies by), the weight itself otherwise."""
-    if not is_quantized(layer):
-        return layer.weight
-    from peft.utils.integrations import dequantize_module_weight
+    (NF4/FP4 blocks times their scales; int8 rows times absmax/127), the weight itself otherwise.
+    Read-only: the layer and its quantization state are left as they were."""
+    weight = layer.weight
+    kind = type(weight).__name__
+    if kind == "Params4bit":
+        import bitsandbytes as bnb
 
-    return dequantize_module_weight(layer)
+        return bnb.functional.dequantize_4bit(*_unpacked_4bit(weight))
+    if kind == "Int8Params":
+        import bitsandbytes as bnb
+
+        scales = weight.SCB if weight.SCB is not None else layer.state.SCB  # the first forward moves them
+        return bnb.functional.int8_vectorwise_dequant(weight.data, scales)
+    return weight
