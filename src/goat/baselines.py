@@ -222,6 +222,7 @@ def inject_single_adapter(
         inject_adapter_in_model(lora_config_for(config, target_names, peft_pissa=peft_pissa), model, adapter_name)
     finally:
         torch.random.set_rng_state(torch_state)
+        model.__dict__.pop("peft_config", None)  # peft's tuner leaves its config on the model; GoatModel keeps ours
     layers = [model.get_submodule(name) for name in target_names]
     if not has_svd_prior(config):
         return layers

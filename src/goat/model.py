@@ -217,16 +217,19 @@ def _set_trainable(model: nn.Module, config: GoatConfig, adapter_name: str) -> N
 
 
 def _refuse_adapted(model: nn.Module, fix: str) -> None:
-    """``ValueError`` if ``model`` already holds adapters (ours or peft's)."""
+    """``ValueError`` if ``model`` already holds adapters (ours or another peft model's)."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     if isinstance(model, GoatModel):
         raise ValueError(f"this is already a GoatModel with adapters {list(model.adapter_configs)}; {fix}")
-    held = [n for n, m in model.named_modules() if isinstance(m, (*ADAPTED_LAYER_TYPES, BaseTunerLayer))]
-    if held:
+    ours = [n for n, m in model.named_modules() if isinstance(m, ADAPTED_LAYER_TYPES)]
+    if ours:
+        raise ValueError(f"{type(model).__name__} already holds adapter layers ({len(ours)}, e.g. {ours[0]!r}); {fix}")
+    foreign = [n for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+    if foreign:
         raise ValueError(
-            f"{type(model).__name__} already holds adapter layers ({len(held)}, e.g. {held[0]!r}); {fix} "
-            "A peft model: call its unload() first."
+            f"{type(model).__name__} holds peft adapter layers ({len(foreign)}, e.g. {foreign[0]!r}); call the peft "
+            "model's unload() (or merge_and_unload()) first and pass the model it returns."
         )
 
 
