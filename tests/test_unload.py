@@ -45,8 +45,11 @@ def _assert_same(model: torch.nn.Module, snapshot: tuple[dict, dict, dict]) -> N
     assert {n: p.requires_grad for n, p in now.items()} == flags
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("method", [*MOE_METHODS, "lora", "pissa", "dora"])
+@pytest.mark.parametrize(
+    "method, dtype",
+    [(m, torch.float32) for m in [*MOE_METHODS, "lora", "pissa", "dora"]]
+    + [(m, torch.bfloat16) for m in ("goat", "hydralora", "pissa")],
+)
 def test_disable_and_unload_give_the_base_model_bit_for_bit(method, dtype):
     base = tiny_roberta().to(dtype)
     original = _snapshot(base)

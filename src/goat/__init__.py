@@ -3,14 +3,19 @@
 Public API::
 
     config = goat.GoatConfig(method="goat", r=32, num_experts=8, top_k=2, target_modules=[...])
-    model = goat.get_goat_model(model, config)   # adapters + routers trainable, W0 - W_res frozen
+    model = goat.get_goat_model(model, config)   # adapters + routers trainable, W0 frozen (W_res a frozen path)
     loss = task_loss + 1e-3 * goat.balance_loss(model)
     model.save_pretrained("adapter/"); goat.load_goat_model(fresh_base, "adapter/")
+    model.add_adapter("b", other_config); model.set_adapter("b"); model.disable_adapter(); model.unload()
+    base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.quantization.quantization_config("4bit"))
 """
 
+from goat import quantization
+from goat.adapter_io import AdapterIntegrityError, read_adapter
 from goat.config import METHODS, GoatConfig
 from goat.model import (
     GoatModel,
+    attach_uninitialised_adapters,
     auxiliary_loss,
     balance_loss,
     find_target_layers,
@@ -21,13 +26,17 @@ from goat.model import (
 
 __all__ = [
     "METHODS",
+    "AdapterIntegrityError",
     "GoatConfig",
     "GoatModel",
+    "attach_uninitialised_adapters",
     "auxiliary_loss",
     "balance_loss",
     "find_target_layers",
     "get_goat_model",
     "load_goat_model",
+    "quantization",
+    "read_adapter",
     "routing_stats",
 ]
 __version__ = "0.1.0"

@@ -65,9 +65,11 @@ def is_stock_peft(config: GoatConfig) -> bool:
 # --------------------------------------------------------------------------- write
 def write_adapter(
     directory: str | Path, record: dict[str, Any], tensors: dict[str, torch.Tensor], base_model: nn.Module
-) -> None:
-    """Write an adapter folder. ``record`` holds ``goat_config``, ``adapted_layers``, ``base_fingerprint``
-    and ``base_model_name_or_path``; ``tensors`` are keyed as ``GoatModel.adapter_state_dict`` keys them."""
+) -> dict[str, Any]:
+    """Write an adapter folder; returns the record as written (with format version and checksum).
+
+    ``record`` holds ``goat_config``, ``adapted_layers``, ``base_fingerprint`` and
+    ``base_model_name_or_path``; ``tensors`` are keyed as ``GoatModel.adapter_state_dict`` keys them."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = GoatConfig.from_dict(record["goat_config"])
@@ -78,12 +80,13 @@ def write_adapter(
         record = {**record, "peft_type": "GOAT", "weights_sha256": file_sha256(weights)}
         (directory / CONFIG_NAME).write_text(json.dumps(record, indent=2))
         (directory / GOAT_RECORD_NAME).unlink(missing_ok=True)
-        return
+        return record
     save_file(to_peft_tensors(tensors, config), str(weights), metadata={"format": "pt"})
     peft_config = stock_lora_config(config, record["adapted_layers"], record["base_model_name_or_path"], base_model)
     peft_config.save_pretrained(str(directory), auto_mapping_dict=_auto_mapping(peft_config, base_model))
     record = {**record, "weights_sha256": file_sha256(weights)}
     (directory / GOAT_RECORD_NAME).write_text(json.dumps(record, indent=2))
+    return record
 
 
 def stock_lora_config(
@@ -107,7 +110,7 @@ def stock_lora_config(
         init_lora_weights=True,
         inference_mode=True,
         base_model_name_or_path=base_name,
-        task_type=_task_type(base_model),
+        task_type=task_type(base_model),
     )
 
 
@@ -117,7 +120,8 @@ def _kasa_config() -> Any:
     return KasaConfig()
 
 
-def _task_type(base_model: nn.Module) -> str | None:
+def task_type(base_model: nn.Module) -> str | None:
+    """PEFT's task type for a transformers model class (None: PEFT records the class instead)."""
     name = type(base_model).__name__
     return next((task for suffix, task in TASK_TYPES.items() if name.endswith(suffix)), None)
 

@@ -81,6 +81,8 @@ class SingleAdapterLayer:
         return self
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if kwargs.get("adapter_names") is not None:
+            raise ValueError("batches mixing adapters (adapter_names=) are not supported; use set_adapter().")
         result = super().forward(x, *args, **kwargs)
         if self.disable_adapters or self.merged:
             return result

@@ -119,8 +119,7 @@ def _layer_generator(seed: int, index: int) -> torch.Generator:
 def _inject_moe(model: nn.Module, config: GoatConfig, targets: list[str], *, init_weights: bool, adapter_name: str) -> None:
     """Build every layer's adapter first, then attach them all (a failing init leaves the model as it was)."""
     layer_cls = FullMoELinear if config.method == "full_moe" else LoraMoELinear
-    layers = [model.get_submodule(name) for name in targets]
-    if config.method == "full_moe" and any(is_quantized(getattr(layer, "base_layer", layer)) for layer in layers):
+    if config.method == "full_moe" and any(is_quantized(_base_layer(model.get_submodule(n))) for n in targets):
         raise ValueError(
             "method='full_moe' trains E full-precision copies of every adapted weight, which defeats a "
             "4-bit/8-bit base; use a LoRA method (goat, molora, ...) on a quantized base, or load it unquantized."
@@ -180,9 +179,7 @@ def _remove_adapter(model: nn.Module, adapter_name: str) -> None:
 
 def _replace_with_base(model: nn.Module, name: str) -> None:
     parent_name, _, child = name.rpartition(".")
-    layer = model.get_submodule(name)
-    base = layer.base_layer if isinstance(layer, MoELinear) else layer.get_base_layer()
-    setattr(model.get_submodule(parent_name), child, base)
+    setattr(model.get_submodule(parent_name), child, _base_layer(model.get_submodule(name)))
 
 
 def _saved_module_params(model: nn.Module, config: GoatConfig) -> dict[str, nn.Parameter]:
@@ -246,13 +243,8 @@ def get_goat_model(
     """
     config.validate()
     _refuse_adapted(model, "add another adapter with GoatModel.add_adapter(name, config), or call unload() first.")
-    fingerprint = adapter_io.base_fingerprint(model, list(config.modules_to_save))
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    originals = {n: p.detach().to("cpu", copy=True) for n, p in _saved_module_params(model, config).items()}
     with svd_cache.caching(svd_cache_dir):
-        targets = _inject(model, config, init_weights=True, adapter_name=adapter_name)
-    return GoatModel(model, config, targets, adapter_name=adapter_name, base_fingerprint=fingerprint,
-                     original_requires_grad=flags, original_saved_modules=originals)  # fmt: skip
+        return _adapt(model, config, init_weights=True, adapter_name=adapter_name)
 
 
 def attach_uninitialised_adapters(model: nn.Module, config: GoatConfig, adapter_name: str = ADAPTER) -> GoatModel:
@@ -262,12 +254,25 @@ def attach_uninitialised_adapters(model: nn.Module, config: GoatConfig, adapter_
     including on the meta device.
     """
     config.validate()
+    return _adapt(model, config, init_weights=False, adapter_name=adapter_name)
+
+
+def _adapt(model: nn.Module, config: GoatConfig, *, init_weights: bool, adapter_name: str) -> GoatModel:
+    """Inject the first adapter, recording what ``unload`` restores and the base fingerprint (from W0)."""
     fingerprint = adapter_io.base_fingerprint(model, list(config.modules_to_save))
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    originals = {n: p.detach().to("cpu", copy=True) for n, p in _saved_module_params(model, config).items() if not p.is_meta}
-    targets = _inject(model, config, init_weights=False, adapter_name=adapter_name)
+    saved_modules = _saved_module_params(model, config).items()
+    originals = {n: p.detach().to("cpu", copy=True) for n, p in saved_modules if not p.is_meta}
+    targets = _inject(model, config, init_weights=init_weights, adapter_name=adapter_name)
     return GoatModel(model, config, targets, adapter_name=adapter_name, base_fingerprint=fingerprint,
                      original_requires_grad=flags, original_saved_modules=originals)  # fmt: skip
+
+
+def _base_layer(layer: nn.Module) -> nn.Module:
+    """The frozen linear layer inside an adapted layer (a plain layer is its own)."""
+    if isinstance(layer, MoELinear):
+        return layer.base_layer
+    return layer.get_base_layer() if isinstance(layer, SingleAdapterLayer) else layer
 
 
 # ------------------------------------------------------------------ saved tensors
@@ -295,11 +300,10 @@ def _expected_shapes(base_model: nn.Module, config: GoatConfig, targets: list[st
     """Key -> shape of every tensor an adapter of ``config`` on ``base_model`` holds, computed on a
     meta-device stand-in of the target layers: ``base_model`` is not touched."""
     if config.method == "full":
-        return {name: tuple(p.shape) for name, p in base_model.named_parameters()}
+        return {name: _full_shape(p) for name, p in base_model.named_parameters()}
     stand_in = nn.Module()
     for name in targets:
-        layer = base_model.get_submodule(name)
-        base = layer.base_layer if isinstance(layer, MoELinear) else layer.get_base_layer() if isinstance(layer, SingleAdapterLayer) else layer
+        base = _base_layer(base_model.get_submodule(name))
         parent = stand_in
         for part in name.split(".")[:-1]:
             if part not in parent._modules:
@@ -310,8 +314,13 @@ def _expected_shapes(base_model: nn.Module, config: GoatConfig, targets: list[st
     layer_config = dataclasses.replace(config, target_modules=list(targets), modules_to_save=[], exclude_modules=[])
     _inject(stand_in, layer_config, init_weights=False, adapter_name=ADAPTER)
     shapes = {key: tuple(t.shape) for key, (_, t) in _adapter_tensors(stand_in, ADAPTER, layer_config, targets).items()}
-    shapes.update({name: tuple(p.shape) for name, p in _saved_module_params(base_model, config).items()})
+    shapes.update({name: _full_shape(p) for name, p in _saved_module_params(base_model, config).items()})
     return shapes
+
+
+def _full_shape(tensor: torch.Tensor) -> tuple[int, ...]:
+    """A tensor's shape, also for a parameter DeepSpeed ZeRO-3 has partitioned (whose local shape is 0)."""
+    return tuple(getattr(tensor, "ds_shape", tensor.shape))
 
 
 def _check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], directory: str | Path) -> None:
@@ -328,7 +337,9 @@ def _check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int
         )
 
 
-def _load_tensors(model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor]) -> None:
+def _load_tensors(
+    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor]
+) -> None:
     """Copy ``state`` (keyed as :func:`_adapter_tensors` keys it, already checked) into the live adapter."""
     if config.method == "full":
         with torch.no_grad():
@@ -615,7 +626,8 @@ class GoatModel(nn.Module):
         if meta["goat_config"] != self.goat_config.to_dict() or meta["adapted_layers"] != self.adapted_names:
             raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
         adapter_io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
-        expected = {k: tuple(t.shape) for k, (_, t) in _adapter_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names).items()}  # fmt: skip
+        live = _adapter_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names)
+        expected = {key: _full_shape(tensor) for key, (_, tensor) in live.items()}
         _check_tensors(state, expected, directory)
         _load_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names, state)
 
@@ -627,12 +639,7 @@ class GoatModel(nn.Module):
 
         ``state_dict``: see :meth:`adapter_state_dict`.
         """
-        record = self._record()
-        adapter_io.write_adapter(save_directory, record, self.adapter_state_dict(state_dict), self.base_model)
-        stored = read_adapter(save_directory)[0]  # the record as written, with the checksum
-        card = hub.model_card(stored, stock_peft=adapter_io.is_stock_peft(self.goat_config),
-                              task_type=adapter_io._task_type(self.base_model))  # fmt: skip
-        (Path(save_directory) / "README.md").write_text(card)
+        self._write(save_directory, state_dict)
 
     def push_to_hub(
         self,
@@ -645,12 +652,14 @@ class GoatModel(nn.Module):
         """Upload the active adapter's folder (as :meth:`save_pretrained` writes it, model card included)
         to the Hub repository ``repo_id``; returns the commit URL. The base model is never uploaded."""
         with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            stored = read_adapter(folder)[0]
-            card = hub.model_card(stored, stock_peft=adapter_io.is_stock_peft(self.goat_config),
-                                  task_type=adapter_io._task_type(self.base_model), repo_id=repo_id)  # fmt: skip
-            (Path(folder) / "README.md").write_text(card)
+            self._write(folder, None, repo_id=repo_id)
             return hub.upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+
+    def _write(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None, repo_id: str | None = None) -> None:
+        record = adapter_io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.base_model)
+        card = hub.model_card(record, stock_peft=adapter_io.is_stock_peft(self.goat_config),
+                              task_type=adapter_io.task_type(self.base_model), repo_id=repo_id)  # fmt: skip
+        (Path(directory) / "README.md").write_text(card)
 
     def _record(self) -> dict[str, Any]:
         base_config = getattr(self.base_model, "config", None)
@@ -735,9 +744,9 @@ def load_goat_model(
     if isinstance(base_model, GoatModel):
         base_model.load_adapter(directory, adapter_name, strict=strict)
         return base_model
+    _refuse_adapted(base_model, "pass the GoatModel itself to load another adapter onto it, or unload() it first.")
     meta, state = read_adapter(directory, strict=strict)
     config = GoatConfig.from_dict(meta["goat_config"])
-    _refuse_adapted(base_model, "pass the GoatModel itself to load another adapter onto it, or unload() it first.")
     fingerprint = adapter_io.base_fingerprint(base_model, list(config.modules_to_save))
     targets = _check_saved_adapter(base_model, config, meta, state, fingerprint, directory, strict)
     model = attach_uninitialised_adapters(base_model, config, adapter_name)
