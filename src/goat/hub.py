@@ -39,7 +39,9 @@ def model_card(record: dict[str, Any], *, stock_peft: bool, task_type: str | Non
     if stock_peft:
         auto = f"AutoPeftModelFor{_auto_suffix(task_type)}"
         usage = [
-            "A stock PEFT LoRA adapter on the original base weights:",
+            "A stock PEFT LoRA adapter on the original base weights"
+            + (" (saved as PEFT saves a converted PiSSA adapter: rank 2r, `[A; A0]` and `[B, -B0]`)."
+               if config.method in ("pissa", "milora") else ":"),  # fmt: skip
             "",
             "```python",
             f"from peft import {auto}",
