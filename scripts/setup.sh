@@ -11,5 +11,6 @@ fi
 # torch first: packages built from source (deepspeed) import it at build time.
 .venv/bin/python -m pip install --quiet "$(grep '^torch==' requirements.txt)" "$(grep '^torchvision==' requirements.txt)"
 .venv/bin/python -m pip install --quiet -r requirements.txt
+.venv/bin/python -m pip install --quiet --no-deps -r requirements-no-deps.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 .venv/bin/python -c "import torch, torchvision, transformers, peft, goat; print('goat', goat.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
