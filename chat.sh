@@ -1,40 +1,30 @@
 #!/usr/bin/env bash
-# Chat (paper Table 2, MT-Bench): LLaMA-2-7B fine-tuned on a WizardLM subset; after every epoch the answers
-# to the 80 MT-Bench questions go to <run>/mt_bench/model_answer/<run>-epoch<N>.jsonl (FastChat's format).
-# The score needs FastChat's GPT-4 judge, run by you (see the end). Edit the variables, then: bash chat.sh
-# Everything not set here comes from configs/chat.yaml (paper Table 12: batch 32, lr 2e-5, 5 epochs);
-# `python -m goat.train chat --help` lists every flag, EXTRA_ARGS passes any of them.
+# Chat (paper Table 2, MT-Bench): LLaMA-2-7B on a WizardLM subset; after every epoch the answers to the
+# 80 MT-Bench questions go to <run>/mt_bench/model_answer/<run>-epoch<N>.jsonl (FastChat's format).
+# Needs the questions: bash chat.sh --eval_data <FastChat>/fastchat/llm_judge/data/mt_bench/question.jsonl
+# The score needs FastChat's GPT-4 judge, run by you (see the end).
+# Every setting comes from src/goat/configs/chat.yaml (the paper's table); the variables below are the sweep
+# the paper runs, each overridable from the environment, and any `python -m goat.train chat` flag can follow:
+#   METHOD=lora SEEDS="0 1 2" GPUS=4 bash chat.sh --learning_rate 5e-4
+# `python -m goat.train chat --help` lists the settings with their defaults. After a crash or preemption,
+# rerun the same command with --resume (each run continues from its newest checkpoint).
 set -euo pipefail
 
-METHOD=goat                      # goat goat_plus molora hydralora adamole full_moe lora rslora dora pissa milora kasa full
-MODEL=meta-llama/Llama-2-7b-hf   # hub id or local folder of any causal LM
-RANK=8                           # Table 12
-ALPHA=16
-EXPERTS=8
-K=2
-AUX_LOSS_COEF=1e-3
-SEEDS="0"
-MAX_TRAIN_SAMPLES=52000          # the paper's 52k subset
-TRAIN_FILE=""                    # local alpaca_evol_instruct_70k.json (empty: hub WizardLMTeam/WizardLM_evol_instruct_70k)
-EVAL_DATA=question.jsonl         # FastChat: fastchat/llm_judge/data/mt_bench/question.jsonl (required)
-GPUS=1                           # >1: torchrun + DeepSpeed
-PER_DEVICE_BATCH=4               # GPUS x PER_DEVICE_BATCH must divide the total batch 32
-DEEPSPEED=configs/deepspeed/zero2.json   # or zero3.json
-OUT_DIR=outputs
-RESULTS_DIR=results
-REPORT_TO=wandb                  # wandb (offline automatically without network) | tensorboard | none
-EXTRA_ARGS=""
+METHOD="${METHOD:-goat}"        # goat goat_plus molora hydralora adamole full_moe lora rslora dora pissa milora kasa full
+TASKS="${TASKS:-mtbench}"
+SEEDS="${SEEDS:-0}"
+OUTPUT_DIR="${OUTPUT_DIR:-outputs}"
+RESULTS_DIR="${RESULTS_DIR:-results}"
+# GPUS, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, DEEPSPEED: see scripts/launch.sh
 
 cd "$(dirname "$0")"
 source scripts/launch.sh
 
-for SEED in $SEEDS; do
-  goat_train "$GPUS" "$DEEPSPEED" chat --task mtbench --method "$METHOD" --model "$MODEL" \
-    --rank "$RANK" --alpha "$ALPHA" --experts "$EXPERTS" --top-k "$K" --aux-loss-coef "$AUX_LOSS_COEF" \
-    --max-train-samples "$MAX_TRAIN_SAMPLES" --per-device-batch "$PER_DEVICE_BATCH" --seed "$SEED" \
-    ${TRAIN_FILE:+--train-file "$TRAIN_FILE"} --eval-data "$EVAL_DATA" \
-    --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" --report-to "$REPORT_TO" $EXTRA_ARGS
+for TASK in $TASKS; do
+  for SEED in $SEEDS; do
+    goat_train chat --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
+  done
 done
-echo "MT-Bench answers: $OUT_DIR/chat/*/mt_bench/model_answer/*.jsonl. To score them, copy them to FastChat's"
+echo "MT-Bench answers: $OUTPUT_DIR/chat/*/mt_bench/model_answer/*.jsonl. To score them, copy them to FastChat's"
 echo "fastchat/llm_judge/data/mt_bench/model_answer/ and run there: python gen_judgment.py --model-list <file stems>"
 echo "(GPT-4 judge, needs OPENAI_API_KEY), then: python show_result.py"

@@ -1,37 +1,25 @@
 #!/usr/bin/env bash
-# Math (paper Table 2, GSM8K): LLaMA-2-7B fine-tuned on a MetaMathQA subset, GSM8K test exact match
-# after every epoch. Edit the variables, then: bash math.sh
-# Everything not set here comes from configs/math.yaml (paper Table 12: batch 32, lr 2e-5, 5 epochs);
-# `python -m goat.train math --help` lists every flag, EXTRA_ARGS passes any of them.
+# Math (paper Table 2, GSM8K): LLaMA-2-7B on a MetaMathQA subset, GSM8K test exact match after every epoch.
+# Every setting comes from src/goat/configs/math.yaml (the paper's table); the variables below are the sweep
+# the paper runs, each overridable from the environment, and any `python -m goat.train math` flag can follow:
+#   METHOD=lora SEEDS="0 1 2" GPUS=4 bash math.sh --learning_rate 5e-4
+# `python -m goat.train math --help` lists the settings with their defaults. After a crash or preemption,
+# rerun the same command with --resume (each run continues from its newest checkpoint).
 set -euo pipefail
 
-METHOD=goat                      # goat goat_plus molora hydralora adamole full_moe lora rslora dora pissa milora kasa full
-MODEL=meta-llama/Llama-2-7b-hf   # hub id or local folder of any causal LM
-RANK=8                           # Table 12
-ALPHA=16
-EXPERTS=8
-K=2
-AUX_LOSS_COEF=1e-3
-SEEDS="0"
-MAX_TRAIN_SAMPLES=100000         # the paper's 100k subset
-TRAIN_FILE=""                    # local MetaMathQA-395K.json (empty: hub meta-math/MetaMathQA)
-EVAL_DATA=""                     # local GSM8K test file (empty: hub openai/gsm8k)
-GPUS=1                           # >1: torchrun + DeepSpeed
-PER_DEVICE_BATCH=4               # GPUS x PER_DEVICE_BATCH must divide the total batch 32
-DEEPSPEED=configs/deepspeed/zero2.json   # or zero3.json
-OUT_DIR=outputs
-RESULTS_DIR=results
-REPORT_TO=wandb                  # wandb (offline automatically without network) | tensorboard | none
-EXTRA_ARGS=""
+METHOD="${METHOD:-goat}"        # goat goat_plus molora hydralora adamole full_moe lora rslora dora pissa milora kasa full
+TASKS="${TASKS:-gsm8k}"
+SEEDS="${SEEDS:-0}"
+OUTPUT_DIR="${OUTPUT_DIR:-outputs}"
+RESULTS_DIR="${RESULTS_DIR:-results}"
+# GPUS, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, DEEPSPEED: see scripts/launch.sh
 
 cd "$(dirname "$0")"
 source scripts/launch.sh
 
-for SEED in $SEEDS; do
-  goat_train "$GPUS" "$DEEPSPEED" math --task gsm8k --method "$METHOD" --model "$MODEL" \
-    --rank "$RANK" --alpha "$ALPHA" --experts "$EXPERTS" --top-k "$K" --aux-loss-coef "$AUX_LOSS_COEF" \
-    --max-train-samples "$MAX_TRAIN_SAMPLES" --per-device-batch "$PER_DEVICE_BATCH" --seed "$SEED" \
-    ${TRAIN_FILE:+--train-file "$TRAIN_FILE"} ${EVAL_DATA:+--eval-data "$EVAL_DATA"} \
-    --output-dir "$OUT_DIR" --results-dir "$RESULTS_DIR" --report-to "$REPORT_TO" $EXTRA_ARGS
+for TASK in $TASKS; do
+  for SEED in $SEEDS; do
+    goat_train math --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
+  done
 done
-python -m goat.report --family math --results-dir "$RESULTS_DIR"
+python -m goat.report --family math --results_dir "$RESULTS_DIR"

@@ -21,7 +21,7 @@ PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --configs $CONFIGS ${MODEL:+--model "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --configs $CONFIGS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.experts_sweep "${GRID[@]}" --methods $METHODS --rank "$RANK" \
-  --seeds $SEEDS --results-dir "$RESULTS_DIR" --output-dir "$OUT_DIR" $EXTRA_ARGS
+"$PYTHON" -m goat.studies.experts_sweep "${GRID[@]}" --methods $METHODS --r "$RANK" \
+  --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

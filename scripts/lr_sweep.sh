@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --lrs $LRS ${MODEL:+--model "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --lrs $LRS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 "$PYTHON" -m goat.studies.lr_sweep "${GRID[@]}" \
-  --seeds $SEEDS --results-dir "$RESULTS_DIR" --output-dir "$OUT_DIR" $EXTRA_ARGS
+  --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

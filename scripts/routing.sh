@@ -18,7 +18,7 @@ PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--tasks $TASKS ${MODEL:+--model "$MODEL"})
+  GRID=(--tasks $TASKS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 "$PYTHON" -m goat.studies.routing "${GRID[@]}" --aux-loss-coefs $AUX_LOSS_COEFS \
-  --seeds $SEEDS --results-dir "$RESULTS_DIR" --output-dir "$OUT_DIR" $EXTRA_ARGS
+  --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

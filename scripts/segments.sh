@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --ranks $RANKS ${SEGMENTS:+--segments $SEGMENTS} ${MODEL:+--model "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --ranks $RANKS ${SEGMENTS:+--segments $SEGMENTS} ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 "$PYTHON" -m goat.studies.segments "${GRID[@]}" \
-  --seeds $SEEDS --results-dir "$RESULTS_DIR" --output-dir "$OUT_DIR" $EXTRA_ARGS
+  --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

@@ -85,9 +85,11 @@ def test_segment_beyond_the_spectrum_names_the_last_one():
 
 
 def test_cli_segment_reaches_the_config():
-    from goat.train.args import RunArgs
+    from goat.train.settings import resolve
 
-    assert RunArgs(method="pissa", segment="3").goat_config(["fc1"], []).segment == 3
-    assert RunArgs(method="pissa", segment="spread").goat_config(["fc1"], []).segment == "spread"
+    def segment(text: str):
+        return resolve("glue", ["--task", "rte", "--method", "pissa", "--segment", text]).adapter.segment
+
+    assert segment("3") == 3 and segment("spread") == "spread"
     with pytest.raises(ValueError, match="block index"):
-        RunArgs(method="pissa", segment="third").goat_config(["fc1"], [])
+        segment("third")

@@ -20,9 +20,9 @@ import transformers
 
 from goat.plots import plot_quickstart
 from goat.report import format_table, summarise
-from goat.train.args import RunArgs, load_yaml_defaults
 from goat.train.results import read_results
 from goat.train.runner import run
+from goat.train.settings import flag_names, resolve
 
 METHODS = ("goat", "lora", "pissa", "molora")
 
@@ -30,39 +30,38 @@ METHODS = ("goat", "lora", "pissa", "molora")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m goat.quickstart", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="Methods to compare.")
-    parser.add_argument("--rank", type=int, default=8, help="Total rank of every method.")
+    parser.add_argument("--r", type=int, default=8, help="Total rank r of every method (lora_alpha = 2r).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds (one run per method and seed).")
-    parser.add_argument("--train-samples", type=int, default=2000, help="Training tweets.")
-    parser.add_argument("--eval-samples", type=int, default=1000, help="Held-out tweets.")
-    parser.add_argument("--epochs", type=float, default=1.0, help="Epochs.")
+    parser.add_argument(*flag_names("max_train_samples"), type=int, default=2000, help="Training tweets.")
+    parser.add_argument(*flag_names("max_eval_samples"), type=int, default=1000, help="Held-out tweets.")
+    parser.add_argument(*flag_names("num_train_epochs"), type=float, default=1.0, help="Epochs.")
     parser.add_argument("--out", default=None, help="Folder for results and plot (default: results/quickstart-<time>).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     transformers.logging.set_verbosity_error()  # the new head's "MISSING" load report, once per method
     out = Path(args.out or f"results/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
-    defaults = load_yaml_defaults("glue", "tweet_sentiment")
     routing_files = {}
     started = time.time()
     for seed in dict.fromkeys(args.seeds):  # a seed given twice is one seed
         for method in args.methods:
-            print(f"== {method} (rank {args.rank}, seed {seed})", flush=True)
-            run_args = RunArgs(**{
-                **defaults, "family": "glue", "task": "tweet_sentiment", "method": method, "rank": args.rank,
-                "alpha": 2.0 * args.rank, "seed": seed, "epochs": args.epochs, "max_train_samples": args.train_samples,
-                "max_eval_samples": args.eval_samples, "output_dir": str(out / "runs"), "results_dir": str(out),
+            print(f"== {method} (r {args.r}, seed {seed})", flush=True)
+            config = resolve("glue", overrides={
+                "task": "tweet_sentiment", "method": method, "r": args.r, "lora_alpha": 2.0 * args.r, "seed": seed,
+                "num_train_epochs": args.num_train_epochs, "max_train_samples": args.max_train_samples,
+                "max_eval_samples": args.max_eval_samples, "output_dir": str(out / "runs"), "results_dir": str(out),
                 "save_adapter": False, "save_strategy": "no", "overwrite_output_dir": True, "smoke": True,
             })  # fmt: skip
-            summary = run(run_args)
+            summary = run(config)
             print(f"   accuracy {summary['best']['accuracy']:.4f}  ({summary['train_seconds']} s)", flush=True)
             routing = sorted((out / "runs" / "glue" / summary["run_name"]).glob("routing_epoch*.json"))
             if routing:
                 routing_files[method] = routing[-1]
     tasks, table = summarise(read_results(out, "glue"))
-    print(f"\nEmbedded default (MiniLM + tweet sentiment, {args.train_samples} train / {args.eval_samples} eval), "
+    print(f"\nEmbedded default (MiniLM + tweet sentiment, {args.max_train_samples} train / {args.max_eval_samples} eval), "
           f"accuracy x100 — a smoke-scale run of the code path, not a paper reproduction:")  # fmt: skip
     print(format_table(tasks, table))
     plot = plot_quickstart(table, {m: json.loads(p.read_text()) for m, p in routing_files.items()}, out / "quickstart.png")
-    print(f"\nplot: {plot}\nresults: {out}/glue/results.csv  (python -m goat.report --results-dir {out})")
+    print(f"\nplot: {plot}\nresults: {out}/glue/results.csv  (python -m goat.report --results_dir {out})")
     print(f"total time {time.time() - started:.0f} s")
     return 0
 

@@ -261,10 +261,10 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m goat.report", description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="glue", help="Task family folder under --results-dir.")
-    parser.add_argument("--results-dir", default="results", help="Root results folder.")
+    parser.add_argument("--results_dir", "--results-dir", default="results", help="Root results folder.")
     parser.add_argument("--tasks", nargs="+", default=None, help="Only these tasks.")
     parser.add_argument("--study", default=None, help="List the runs of this goat.studies analysis (e.g. ablation) instead.")
-    parser.add_argument("--compare-paper", action="store_true", help="Measured beside the paper's Table 1-4 numbers, with the difference.")
+    parser.add_argument("--compare_paper", "--compare-paper", action="store_true", help="Measured beside the paper's Table 1-4 numbers, with the difference.")
     parser.add_argument("--csv", default=None, help="With --compare-paper: also write the comparison (long form) to this CSV file.")
     args = parser.parse_args(argv)
     rows = of_study(read_results(args.results_dir, args.family), args.study)

@@ -30,8 +30,8 @@ def tiny_model(tmp_path_factory) -> Path:
 def flags(tiny_model, tmp_path) -> list[str]:
     """Smoke mode on the tiny model: 16 training tweets (one step), 8 held out, 16 tokens."""
     return [
-        "--smoke", "--model", str(tiny_model), "--train-samples", "16", "--eval-samples", "8", "--max-length", "16",
-        "--results-dir", str(tmp_path / "results"), "--output-dir", str(tmp_path / "outputs"), "--out", str(tmp_path / "study"),
+        "--smoke", "--model_name_or_path", str(tiny_model), "--max_train_samples", "16", "--max_eval_samples", "8", "--max_seq_length", "16",
+        "--results_dir", str(tmp_path / "results"), "--output_dir", str(tmp_path / "outputs"), "--out", str(tmp_path / "study"),
     ]  # fmt: skip
 
 

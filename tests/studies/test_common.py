@@ -17,30 +17,29 @@ def _settings(*argv: str) -> common.StudySettings:
 
 def test_paper_defaults_and_smoke_defaults():
     full = _settings()
-    assert [str(t) for t in full.targets] == ["vision:cars", "vision:dtd"] and "model" not in full.base
+    assert [str(t) for t in full.targets] == ["vision:cars", "vision:dtd"] and "model_name_or_path" not in full.base
     assert full.out.as_posix() == "results/studies/demo" and full.pick(None, "paper", "smoke") == "paper"
     smoke = _settings("--smoke", "--tasks", "tweet_sentiment", "math:gsm8k")
     assert [str(t) for t in smoke.targets] == ["glue:tweet_sentiment", "math:gsm8k"]
-    assert smoke.base["model"] == "embedded" and smoke.base["max_length"] == 32 and smoke.pick(None, 1, 2) == 2
+    assert smoke.base["model_name_or_path"] == "embedded" and smoke.base["max_seq_length"] == 32 and smoke.pick(None, 1, 2) == 2
     assert smoke.pick(7, 1, 2) == 7 and smoke.out.name == "demo-smoke"
 
 
-def test_run_args_precedence_name_and_study_tag():
-    settings = _settings("--smoke", "--max-length", "24", "--set", "lr=0.002", "bf16=false")
-    run = common.Run("goat-x y", common.Target("glue", "tweet_sentiment"), 3, {"method": "goat", "rank": 16})
-    args = common.run_args(settings, run)
-    assert (args.max_length, args.lr, args.bf16, args.rank, args.seed) == (24, 0.002, False, 16, 3)  # flag > smoke > YAML
-    assert args.batch_size == 16  # from configs/glue.yaml tasks: tweet_sentiment
-    assert args.run_name == "demo-goat-x_y-tweet_sentiment-s3" and args.study == "demo" and args.smoke
+def test_run_settings_precedence_name_and_study_tag():
+    settings = _settings("--smoke", "--max_seq_length", "24", "--set", "learning_rate=0.002", "bf16=false")
+    run = common.Run("goat-x y", common.Target("glue", "tweet_sentiment"), 3, {"method": "goat", "r": 16})
+    config = common.run_config(settings, run)
+    data, training = config.data, config.training
+    assert (data.max_seq_length, training.learning_rate, training.bf16, config.adapter.r, training.seed) == (24, 0.002, False, 16, 3)
+    assert training.global_batch_size == 16  # from configs/glue.yaml tasks: tweet_sentiment
+    assert training.run_name == "demo-goat-x_y-tweet_sentiment-s3" and training.study == "demo" and training.smoke
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--set", "lr"], "FIELD=VALUE"),
-        (["--set", "not_a_field=1"], "not a RunArgs field"),
-        (["--set", "bf16=maybe"], "true or false"),
-        (["--set", "rank=eight"], "expected int"),
+        (["--set", "learning_rate"], "SETTING=VALUE"),
+        (["--set", "seed=1"], "use --tasks / --seeds"),
         (["--tasks", "vision:"], "family:task"),
     ],
 )
@@ -49,11 +48,21 @@ def test_bad_flags_are_named(argv, message):
         _settings(*argv)
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("not_a_setting=1", "unknown flag --not_a_setting"), ("bf16=maybe", "maybe"), ("r=eight", "eight")],
+)
+def test_bad_set_values_are_named_when_the_run_is_resolved(item, message):
+    settings = _settings("--smoke", "--set", item)
+    with pytest.raises((ValueError, SystemExit)):
+        common.run_config(settings, common.Run("x", common.Target("glue", "tweet_sentiment"), 0, {}))
+
+
 def test_a_study_refuses_set_of_what_it_varies():
-    settings = _settings("--set", "lr=0.1")
-    run = common.Run("x", common.Target("glue", "tweet_sentiment"), 0, {"lr": 1e-3})
+    settings = _settings("--set", "learning_rate=0.1")
+    run = common.Run("x", common.Target("glue", "tweet_sentiment"), 0, {"learning_rate": 1e-3})
     with pytest.raises(ValueError, match="varies these itself"):
-        common.run_args(settings, run)
+        common.run_config(settings, run)
 
 
 def test_min_max_and_task_average():

@@ -42,7 +42,7 @@ def test_segments_figure1_runs_every_segment(flags, tmp_path, rows_of):
     table = read_csv(tmp_path / "study" / "figure1.csv")
     assert [int(r["segment"]) for r in table] == [0, 1]
     assert sorted(float(r["normalised"]) for r in table) in ([0.0, 1.0], [0.5, 0.5])
-    assert sorted(r["hparams"]["segment"] for r in rows_of()) == ["0", "1"]
+    assert sorted(r["hparams"]["segment"] for r in rows_of()) == [0, 1]
     assert (tmp_path / "study" / "figure1.png").exists()
 
 
@@ -68,14 +68,14 @@ def test_rank_sweep_figure5(flags, tmp_path, rows_of):
     assert rank_sweep.main([*flags, "--methods", "goat", "--ranks", "16"]) == 0
     table = read_csv(tmp_path / "study" / "figure5.csv")
     assert [(r["method"], r["rank"]) for r in table] == [("goat", "16")]
-    assert [(r["hparams"]["rank"], r["hparams"]["alpha"]) for r in rows_of()] == [(16, 32.0)]  # alpha = 2r
+    assert [(r["hparams"]["r"], r["hparams"]["lora_alpha"]) for r in rows_of()] == [(16, 32.0)]  # lora_alpha = 2r
 
 
 def test_experts_sweep_figure6(flags, tmp_path, rows_of):
-    assert experts_sweep.main([*flags, "--configs", "1in4", "--methods", "goat", "--rank", "16"]) == 0
+    assert experts_sweep.main([*flags, "--configs", "1in4", "--methods", "goat", "--r", "16"]) == 0
     assert [r["config"] for r in read_csv(tmp_path / "study" / "figure6.csv")] == ["1in4"]
     (hparams,) = [r["hparams"] for r in rows_of()]
-    assert (hparams["experts"], hparams["top_k"], hparams["rank"]) == (4, 1, 16)
+    assert (hparams["num_experts"], hparams["top_k"], hparams["r"]) == (4, 1, 16)
     assert experts_sweep.main([*flags, "--configs", "2of8"]) == 2
 
 

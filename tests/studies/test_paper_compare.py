@@ -28,7 +28,7 @@ def test_every_family_has_a_table_and_aliases_resolve():
 
 def _append(root, task, method, value, seed=0, study=None, metrics=None, family="glue"):
     append_result(root, ResultRow(
-        family=family, task=task, method=method, model="m", seed=seed, epoch=1.0, metric="accuracy", value=value,
+        family=family, task=task, method=method, model_name_or_path="m", seed=seed, epoch=1.0, metric="accuracy", value=value,
         params_pct=1.0, trainable_params=1, run_name=f"{method}-{task}-{seed}", run_id=f"{method}-{task}-{seed}-{study}",
         time="t", metrics=metrics or {}, hparams={"study": study},
     ))  # fmt: skip

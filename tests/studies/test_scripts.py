@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from goat.studies import common
-from goat.train.args import load_yaml_defaults
+from goat.train.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = {
@@ -40,8 +40,8 @@ def test_script_calls_its_study_with_valid_flags(script, tmp_path):
         settings = common.resolve(ns, SCRIPTS[script], family="vision", tasks=["cars"])
         assert ns.smoke == (smoke == "1")
         if smoke == "1":
-            assert [str(t) for t in settings.targets] == ["glue:tweet_sentiment"] and settings.base["model"] == "embedded"
+            assert [str(t) for t in settings.targets] == ["glue:tweet_sentiment"] and settings.base["model_name_or_path"] == "embedded"
         else:
-            assert settings.targets and "model" not in settings.base  # the family YAML's model (a GPU-sized paper model)
+            assert settings.targets and "model_name_or_path" not in settings.base  # the family YAML's (a GPU-sized paper model)
             for target in settings.targets:  # every paper task exists in its configs/<family>.yaml
-                assert load_yaml_defaults(target.family, target.task)["model"] != "embedded"
+                assert resolve(target.family, ["--task", target.task]).data.model_name_or_path != "embedded"

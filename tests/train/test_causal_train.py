@@ -15,13 +15,14 @@ from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 import goat
 from goat.tasks.causal_lm import DATASETS, IGNORE_INDEX
 from goat.train.__main__ import main
-from goat.train.args import parse_args
-from goat.train.causal import LLAMA_TARGETS, TASKS, attention_implementation, build_causal_lm, load_causal_lm, shard
+from goat.train.causal import TASKS, attention_implementation, build_causal_lm, load_causal_lm, shard
 from goat.train.results import read_results
 from goat.train.runner import prepare, train
+from goat.train.settings import resolve
 from tests.train.causal_fixtures import write_data, write_tiny_llama
 
-ZERO3 = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero3.json"
+ZERO3 = Path(goat.__file__).parent / "configs" / "deepspeed" / "zero3.json"
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]  # the causal families' target_modules (App. F.1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,11 +47,16 @@ def model_dir(tmp_path_factory, files):
 def _argv(family, model_dir, tmp_path, *extra):
     """Two optimiser steps (8 examples, batch 4, one epoch), 3 evaluation examples, 8 new tokens."""
     return [
-        family, "--model", str(model_dir), "--epochs", "1", "--max-train-samples", "8", "--batch-size", "4",
-        "--per-device-batch", "4", "--warmup-steps", "0", "--lr", "1e-2", "--max-new-tokens", "8", "--eval-batch", "2",
-        "--max-eval-samples", "3", "--no-bf16", "--report-to", "none", "--output-dir", str(tmp_path / "out"),
-        "--results-dir", str(tmp_path / "res"), *extra,
+        family, "--model_name_or_path", str(model_dir), "--num_train_epochs", "1", "--max_train_samples", "8",
+        "--global_batch_size", "4", "--per_device_train_batch_size", "4", "--warmup_steps", "0", "--learning_rate", "1e-2",
+        "--max_new_tokens", "8", "--per_device_eval_batch_size", "2", "--max_eval_samples", "3", "--bf16", "false",
+        "--report_to", "none", "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), *extra,
     ]  # fmt: skip
+
+
+def _config(argv):
+    """``python -m goat.train`` argv -> the resolved RunConfig."""
+    return resolve(argv[0], argv[1:])
 
 
 def _run_folder(tmp_path, family, row):
@@ -58,9 +64,9 @@ def _run_folder(tmp_path, family, row):
 
 
 def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_path):
-    argv = _argv("math", model_dir, tmp_path, "--train-file", str(files["metamath"]), "--eval-data", str(files["gsm8k"]),
-                 "--gradient-checkpointing", "--experts", "4")  # fmt: skip
-    prepared = prepare(parse_args(argv))
+    argv = _argv("math", model_dir, tmp_path, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"]),
+                 "--gradient_checkpointing", "--num_experts", "4")  # fmt: skip
+    prepared = prepare(_config(argv))
     model = prepared.trainer.model
     assert len(model.adapted_names) == 2 * len(LLAMA_TARGETS)  # q, k, v, up, down of both blocks (App. F.1)
     assert {name.rsplit(".", 1)[-1] for name in model.adapted_names} == set(LLAMA_TARGETS)
@@ -85,8 +91,8 @@ def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_
 
 
 def test_prompt_tokens_carry_no_loss(model_dir, files):
-    args = parse_args(_argv("math", model_dir, model_dir, "--train-file", str(files["metamath"]), "--eval-data", str(files["gsm8k"])))
-    bundle = build_causal_lm(args)
+    config = _config(_argv("math", model_dir, model_dir, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"])))
+    bundle = build_causal_lm(config)
     batch = bundle.data_collator([bundle.train_dataset[i] for i in range(4)])
     assert (batch["labels"] == IGNORE_INDEX).any(dim=1).all() and (batch["labels"] != IGNORE_INDEX).any(dim=1).all()
     out = bundle.model(**batch)
@@ -100,7 +106,7 @@ def test_prompt_tokens_carry_no_loss(model_dir, files):
 
 
 def test_code_scores_humaneval_in_the_sandbox(model_dir, files, tmp_path):
-    assert main(_argv("code", model_dir, tmp_path, "--train-file", str(files["code"]), "--method", "lora", "--max-eval-samples", "2")) == 0
+    assert main(_argv("code", model_dir, tmp_path, "--train_file", str(files["code"]), "--method", "lora", "--max_eval_samples", "2")) == 0
     (row,) = read_results(tmp_path / "res", "code")
     assert row["task"] == "humaneval" and row["metric"] == "pass@1" and 0.0 <= row["value"] <= 1.0
     samples = (_run_folder(tmp_path, "code", row) / "generations" / "epoch1" / "humaneval_samples.jsonl").read_text().splitlines()
@@ -111,7 +117,7 @@ def test_code_scores_humaneval_in_the_sandbox(model_dir, files, tmp_path):
 
 
 def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_dir, files, tmp_path):
-    argv = _argv("chat", model_dir, tmp_path, "--train-file", str(files["wizard"]), "--eval-data", str(files["mtbench"]), "--epochs", "2")
+    argv = _argv("chat", model_dir, tmp_path, "--train_file", str(files["wizard"]), "--eval_data", str(files["mtbench"]), "--num_train_epochs", "2")
     assert main(argv) == 0
     rows = read_results(tmp_path / "res", "chat")
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
@@ -128,14 +134,14 @@ def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_di
 
 
 def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_path):
-    argv = _argv("commonsense", model_dir, tmp_path, "--train-file", str(files["commonsense"]),
-                 "--eval-data", str(files["commonsense_eval"]), "--eval-sets", "boolq", "piqa", "--method", "molora")  # fmt: skip
+    argv = _argv("commonsense", model_dir, tmp_path, "--train_file", str(files["commonsense"]),
+                 "--eval_data", str(files["commonsense_eval"]), "--eval_sets", "boolq", "piqa", "--method", "molora")  # fmt: skip
     assert main(argv) == 0
     (row,) = read_results(tmp_path / "res", "commonsense")
     metrics = row["metrics"]
     assert row["metric"] == "avg_accuracy" and set(metrics) == {"boolq_accuracy", "piqa_accuracy", "avg_accuracy"}
     assert metrics["avg_accuracy"] == pytest.approx((metrics["boolq_accuracy"] + metrics["piqa_accuracy"]) / 2)
-    assert (row["hparams"]["rank"], row["hparams"]["alpha"]) == (32, 64)  # Table 9 defaults
+    assert (row["hparams"]["r"], row["hparams"]["lora_alpha"]) == (32, 64)  # Table 9 defaults
 
 
 @pytest.mark.parametrize(
@@ -144,8 +150,8 @@ def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_pat
         ("chat", [], "question.jsonl"),
         ("commonsense", [], "LLM-Adapters"),
         ("math", ["--task", "humaneval"], "is not in math.yaml"),
-        ("math", ["--attn-implementation", "fast"], "--attn-implementation 'fast'"),
-        ("math", ["--max-new-tokens", "600"], "no room for a prompt"),
+        ("math", ["--attn_implementation", "fast"], "--attn_implementation 'fast'"),
+        ("math", ["--max_new_tokens", "600"], "no room for a prompt"),
     ],
 )
 def test_setup_mistakes_are_one_line_errors(model_dir, tmp_path, capsys, family, extra, message):
@@ -155,15 +161,19 @@ def test_setup_mistakes_are_one_line_errors(model_dir, tmp_path, capsys, family,
 
 
 def test_defaults_follow_tables_9_and_12():
+    def table(config):
+        training, adapter = config.training, config.adapter
+        return (training.global_batch_size, adapter.r, adapter.lora_alpha, training.learning_rate, training.num_train_epochs, training.warmup_steps)
+
     for family in ("math", "code", "chat"):
-        args = parse_args([family])
-        assert (args.batch_size, args.rank, args.alpha, args.lr, args.epochs, args.warmup_steps) == (32, 8, 16, 2e-5, 5, 100)
-    args = parse_args(["commonsense"])
-    assert (args.batch_size, args.rank, args.alpha, args.lr, args.epochs, args.warmup_steps) == (16, 32, 64, 1e-4, 3, 100)
+        assert table(resolve(family)) == (32, 8, 16, 2e-5, 5, 100)
+    assert table(resolve("commonsense")) == (16, 32, 64, 1e-4, 3, 100)
     for family, task in TASKS.items():  # subset sizes and length caps as the data specs state them
-        args = parse_args([family])
-        assert args.task == task.name and args.dropout == 0.05 and args.bf16
-        assert (args.max_train_samples, args.max_length) == (DATASETS[task.dataset].default_n, DATASETS[task.dataset].default_max_length)
+        config = resolve(family)
+        assert config.data.task == task.name and config.adapter.lora_dropout == 0.05 and config.training.bf16
+        assert config.adapter.target_modules == LLAMA_TARGETS
+        spec = DATASETS[task.dataset]
+        assert (config.data.max_train_samples, config.data.max_seq_length) == (spec.default_n, spec.default_max_length)
 
 
 def test_attention_falls_back_to_sdpa_without_flash_attention():
@@ -182,7 +192,7 @@ def test_loading_refuses_a_registered_zero3_config(model_dir):
     registered = HfDeepSpeedConfig(json.loads(ZERO3.read_text()))  # what TrainingArguments(deepspeed=zero3) does
     try:
         with pytest.raises(RuntimeError, match="before creating TrainingArguments"):
-            load_causal_lm(parse_args(["math", "--model", str(model_dir)]))
+            load_causal_lm(resolve("math", ["--model_name_or_path", str(model_dir)]).data, bf16=False)
     finally:
         unset_hf_deepspeed_config()
     assert registered.is_zero3()

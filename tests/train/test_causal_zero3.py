@@ -16,7 +16,7 @@ from goat.train.results import read_results
 from tests.train.causal_fixtures import write_data, write_tiny_llama
 
 SCRIPT = Path(__file__).with_name("zero3_causal.py")
-ZERO3 = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero3.json"
+ZERO3 = Path(__file__).resolve().parents[2] / "src" / "goat" / "configs" / "deepspeed" / "zero3.json"
 
 
 def test_zero3_partitions_adapters_built_on_full_weights(tmp_path):

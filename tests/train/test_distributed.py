@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from goat.train.results import read_results
 
 SCRIPT = Path(__file__).with_name("dist_train.py")
-ZERO2 = Path(__file__).resolve().parents[2] / "configs" / "deepspeed" / "zero2.json"
+ZERO2 = Path(__file__).resolve().parents[2] / "src" / "goat" / "configs" / "deepspeed" / "zero2.json"
 
 
 ZERO3 = ZERO2.with_name("zero3.json")
@@ -65,9 +65,9 @@ def test_two_processes_match_one(tmp_path, single_process_logs, deepspeed, per_d
 def _cli(model_dir: Path, data_dir: Path, root: Path, deepspeed: Path | None, *extra: str) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone", "-m", "goat.train",
-        "glue", "--task", "rte", "--model", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
-        "--experts", "4", "--epochs", "2", "--batch-size", "8", "--per-device-batch", "4", "--eval-batch", "12",
-        "--warmup-steps", "1", "--lr", "2e-3", "--report-to", "none", "--output-dir", str(root / "out"),
+        "glue", "--task", "rte", "--model_name_or_path", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
+        "--num_experts", "4", "--num_train_epochs", "2", "--global_batch_size", "8", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "12",
+        "--warmup-steps", "1", "--learning_rate", "2e-3", "--report-to", "none", "--output-dir", str(root / "out"),
         "--results-dir", str(root / "res"), *(["--deepspeed", str(deepspeed)] if deepspeed else []), *extra,
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,

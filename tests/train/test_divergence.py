@@ -19,8 +19,8 @@ from tests.conftest import tiny_roberta
 
 def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_model_dir, rte_dir, tmp_path, capsys):
     code = main([
-        "glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--lr", "1e30",
-        "--epochs", "2", "--batch-size", "8", "--per-device-batch", "8", "--warmup-steps", "0", "--report-to", "none",
+        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir), "--learning_rate", "1e30",
+        "--num_train_epochs", "2", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--warmup-steps", "0", "--report-to", "none",
         "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"),
     ])  # fmt: skip
     assert code == EXIT_DIVERGED
@@ -38,8 +38,8 @@ def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_mo
     out = capsys.readouterr().out
     assert "(no complete run yet)" in out and "- diverged (diverged: no result)" in out
     # --resume of a diverged run is refused: a new learning rate is a new run.
-    resumed = main(["glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--lr", "1e30",
-                    "--epochs", "2", "--batch-size", "8", "--per-device-batch", "8", "--warmup-steps", "0",
+    resumed = main(["glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir), "--learning_rate", "1e30",
+                    "--num_train_epochs", "2", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--warmup-steps", "0",
                     "--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"),
                     "--resume"])  # fmt: skip
     assert resumed == 2 and "diverged" in capsys.readouterr().err

@@ -15,14 +15,14 @@ from goat.train.results import read_results
 
 def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
     return main([
-        "glue", "--task", "rte", "--model", str(tiny_model_dir), "--data-dir", str(rte_dir), "--epochs", "2",
-        "--batch-size", "16", "--per-device-batch", "8", "--eval-batch", "16", "--warmup-steps", "0", "--lr", "1e-3",
+        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir), "--num_train_epochs", "2",
+        "--global_batch_size", "16", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--warmup-steps", "0", "--learning_rate", "1e-3",
         "--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"), *extra,
     ])  # fmt: skip
 
 
 def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rte_dir, tmp_path):
-    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "goat", "--experts", "4", "--seed", "3") == 0
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "goat", "--num_experts", "4", "--seed", "3") == 0
     rows = read_results(tmp_path / "res", "glue")
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert {r["method"] for r in rows} == {"goat"} and rows[0]["metric"] == "accuracy" and rows[0]["seed"] == 3
@@ -48,7 +48,7 @@ def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rt
 
 def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_path):
     for seed in ("0", "0", "1"):  # the rerun of seed 0 starts its folder over
-        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--epochs", "1", "--overwrite-output-dir") == 0
+        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--num_train_epochs", "1", "--overwrite-output-dir") == 0
     losses = [json.loads(p.read_text())["train_loss"] for p in sorted((tmp_path / "out" / "glue").glob("*/summary.json"))]
     rows = read_results(tmp_path / "res", "glue")
     assert len(rows) == 3
@@ -62,13 +62,13 @@ def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_p
     [
         (["--task", "rtee"], "'rtee' is not in glue.yaml"),
         (["--task", "rte", "--method", "lorra"], "method"),
-        (["--task", "rte", "--model", "/nonexistent/model"], "cannot load '/nonexistent/model'"),
+        (["--task", "rte", "--model_name_or_path", "/nonexistent/model"], "cannot load '/nonexistent/model'"),
         (["--task", "rte", "--data-dir", "/nonexistent/data"], "no train."),
-        (["--task", "rte", "--rank", "7", "--experts", "2"], "divisible"),
+        (["--task", "rte", "--r", "7", "--num_experts", "2"], "divisible"),
     ],
 )
 def test_user_errors_are_one_line(flags, message, capsys, tmp_path, tiny_model_dir, rte_dir):
-    model = [] if "--model" in flags else ["--model", str(tiny_model_dir)]
+    model = [] if "--model_name_or_path" in flags else ["--model_name_or_path", str(tiny_model_dir)]
     data = [] if "--data-dir" in flags else ["--data-dir", str(rte_dir)]
     code = main(["glue", *model, *data, *flags, "--report-to", "none", "--results-dir", str(tmp_path), "--output-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()  # earlier lines: progress bars of data loading

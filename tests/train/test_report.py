@@ -20,7 +20,7 @@ def _run(root, run_id: str, values: list[float], *, seed: int = 0, task: str = "
     for epoch, value in enumerate(values, start=1):
         status = status_last if epoch == len(values) else "incomplete"
         append_result(root, ResultRow(
-            family="glue", task=task, method=hparams["method"], model="m", seed=seed, epoch=float(epoch), metric="accuracy",
+            family="glue", task=task, method=hparams["method"], model_name_or_path="m", seed=seed, epoch=float(epoch), metric="accuracy",
             value=value, params_pct=1.0, trainable_params=1, run_name=run_id.split("@")[0], run_id=run_id, time=time,
             status=status, hparams=hparams,
         ))  # fmt: skip
@@ -89,7 +89,7 @@ def test_table_orders_by_average_and_marks_smoke_runs(tmp_path, capsys):
     assert lines[0] == "| configuration | rte | avg |"
     assert lines[2].startswith("| goat |") and lines[3].startswith("| lora |")
     append_result(tmp_path, ResultRow(
-        family="glue", task="rte", method="goat", model="m", seed=0, epoch=1.0, metric="accuracy", value=0.5,
+        family="glue", task="rte", method="goat", model_name_or_path="m", seed=0, epoch=1.0, metric="accuracy", value=0.5,
         params_pct=1.0, trainable_params=1, run_name="r", run_id="r0", time="t", smoke=True,
     ))  # fmt: skip
     assert main(["--results-dir", str(tmp_path)]) == 0

@@ -21,9 +21,9 @@ def test_wandb_offline_without_network_said_once(no_network, monkeypatch, caplog
     import os
 
     with caplog.at_level(logging.WARNING):
-        assert configure_reporter("wandb", project="goat-glue") == ["wandb"]
+        assert configure_reporter(["wandb"], project="goat-glue") == ["wandb"]
         monkeypatch.delenv("WANDB_MODE")
-        configure_reporter("wandb", project="goat-glue", main_process=False)  # another rank: silent
+        configure_reporter(["wandb"], project="goat-glue", main_process=False)  # another rank: silent
     assert os.environ["WANDB_MODE"] == "offline" and os.environ["WANDB_PROJECT"] == "goat-glue"
     assert sum("logging offline" in r.message for r in caplog.records) == 1
 
@@ -32,15 +32,15 @@ def test_explicit_mode_is_respected(no_network, monkeypatch):
     import os
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    configure_reporter("wandb", project="p")
+    configure_reporter(["wandb"], project="p")
     assert os.environ["WANDB_MODE"] == "disabled"
 
 
 def test_other_reporters_and_bad_names(no_network):
-    assert configure_reporter("none", project="p") == []
-    assert configure_reporter("tensorboard", project="p") == ["tensorboard"]
-    with pytest.raises(ValueError, match="--report-to 'wandbb'"):
-        configure_reporter("wandbb", project="p")
+    assert configure_reporter([], project="p") == [] and configure_reporter(["none"], project="p") == []
+    assert configure_reporter(["tensorboard", "wandb"], project="p") == ["tensorboard", "wandb"]
+    with pytest.raises(ValueError, match="--report_to 'wandbb'"):
+        configure_reporter(["wandbb"], project="p")
 
 
 def test_unreachable_address_is_detected_quickly():

@@ -26,9 +26,9 @@ EPOCHS = 3
 
 def _command(model_dir: Path, data_dir: Path, root: Path, *extra: str) -> list[str]:
     return [
-        "glue", "--task", "rte", "--model", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
-        "--experts", "4", "--epochs", str(EPOCHS), "--batch-size", "8", "--per-device-batch", "4", "--eval-batch", "24",
-        "--warmup-steps", "2", "--lr", "2e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "5",
+        "glue", "--task", "rte", "--model_name_or_path", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
+        "--num_experts", "4", "--num_train_epochs", str(EPOCHS), "--global_batch_size", "8", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "24",
+        "--warmup-steps", "2", "--learning_rate", "2e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "5",
         "--output-dir", str(root / "out"), "--results-dir", str(root / "res"), *extra,
     ]  # fmt: skip
 
@@ -121,7 +121,7 @@ def test_best_epoch_adapter_and_kept_checkpoints(tiny_model_dir, rte_dir, tmp_pa
 
 def test_resume_without_a_checkpoint_starts_fresh_with_a_notice(tiny_model_dir, rte_dir, tmp_path, caplog):
     args = [*_command(tiny_model_dir, rte_dir, tmp_path), "--resume"]
-    args[args.index("--epochs") + 1] = "1"
+    args[args.index("--num_train_epochs") + 1] = "1"
     assert main(args) == 0
     assert "no checkpoint in" in caplog.text
 

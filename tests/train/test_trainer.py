@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from transformers import TrainingArguments
 
 import goat
-from goat.train.trainer import GoatTrainer, load_summary, per_layer_load
+from goat.train.trainer import GoatTrainer, load_summary
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 
@@ -67,18 +67,30 @@ def test_load_summary_uniform_and_skewed():
     assert load_summary({}) == {}
 
 
-def test_per_layer_load_is_each_layers_largest_share():
-    stats = {"enc.0.query": [0.5, 0.25, 0.25, 0.0], "enc.1.query": [0.25] * 4, "idle": [0.0] * 4}
-    assert per_layer_load(stats) == {"expert_load/enc.0.query": 0.5, "expert_load/enc.1.query": 0.25}
+def test_logged_loads_reach_the_reporters_as_one_histogram_not_a_key_per_layer(tmp_path):
+    from transformers.integrations import WandbCallback
 
-
-def test_logged_loads_reach_the_reporter(tmp_path):
     model = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(r=4, num_experts=4, top_k=2, target_modules=["query"]))
     trainer = GoatTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True))
+    logged = []
+
+    class FakeWandb:  # what WandbCallback holds once initialised: the wandb module
+        Histogram = staticmethod(lambda values: ("histogram", sorted(values)))
+
+        @staticmethod
+        def log(data):
+            logged.append(data)
+
+    wandb = WandbCallback.__new__(WandbCallback)
+    wandb._initialized, wandb._wandb = True, FakeWandb
+    trainer.callback_handler.callbacks.append(wandb)
     model.train()
     trainer.compute_loss(model, {"input_ids": torch.randint(3, 100, (2, 6)), "labels": torch.tensor([0, 1])})
     trainer.log({"loss": 1.0})
-    logged = trainer.state.log_history[-1]
-    assert {"task_loss", "aux_loss", "expert_load_max", "expert_load_cv"} <= set(logged)
-    layers = [k for k in logged if k.startswith("expert_load/")]
-    assert len(layers) == 2 and all(0.25 <= logged[k] <= 1.0 for k in layers)
+    history = trainer.state.log_history[-1]
+    assert {"task_loss", "aux_loss", "expert_load_max", "expert_load_cv"} <= set(history)
+    assert not [k for k in history if k.startswith("expert_load/")]  # no key per layer (console, W&B scalars)
+    (entry,) = [data for data in logged if "train/expert_load_per_layer" in data]  # the other: transformers' scalars
+    assert not [k for data in logged for k in data if "expert_load/" in k]
+    kind, shares = entry["train/expert_load_per_layer"]
+    assert kind == "histogram" and len(shares) == 2 and all(0.25 <= s <= 1.0 for s in shares)

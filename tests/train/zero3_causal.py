@@ -12,16 +12,17 @@ import deepspeed
 import torch
 from safetensors.torch import save_file
 
-from goat.train.args import parse_args
 from goat.train.runner import prepare, train
+from goat.train.settings import resolve
 
 torch.set_num_threads(1)
 out, model_dir, train_file, ds_config = Path(sys.argv[1]), *sys.argv[2:5]
-prepared = prepare(parse_args([
-    "code", "--model", model_dir, "--train-file", train_file, "--deepspeed", ds_config, "--epochs", "1",
-    "--max-train-samples", "8", "--batch-size", "4", "--per-device-batch", "2", "--warmup-steps", "0", "--lr", "1e-2",
-    "--max-new-tokens", "8", "--eval-batch", "2", "--max-eval-samples", "3", "--no-bf16", "--report-to", "none",
-    "--experts", "4", "--output-dir", str(out / "runs"), "--results-dir", str(out / "results"),
+prepared = prepare(resolve("code", [
+    "--model_name_or_path", model_dir, "--train_file", train_file, "--deepspeed", ds_config, "--num_train_epochs", "1",
+    "--max_train_samples", "8", "--global_batch_size", "4", "--per_device_train_batch_size", "2", "--warmup_steps", "0",
+    "--learning_rate", "1e-2", "--max_new_tokens", "8", "--per_device_eval_batch_size", "2", "--max_eval_samples", "3",
+    "--bf16", "false", "--report_to", "none", "--num_experts", "4", "--output_dir", str(out / "runs"),
+    "--results_dir", str(out / "results"), "--svd_cache_dir", str(out / "svd"),
 ]))  # fmt: skip
 model = prepared.trainer.model
 # Adapters were built (SVD, W <- W - W_res) on full weights, before DeepSpeed existed.

@@ -32,7 +32,7 @@ VISION_TASKS = ("cars", "dtd", "eurosat", "gtsrb", "resisc45", "sun397", "svhn")
 
 
 def configurations(inits: list[str], ms_scaling: str, plain_scaling: str, single: bool) -> list[tuple[str, dict, dict]]:
-    """(label, RunArgs overrides, CSV columns) of each Table 5 cell."""
+    """(label, settings, CSV columns) of each Table 5 cell."""
     configs = []
     for init in inits:
         for ms, scaling in ((True, ms_scaling), (False, plain_scaling)):

@@ -1,11 +1,12 @@
 """What every study shares: one command-line shape, a grid of training runs, CSV output.
 
 A study is a list of :class:`Run` (one configuration on one task with one seed). Each run goes
-through the ordinary training path (``goat.train.runner.prepare``/``train``) with
-``configs/<family>.yaml`` defaults, so its rows land in ``<results-dir>/<family>/results.*``
+through the ordinary training path (``goat.train.settings.resolve`` then ``runner.prepare``/``train``)
+with ``configs/<family>.yaml`` defaults, so its rows land in ``<results_dir>/<family>/results.*``
 tagged ``study=<name>``. ``--smoke`` switches the defaults to the embedded default (packaged
-MiniLM + tweet sentiment, small subsets, max length 32): a CPU check of the code path, not a
-reproduction.
+MiniLM + tweet sentiment, small subsets, max_seq_length 32): a CPU check of the code path, not a
+reproduction. Settings keep their one name (``r``, ``learning_rate``, ...; ``python -m goat.train
+<family> --help``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from tqdm.auto import tqdm
 
 from goat.model import GoatModel
 from goat.studies.steps import StepRecorder
-from goat.train.args import FIELDS, RunArgs, load_yaml_defaults
 from goat.train.runner import prepare, train
+from goat.train import settings as run_settings
+from goat.train.settings import RunConfig, flag_names
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +41,10 @@ SMOKE_MODEL = "embedded"
 SMOKE_SETTINGS: dict[str, Any] = {
     "max_train_samples": 160,
     "max_eval_samples": 160,
-    "max_length": 32,
-    "epochs": 1.0,
+    "max_seq_length": 32,
+    "num_train_epochs": 1.0,
     "warmup_steps": 2,
-    "report_to": "none",
+    "report_to": ["none"],
 }
 
 
@@ -73,8 +75,8 @@ class StudySettings:
     smoke: bool
     targets: list[Target]
     seeds: list[int]
-    base: dict[str, Any]  # RunArgs fields common to every run (smoke settings, model, data sizes, --set)
-    fixed: set[str]  # the fields named by --set: a study must not also vary them
+    base: dict[str, Any]  # settings common to every run (smoke settings, model, data sizes)
+    fixed: list[str]  # --set as command-line flags (every run gets them; a study must not also vary them)
     results_dir: Path
     output_dir: Path
     out: Path
@@ -93,7 +95,7 @@ class Run:
     label: str  # unique within (study, task, seed); part of the run name
     target: Target
     seed: int
-    overrides: dict[str, Any]  # RunArgs fields this configuration sets
+    overrides: dict[str, Any]  # settings this configuration sets
     columns: dict[str, Any] = field(default_factory=dict)  # what the CSV records about it
 
 
@@ -130,36 +132,32 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, family: str, tasks:
         "--tasks", nargs="+", default=None,
         help=f"Tasks as task or family:task (default: {' '.join(tasks)}; smoke: {SMOKE_TASK}).",
     )  # fmt: skip
-    parser.add_argument("--model", default=None, help=f"Base model (default: the family YAML's; smoke: {SMOKE_MODEL}).")
+    parser.add_argument(*flag_names("model_name_or_path"), default=None, help=f"Base model (default: the family YAML's; smoke: {SMOKE_MODEL}).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds; results are averaged over them.")
-    parser.add_argument("--train-samples", type=int, default=None, help="Training examples per run (default: YAML / smoke 160).")
-    parser.add_argument("--eval-samples", type=int, default=None, help="Evaluation examples per split (default: YAML / smoke 160).")
-    parser.add_argument("--max-length", type=int, default=None, help="Max tokens per example (default: YAML / smoke 32).")
-    parser.add_argument("--epochs", type=float, default=None, help="Epochs per run (default: YAML / smoke 1).")
+    parser.add_argument(*flag_names("max_train_samples"), type=int, default=None, help="Training examples per run (default: YAML / smoke 160).")
+    parser.add_argument(*flag_names("max_eval_samples"), type=int, default=None, help="Evaluation examples per split (default: YAML / smoke 160).")
+    parser.add_argument(*flag_names("max_seq_length"), type=int, default=None, help="Max tokens per example (default: YAML / smoke 32).")
+    parser.add_argument(*flag_names("num_train_epochs"), type=float, default=None, help="Epochs per run (default: YAML / smoke 1).")
     parser.add_argument(
-        "--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="set_fields",
-        help="Any other RunArgs field for every run (see python -m goat.train --help), e.g. bf16=true per_device_batch=16.",
+        "--set", nargs="+", default=[], metavar="SETTING=VALUE", dest="set_fields",
+        help="Any other setting for every run (python -m goat.train <family> --help), e.g. bf16=true per_device_train_batch_size=16.",
     )  # fmt: skip
-    parser.add_argument("--results-dir", default="results", help="Root of results/<family>/results.{csv,jsonl}.")
-    parser.add_argument("--output-dir", default="outputs", help="Root of the run folders (summary, routing files).")
+    parser.add_argument(*flag_names("results_dir"), default="results", help="Root of results/<family>/results.{csv,jsonl}.")
+    parser.add_argument(*flag_names("output_dir"), default="outputs", help="Root of the run folders (summary, routing files).")
     parser.add_argument("--out", default=None, help="Folder for the study's PNG/CSV (default <results-dir>/studies/<name>[-smoke]).")
 
 
-def coerce_field(name: str, text: str) -> Any:
-    """``--set name=text`` converted to the RunArgs field's type."""
-    if name not in FIELDS or name in ("family", "task", "seed"):
-        raise ValueError(f"--set {name}=...: not a RunArgs field a study lets you set; see python -m goat.train --help.")
-    kind = str(FIELDS[name].type)
-    if kind.startswith("bool"):
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"--set {name}={text}: use true or false.")
-        return text.lower() in ("true", "1")
-    if kind.startswith("list"):
-        return text.split(",")
-    try:
-        return int(text) if kind.startswith("int") else float(text) if kind.startswith("float") else text
-    except ValueError:
-        raise ValueError(f"--set {name}={text}: expected {kind}.") from None
+def set_flags(items: Sequence[str]) -> list[str]:
+    """``--set name=value ...`` as command-line flags ``--name value`` (the settings parser types them)."""
+    flags = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: write SETTING=VALUE.")
+        if key in ("task", "seed"):
+            raise ValueError(f"--set {key}=...: a study sets {key} itself; use --tasks / --seeds.")
+        flags += [f"--{key}", *value.split(",")]
+    return flags
 
 
 def resolve(ns: argparse.Namespace, name: str, *, family: str, tasks: Sequence[str]) -> StudySettings:
@@ -168,19 +166,13 @@ def resolve(ns: argparse.Namespace, name: str, *, family: str, tasks: Sequence[s
     default_family = ns.family or (SMOKE_FAMILY if smoke else family)
     task_names = ns.tasks or ([SMOKE_TASK] if smoke else list(tasks))
     base: dict[str, Any] = dict(SMOKE_SETTINGS) if smoke else {}
-    model = ns.model or (SMOKE_MODEL if smoke else None)
+    model = ns.model_name_or_path or (SMOKE_MODEL if smoke else None)
     explicit = {
-        "model": model, "max_train_samples": ns.train_samples, "max_eval_samples": ns.eval_samples,
-        "max_length": ns.max_length, "epochs": ns.epochs,
+        "model_name_or_path": model, "max_train_samples": ns.max_train_samples, "max_eval_samples": ns.max_eval_samples,
+        "max_seq_length": ns.max_seq_length, "num_train_epochs": ns.num_train_epochs,
     }  # fmt: skip
     base.update({k: v for k, v in explicit.items() if v is not None})
-    fixed = set()
-    for item in ns.set_fields:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: write FIELD=VALUE.")
-        base[key] = coerce_field(key, value)
-        fixed.add(key)
+    fixed = set_flags(ns.set_fields)
     results_dir = Path(ns.results_dir)
     out = Path(ns.out) if ns.out else results_dir / "studies" / (f"{name}-smoke" if smoke else name)
     return StudySettings(
@@ -195,30 +187,30 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
 
 
-def run_args(settings: StudySettings, run: Run) -> RunArgs:
-    """RunArgs of ``run``: family YAML < smoke settings < common flags < the run's own fields."""
-    clash = sorted(settings.fixed & set(run.overrides))
+def run_config(settings: StudySettings, run: Run) -> RunConfig:
+    """The run's settings: family YAML < smoke settings < common flags < the run's own settings < --set."""
+    named = {flag[2:] for flag in settings.fixed if flag.startswith("--")}
+    clash = sorted(named & set(run.overrides))
     if clash:
         raise ValueError(f"--set {', '.join(clash)}: study {settings.name!r} varies these itself; use its own flags.")
     target = run.target
-    defaults = load_yaml_defaults(target.family, target.task)
     values = {
-        **defaults,
         **settings.base,
         **run.overrides,
-        "family": target.family, "task": target.task, "seed": run.seed,
+        "task": target.task, "seed": run.seed,
         "run_name": f"{settings.name}-{slug(run.label)}-{slug(target.task)}-s{run.seed}",
-        "study": settings.name, "smoke": settings.smoke or bool(defaults.get("smoke")), "save_adapter": False,
-        "save_strategy": "no", "overwrite_output_dir": True,  # a study reruns short runs whole
+        "study": settings.name, "save_adapter": False, "save_strategy": "no", "overwrite_output_dir": True,  # short runs, rerun whole
         "results_dir": str(settings.results_dir), "output_dir": str(settings.output_dir),
     }  # fmt: skip
-    return RunArgs(**values)
+    if settings.smoke:
+        values["smoke"] = True
+    return run_settings.resolve(target.family, settings.fixed, overrides=values)
 
 
 def execute_one(settings: StudySettings, run: Run, *, callbacks: Sequence[Any] = ()) -> RunResult:
     """Train ``run`` (with extra Trainer callbacks) and return its best epoch; frees the model after."""
     logger.info("%s: %s on %s, seed %d", settings.name, run.label, run.target, run.seed)
-    prepared = prepare(run_args(settings, run))
+    prepared = prepare(run_config(settings, run))
     for callback in callbacks:
         prepared.trainer.add_callback(callback)
     summary = train(prepared)
@@ -254,7 +246,7 @@ def execute_recorded(settings: StudySettings, runs: Sequence[Run], *, equivalent
 
 
 def expand(settings: StudySettings, configurations: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[Run]:
-    """Every (label, RunArgs overrides, CSV columns) on every target and seed."""
+    """Every (label, settings, CSV columns) on every target and seed."""
     configurations = list(configurations)
     return [
         Run(label, target, seed, dict(overrides), dict(columns))

@@ -35,7 +35,7 @@ def configurations(methods: list[str], configs: list[str], rank: int) -> list[tu
     for text in configs:
         k, experts = parse_config(text)
         for method in methods:
-            overrides = {"method": method, "rank": rank, "alpha": 2.0 * rank, "experts": experts, "top_k": k}
+            overrides = {"method": method, "r": rank, "lora_alpha": 2.0 * rank, "num_experts": experts, "top_k": k}
             out.append((f"{method}-{text}", overrides, {"method": method, "config": text, "experts": experts, "top_k": k}))
     return out
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
     parser.add_argument("--configs", nargs="+", default=None, help=f"kinE configurations (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="Methods (default goat molora).")
-    parser.add_argument("--rank", type=int, default=TOTAL_RANK, help="Total rank shared by the experts (paper: 32).")
+    parser.add_argument("--r", type=int, default=TOTAL_RANK, help="Total rank r shared by the experts (paper: 32).")
     return parser
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = common.resolve(ns, "experts_sweep", family="vision", tasks=VISION_TASKS)
         configs = list(settings.pick(ns.configs, PAPER_CONFIGS, SMOKE_CONFIGS))
-        results = common.execute(settings, common.expand(settings, configurations(ns.methods, configs, ns.rank)))
+        results = common.execute(settings, common.expand(settings, configurations(ns.methods, configs, ns.r)))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     out = settings.out
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "figure6.csv", rows)
-    plot(rows, configs, ns.rank, out / "figure6.png")
+    plot(rows, configs, ns.r, out / "figure6.png")
     text = common.markdown_table(["k in E", "method", "average"], [[r["config"], r["method"], r["value"]] for r in rows])
     print(f"\n{common.banner(settings, 'Figure 6 experts sweep', results)}\n\n{text}\n\nwrote {out / 'figure6.png'}, {out / 'figure6.csv'}")
     return 0

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         lrs = list(settings.pick(ns.lrs, PAPER_LRS, SMOKE_LRS))
         methods = list(settings.pick(ns.methods, METHODS, SMOKE_METHODS))
         configs = [
-            (f"{method}-lr{lr:g}", {"method": method, "lr": lr}, {"method": method, "lr": lr})
+            (f"{method}-lr{lr:g}", {"method": method, "learning_rate": lr}, {"method": method, "lr": lr})
             for lr in lrs for method in methods
         ]  # fmt: skip
         results = common.execute(settings, common.expand(settings, configs))

@@ -31,7 +31,7 @@ def configurations(methods: list[str], ranks: list[int]) -> list[tuple[str, dict
             configs.append((method, {"method": method}, {"method": method, "rank": None}))
             continue
         for rank in ranks:
-            configs.append((f"{method}-r{rank}", {"method": method, "rank": rank, "alpha": 2.0 * rank}, {"method": method, "rank": rank}))
+            configs.append((f"{method}-r{rank}", {"method": method, "r": rank, "lora_alpha": 2.0 * rank}, {"method": method, "rank": rank}))
     return configs
 
 

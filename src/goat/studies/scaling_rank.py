@@ -44,7 +44,7 @@ def configurations(configs: list[str]) -> list[tuple[str, dict, dict]]:
     out = []
     for text in configs:
         rank, scaling = parse_config(text)
-        overrides = {"method": "pissa", "rank": rank, "scaling": str(scaling), "logging_steps": 1}
+        overrides = {"method": "pissa", "r": rank, "scaling": scaling, "logging_steps": 1}
         out.append((label(rank, scaling), overrides, {"config": label(rank, scaling), "rank": rank, "scaling": scaling}))
     return out
 

@@ -26,7 +26,7 @@ SMOKE_RANKS = (128,)
 
 
 def segment_run(target: common.Target, seed: int, rank: int, segment: int) -> common.Run:
-    overrides = {"method": "pissa", "segment": str(segment), "rank": rank, "alpha": 2.0 * rank}
+    overrides = {"method": "pissa", "segment": segment, "r": rank, "lora_alpha": 2.0 * rank}
     return common.Run(f"r{rank}-seg{segment}", target, seed, overrides, {"rank": rank, "segment": segment})
 
 

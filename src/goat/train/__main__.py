@@ -1,13 +1,14 @@
-"""``python -m goat.train <family> [flags]``: one-line errors for the mistakes users make.
+"""``python -m goat.train <family> [--config FILE.yaml ...] [--print_config] [flags]``.
 
-Errors raised while parsing flags and loading model and data (a bad flag, an unknown task or
-method, a missing dataset, an unreachable hub) are printed on one line (exit 2); a diverged run
-prints one line naming the step and the learning rate (exit 3); any other error during training
-is a bug and keeps its traceback.
+Errors in settings and while loading model and data (a bad flag, an unknown task or method, a
+missing dataset, an unreachable hub) are printed on one line (exit 2); a diverged run prints one
+line naming the step and the learning rate (exit 3); any other error during training is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -16,15 +17,37 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 
 
+def _entry_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m goat.train", add_help=False, allow_abbrev=False)
+    parser.add_argument("family", nargs="?")
+    parser.add_argument("--config", nargs="+", default=[])
+    parser.add_argument("--print_config", "--print-config", action="store_true")
+    parser.add_argument("--help_all", "--help-all", action="store_true")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from goat.train.args import parse_args
+    from goat.train.families import FAMILIES
     from goat.train.run_folder import RunAlreadyComplete
     from goat.train.runner import prepare, train
+    from goat.train.settings import help_text, print_config, resolve
     from goat.train.trainer import DivergenceError
 
+    entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    if entry.family is None or entry.family.startswith("-"):
+        print(f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
+              "       python -m goat.train <family> --help   (its settings and their defaults)")  # fmt: skip
+        return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
     try:
-        prepared = prepare(parse_args(argv))
+        if entry.help_all or "-h" in rest or "--help" in rest:
+            print(help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all))
+            return 0
+        config = resolve(entry.family, rest, config_files=entry.config)
+        if entry.print_config:
+            print_config(config)
+            return 0
+        prepared = prepare(config)
     except RunAlreadyComplete as done:
         print(f"{done} Best epoch: {(done.summary or {}).get('best')}")
         return 0

@@ -147,7 +147,7 @@ def task_for(family: str, task: str) -> CausalTask:
 def attention_implementation(requested: str, bf16: bool) -> str:
     """``auto``: flash-attention 2 when installed, on a GPU, in bf16 (the authors' setting); else sdpa."""
     if requested not in ATTENTION_CHOICES:
-        raise ValueError(f"--attn-implementation {requested!r}: choose one of {', '.join(ATTENTION_CHOICES)}.")
+        raise ValueError(f"--attn_implementation {requested!r}: choose one of {', '.join(ATTENTION_CHOICES)}.")
     if requested != "auto":
         return requested
     flash = bf16 and torch.cuda.is_available() and is_flash_attn_2_available()

@@ -1,13 +1,16 @@
 """GLUE entrypoint (paper §4, Table 4): sequence classification with adapters on every attention and
-MLP linear; the classifier head is trained in full and never adapted.
+MLP linear (``target_modules`` in configs/glue.yaml); the classifier head is trained in full
+(``modules_to_save``) and never adapted.
 
-``--task tweet_sentiment --model embedded`` runs the same code path offline on the packaged
-MiniLM and real labelled tweets (the embedded default, see dataset/README.md).
+``--task tweet_sentiment --model_name_or_path embedded`` runs the same code path offline on the
+packaged MiniLM and real labelled tweets (the embedded default, see dataset/README.md).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -17,15 +20,22 @@ from goat.tasks.embedded import resolve_model_path
 from goat.tasks.hub import load_pretrained
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
 from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
-from goat.train.args import RunArgs
-from goat.train.runner import TaskBundle
+from goat.train.arguments import TaskArguments, setting
+from goat.train.bundle import Family, TaskBundle
+
+if TYPE_CHECKING:
+    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 
-# Attention q, k, v, attention output, intermediate and output dense layers of BERT/RoBERTa blocks
-# (the authors' 144 RoBERTa-large layers). The classifier/pooler are heads, trained in full.
-ENCODER_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
-HEAD_MODULES = ["classifier", "pooler"]
+
+@dataclass
+class GlueArguments(TaskArguments):
+    """GLUE task, model and data settings."""
+
+    max_seq_length: int = setting("Max tokens per example.", default=128)
+    prompt_style: str = setting("Input encoding: plain (LoRA paper) or instruction (authors' prompts).", default="plain")
+    data_dir: str | None = setting("Local folder <task>/{train,validation}.jsonl instead of the hub.", default=None)
 
 
 def _subset(dataset, limit: int | None, seed: int):
@@ -34,26 +44,26 @@ def _subset(dataset, limit: int | None, seed: int):
     return dataset.shuffle(seed=seed).select(range(limit))
 
 
-def build_glue(args: RunArgs) -> TaskBundle:
+def build_glue(config: RunConfig) -> TaskBundle:
     """Model with adapters, encoded train split, and an evaluator over the task's eval splits."""
-    adapter_config = args.goat_config(ENCODER_TARGETS, HEAD_MODULES)  # validates flags before slow loading
-    if args.task == TWEET_SENTIMENT.name:
+    data, training = config.data, config.training
+    if data.task == TWEET_SENTIMENT.name:
         task = TWEET_SENTIMENT
-        raw = load_tweet_sentiment(n_train=args.max_train_samples or 2000, n_eval=args.max_eval_samples or 1000, seed=args.seed)
+        raw = load_tweet_sentiment(n_train=data.max_train_samples or 2000, n_eval=data.max_eval_samples or 1000, seed=training.seed)
         logger.info("tweet_sentiment labels: train %s, validation %s", label_counts(raw["train"]), label_counts(raw["validation"]))
     else:
-        task = get_glue_task(args.task)
-        raw = load_glue(task, dataset_id=args.dataset_id or "nyu-mll/glue", data_dir=args.data_dir)
-    model_path = resolve_model_path(args.model)
+        task = get_glue_task(data.task)
+        raw = load_glue(task, dataset_id=data.dataset_name or "nyu-mll/glue", data_dir=data.data_dir)
+    model_path = resolve_model_path(data.model_name_or_path)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_path)
     base = load_pretrained(AutoModelForSequenceClassification.from_pretrained, model_path, num_labels=task.num_labels)
-    model = goat.get_goat_model(base, adapter_config)
+    model = goat.get_goat_model(base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
 
     def encode(split):
-        return encode_glue(task, tokenizer, split, max_length=args.max_length, prompt_style=args.prompt_style)
+        return encode_glue(task, tokenizer, split, max_length=data.max_seq_length, prompt_style=data.prompt_style)
 
-    train = encode(_subset(raw["train"], args.max_train_samples, args.seed))
-    eval_splits = {name: encode(_subset(raw[name], args.max_eval_samples, args.seed)) for name in task.eval_splits}
+    train = encode(_subset(raw["train"], data.max_train_samples, training.seed))
+    eval_splits = {name: encode(_subset(raw[name], data.max_eval_samples, training.seed)) for name in task.eval_splits}
     primary = "mnli_overall" if task.name == "mnli" else task.metric
 
     def evaluate(trainer) -> dict[str, float]:
@@ -78,3 +88,6 @@ def build_glue(args: RunArgs) -> TaskBundle:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
     )
+
+
+FAMILY = Family("glue", "GLUE / sequence classification (paper Table 4; Table 11 settings).", GlueArguments, build_glue)

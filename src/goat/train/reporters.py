@@ -20,19 +20,19 @@ def network_reachable(address: tuple[str, int] = WANDB_HOST, timeout_s: float = 
         return False
 
 
-def configure_reporter(report_to: str, *, project: str, main_process: bool = True) -> list[str]:
-    """Return the Trainer ``report_to`` list; for W&B pick offline mode when the API is unreachable.
+def configure_reporter(report_to: list[str], *, project: str, main_process: bool = True) -> list[str]:
+    """The Trainer ``report_to`` list (``none`` dropped); for W&B pick offline mode when the API is unreachable.
 
     An explicit ``WANDB_MODE`` set by the user is respected and never overridden.
     """
-    if report_to not in REPORTERS:
-        raise ValueError(f"--report-to {report_to!r} is unknown; choose one of {', '.join(REPORTERS)}.")
-    if report_to == "none":
-        return []
-    if report_to == "wandb":
+    unknown = [name for name in report_to if name not in REPORTERS]
+    if unknown:
+        raise ValueError(f"--report_to {unknown[0]!r} is unknown; choose from {', '.join(REPORTERS)}.")
+    chosen = [name for name in report_to if name != "none"]
+    if "wandb" in chosen:
         os.environ.setdefault("WANDB_PROJECT", project)
         if "WANDB_MODE" not in os.environ and not network_reachable():
             os.environ["WANDB_MODE"] = "offline"
             if main_process:
                 logger.warning("W&B: no network to %s, logging offline (sync later with `wandb sync`).", WANDB_HOST[0])
-    return [report_to]
+    return chosen

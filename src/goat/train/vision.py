@@ -12,9 +12,11 @@ marked ``smoke``; it checks the pipeline and is not a reproduction of Table 1.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from torch import nn
@@ -45,8 +47,11 @@ from goat.tasks.vision_models import (
     smoke_clip_vision_config,
     smoke_open_clip,
 )
-from goat.train.args import RunArgs
-from goat.train.runner import TaskBundle
+from goat.train.arguments import TaskArguments, setting
+from goat.train.bundle import Family, TaskBundle
+
+if TYPE_CHECKING:
+    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,18 @@ HOLDOUT_SEED = 0  # the authors' train/validation split seed, whatever the run's
 Loaded = TypeVar("Loaded")
 
 
-def check_flags(args: RunArgs) -> None:
+@dataclass
+class VisionArguments(TaskArguments):
+    """Image-classification task, backbone and data settings."""
+
+    backbone: str = setting("Image backbone implementation: hf (transformers CLIP vision tower, as the authors ran) or open_clip.", default="hf")
+    pretrained: str = setting("Weights for backbones that name them apart from the model (open_clip: a tag such as openai, or a checkpoint file).", default="openai")
+    head: str = setting("Classifier head: linear (new, trained in full) or zeroshot (frozen class-name prompt embeddings; open_clip).", default="linear")
+    val_holdout: bool = setting("Train images: drop the authors' validation hold-out (a tenth of train, at most 5,000; none for EuroSAT).", default=True)
+    data_dir: str | None = setting("Local folder <task>/{train,test}/<class>/<image> instead of the hub.", default=None)
+
+
+def check_flags(args: VisionArguments, smoke: bool) -> None:
     """Reject flag combinations that cannot work, before anything slow is loaded."""
     if args.backbone not in TARGET_SUFFIXES:
         raise ValueError(f"--backbone {args.backbone!r}: choose one of {', '.join(TARGET_SUFFIXES)}.")
@@ -65,13 +81,13 @@ def check_flags(args: RunArgs) -> None:
         raise ValueError(f"--head {args.head!r}: choose one of {', '.join(HEADS)}.")
     if args.head == "zeroshot" and args.backbone != "open_clip":
         raise ValueError("--head zeroshot needs --backbone open_clip (the hf classifier has no text tower).")
-    if args.backbone == "open_clip" and args.model != SMOKE_MODEL:
-        check_open_clip_name(args.model)
-    if args.task == SMOKE_DATASET and (args.data_dir or args.dataset_id):
-        raise ValueError(f"--task {SMOKE_DATASET} is built from scikit-learn's digits; drop --data-dir / --dataset-id.")
-    if (args.task == SMOKE_DATASET or args.model == SMOKE_MODEL) and not args.smoke:
+    if args.backbone == "open_clip" and args.model_name_or_path != SMOKE_MODEL:
+        check_open_clip_name(args.model_name_or_path)
+    if args.task == SMOKE_DATASET and (args.data_dir or args.dataset_name):
+        raise ValueError(f"--task {SMOKE_DATASET} is built from scikit-learn's digits; drop --data_dir / --dataset_name.")
+    if (args.task == SMOKE_DATASET or args.model_name_or_path == SMOKE_MODEL) and not smoke:
         raise ValueError(
-            f"--task {SMOKE_DATASET} and --model {SMOKE_MODEL} are smoke runs of the code path, not a "
+            f"--task {SMOKE_DATASET} and --model_name_or_path {SMOKE_MODEL} are smoke runs of the code path, not a "
             "reproduction; pass --smoke so their results are marked as such."
         )
 
@@ -82,23 +98,23 @@ def _subset(split: Any, limit: int | None, seed: int) -> Any:
     return split.shuffle(seed=seed).select(range(limit))
 
 
-def load_splits(args: RunArgs) -> tuple[Any, Sequence[str]]:
+def load_splits(args: VisionArguments, seed: int) -> tuple[Any, Sequence[str]]:
     """``DatasetDict`` (train, test) as the run uses it, and the zero-shot prompt templates.
 
     Train is the official train split minus the authors' 10 % validation hold-out (reference
-    section 4.1; ``--no-val-holdout`` keeps it all), then ``--max-train-samples``; test is the
-    official test split, capped by ``--max-eval-samples``.
+    section 4.1; ``--no_val_holdout`` keeps it all), then ``max_train_samples``; test is the
+    official test split, capped by ``max_eval_samples``.
     """
     if args.task == SMOKE_DATASET:
         raw, templates = load_digits_smoke(), SMOKE_TEMPLATES
     else:
         spec = get_dataset_spec(args.task)
-        raw = load_image_dataset(spec.name, hub_id=args.dataset_id, local_dir=args.data_dir)
+        raw = load_image_dataset(spec.name, hub_id=args.dataset_name, local_dir=args.data_dir)
         templates = spec.templates
         if spec.holdout_val and args.val_holdout:
             raw["train"] = drop_val_holdout(raw["train"], seed=HOLDOUT_SEED)
-    raw["train"] = _subset(raw["train"], args.max_train_samples, args.seed)
-    raw["test"] = _subset(raw["test"], args.max_eval_samples, args.seed)
+    raw["train"] = _subset(raw["train"], args.max_train_samples, seed)
+    raw["test"] = _subset(raw["test"], args.max_eval_samples, seed)
     return raw, templates
 
 
@@ -115,22 +131,22 @@ def _loading(what: str, load: Callable[[], Loaded]) -> Loaded:
         ) from error
 
 
-def load_classifier(args: RunArgs, names: Sequence[str], templates: Sequence[str]) -> nn.Module:
+def load_classifier(args: VisionArguments, names: Sequence[str], templates: Sequence[str]) -> nn.Module:
     """The backbone with its ``classifier`` head for ``names`` (in label order), not yet adapted."""
     if args.backbone == "hf":
-        source = smoke_clip_vision_config() if args.model == SMOKE_MODEL else args.model
-        return _loading(repr(args.model), lambda: build_hf_clip_classifier(source, class_names=names))
+        source = smoke_clip_vision_config() if args.model_name_or_path == SMOKE_MODEL else args.model_name_or_path
+        return _loading(repr(args.model_name_or_path), lambda: build_hf_clip_classifier(source, class_names=names))
     import open_clip
 
-    if args.model == SMOKE_MODEL:
+    if args.model_name_or_path == SMOKE_MODEL:
         clip, tokenizer_name = smoke_open_clip(), SMOKE_TOKENIZER
     else:
-        what = f"open_clip {args.model!r} with weights {args.pretrained!r}"
-        clip, tokenizer_name = _loading(what, lambda: create_open_clip(args.model, args.pretrained)), args.model
+        what = f"open_clip {args.model_name_or_path!r} with weights {args.pretrained!r}"
+        clip, tokenizer_name = _loading(what, lambda: create_open_clip(args.model_name_or_path, args.pretrained)), args.model_name_or_path
     tokenizer = open_clip.get_tokenizer(tokenizer_name) if args.head == "zeroshot" else None
     return open_clip_classifier(
         clip, head=args.head, class_names=names, templates=templates, tokenizer=tokenizer,
-        name=f"{args.model}:{args.pretrained}",
+        name=f"{args.model_name_or_path}:{args.pretrained}",
     )  # fmt: skip
 
 
@@ -139,25 +155,33 @@ def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
-def build_vision(args: RunArgs) -> TaskBundle:
-    """Adapted CLIP classifier, transformed train split, and a test-accuracy evaluator."""
-    check_flags(args)
-    trained_head = list(HEAD_MODULE_NAMES) if args.head == "linear" else []
-    adapter_config = args.goat_config(list(TARGET_SUFFIXES[args.backbone]), trained_head)
-    if args.smoke:
+def build_vision(config: RunConfig) -> TaskBundle:
+    """Adapted CLIP classifier, transformed train split, and a test-accuracy evaluator.
+
+    ``target_modules`` and ``modules_to_save`` default to the backbone's q, k, v, out, fc1, fc2 and
+    (with the linear head) the head.
+    """
+    data, training = config.data, config.training
+    check_flags(data, training.smoke)
+    trained_head = list(HEAD_MODULE_NAMES) if data.head == "linear" else []
+    adapter_config = dataclasses.replace(
+        config.adapter, target_modules=config.adapter.target_modules or list(TARGET_SUFFIXES[data.backbone]),
+        modules_to_save=config.adapter.modules_to_save or trained_head,
+    )  # fmt: skip
+    if training.smoke:
         logger.warning(
             "SMOKE RUN of the code path (%s, model %s): tiny data and/or a random tiny CLIP; the "
             "accuracy says the pipeline trains, it is not a reproduction of Table 1.",
-            args.task, args.model,
+            data.task, data.model_name_or_path,
         )  # fmt: skip
-    raw, templates = load_splits(args)
+    raw, templates = load_splits(data, training.seed)
     names = class_names(raw)
-    base = load_classifier(args, names, templates)
+    base = load_classifier(data, names, templates)
     size = image_size(base)
-    model = goat.get_goat_model(base, adapter_config)
+    model = goat.get_goat_model(base, adapter_config, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
     train = ImageClassificationSet(raw["train"], clip_train_transform(size))
     test = ImageClassificationSet(raw["test"], clip_eval_transform(size))
-    logger.info("%s: %d classes, %d train / %d test images, %d px", args.task, len(names), len(train), len(test), size)
+    logger.info("%s: %d classes, %d train / %d test images, %d px", data.task, len(names), len(train), len(test), size)
 
     def evaluate(trainer) -> dict[str, float]:
         output = trainer.predict(test, metric_key_prefix="test")
@@ -167,3 +191,6 @@ def build_vision(args: RunArgs) -> TaskBundle:
         model=model, train_dataset=train, evaluate=evaluate, primary_metric="accuracy",
         data_collator=collate_image_batch,
     )  # fmt: skip
+
+
+FAMILY = Family("vision", "Image classification with CLIP ViT-B/32 (paper Table 1; Table 10 settings).", VisionArguments, build_vision)

@@ -1,0 +1,53 @@
+"""A quiet console (a progress bar, no per-layer dicts on stdout; per-layer loads to the loggers) and
+the SVD cache on by default in the CLI."""
+
+from __future__ import annotations
+
+import torch
+
+from goat.train.__main__ import main
+from goat.train.console import LAYER_LOAD_TAG
+
+
+def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
+    return main([
+        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data_dir", str(rte_dir), "--num_experts", "4",
+        "--num_train_epochs", "1", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--logging_steps", "1",
+        "--warmup_steps", "0", "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), *extra,
+    ])  # fmt: skip
+
+
+def test_console_shows_a_bar_and_epoch_lines_and_loggers_get_layer_histograms(tiny_model_dir, rte_dir, tmp_path, capfd):
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "tensorboard") == 0
+    out, err = capfd.readouterr()
+    console = out + err
+    assert "expert_load/" not in console and "{'loss'" not in console and "'task_loss'" not in console
+    assert "epoch 1: accuracy" in console and "aux=" in console and "load=" in console and "lr=" in console
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = [p for p in (tmp_path / "out").rglob("events.out.tfevents.*")]  # in the run folder
+    accumulator = EventAccumulator(str(events), size_guidance={"histograms": 0})
+    accumulator.Reload()
+    histograms = accumulator.Histograms(LAYER_LOAD_TAG)
+    assert len(histograms) == 6  # one per logging step (48 examples / batch 8)
+    assert histograms[0].histogram_value.num == 12  # one value per adapted layer: its largest expert share
+    assert 0.25 <= histograms[0].histogram_value.min <= histograms[0].histogram_value.max <= 1.0
+    assert "train/expert_load_max" in accumulator.Tags()["scalars"]
+
+
+def test_the_cli_reuses_cached_svds(tiny_model_dir, rte_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "svd"
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "none", "--svd_cache_dir", str(cache)) == 0
+    assert len(list(cache.glob("*.safetensors"))) == 12  # one entry per adapted weight
+
+    def no_svd(*args, **kwargs):
+        raise AssertionError("the second run must take every SVD from the cache")
+
+    monkeypatch.setattr(torch.linalg, "svd", no_svd)
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "none", "--svd_cache_dir", str(cache), "--overwrite_output_dir") == 0
+    monkeypatch.undo()
+    # --no_svd_cache computes them again (and writes nothing)
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "none", "--no_svd_cache", "--svd_cache_dir", str(tmp_path / "none"),
+                "--overwrite_output_dir") == 0  # fmt: skip
+    assert not (tmp_path / "none").exists()
