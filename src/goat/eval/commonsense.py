@@ -29,28 +29,10 @@ import logging
 import re
 from typing import Optional, Sequence
 
+from goat.tasks.commonsense_sets import COMMONSENSE_DATASETS, canonical_dataset_name
+
 logger = logging.getLogger(__name__)
-
-COMMONSENSE_DATASETS: tuple[str, ...] = (
-    "boolq",
-    "piqa",
-    "social_i_qa",
-    "hellaswag",
-    "winogrande",
-    "ARC-Easy",
-    "ARC-Challenge",
-    "openbookqa",
-)
-
-# Short names used by the authors' scripts and in the paper's tables.
-ALIASES: dict[str, str] = {
-    "siqa": "social_i_qa",
-    "arc_e": "ARC-Easy",
-    "arc-e": "ARC-Easy",
-    "arc_c": "ARC-Challenge",
-    "arc-c": "ARC-Challenge",
-    "obqa": "openbookqa",
-}
+__all__ = ["COMMONSENSE_DATASETS", "canonical_dataset_name", "commonsense_accuracy", "extract_answer", "response_text"]
 
 _ANSWER_N = tuple(f"answer{i}" for i in range(1, 6))
 LABELS: dict[str, tuple[str, ...]] = {
@@ -67,22 +49,6 @@ LABELS: dict[str, tuple[str, ...]] = {
 RESPONSE_MARKER = "### Response:"
 # The Alpaca prompt starts with one of these; a text starting so includes the prompt.
 _PROMPT_START_RE = re.compile(r"\s*(?:Below is an instruction|### Instruction:)")
-
-
-def canonical_dataset_name(dataset: str) -> str:
-    """Map a set name (any case, or an alias such as ``arc_c``) to its LLM-Adapters folder name.
-
-    Raises ``ValueError`` naming the valid sets when ``dataset`` is unknown.
-    """
-    by_lower = {name.lower(): name for name in COMMONSENSE_DATASETS}
-    key = dataset.strip().lower()
-    if key in by_lower:
-        return by_lower[key]
-    if key in ALIASES:
-        return ALIASES[key]
-    valid = ", ".join(COMMONSENSE_DATASETS)
-    aliases = ", ".join(sorted(ALIASES))
-    raise ValueError(f"unknown commonsense dataset {dataset!r}; valid: {valid} (aliases: {aliases})")
 
 
 def _label_pattern(dataset: str) -> re.Pattern[str]:

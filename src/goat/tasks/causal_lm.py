@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import torch
 
+from goat.tasks.commonsense_sets import canonical_dataset_name
 from goat.tasks.errors import DataUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -444,8 +445,6 @@ def load_commonsense_test(
     folder names such as ``ARC-Challenge``) or, without ``data_dir``, the hub dataset ``hub_id``
     with the same fields. Aliases such as ``arc_c`` are accepted.
     """
-    from goat.eval.commonsense import canonical_dataset_name
-
     name = canonical_dataset_name(dataset)
     hint = (f"dataset/{name}/test.json from the AGI-Edgerunners/LLM-Adapters repository "
             "(pass data_dir=<dataset folder>)")
