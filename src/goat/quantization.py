@@ -12,6 +12,7 @@ quantized base. SVD priors (goat, pissa, milora) are computed from the dequantiz
 from __future__ import annotations
 
 import copy
+import os
 
 import torch
 from torch import nn
@@ -45,6 +46,21 @@ def quantization_config(kind: str | None, *, compute_dtype: torch.dtype = torch.
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype,
     )
+
+
+def loading_kwargs(kind: str | None, *, bf16: bool) -> dict[str, object]:
+    """``from_pretrained`` keyword arguments that load a base quantized (nothing when ``kind`` is None).
+
+    On a GPU the quantized model is placed on this process's device at load time (``LOCAL_RANK``):
+    the Trainer does not move a quantized model.
+    """
+    config = quantization_config(kind, compute_dtype=torch.bfloat16 if bf16 else torch.float32)
+    if config is None:
+        return {}
+    kwargs: dict[str, object] = {"quantization_config": config}
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return kwargs
 
 
 def is_quantized(layer: nn.Module) -> bool:

@@ -196,3 +196,18 @@ def test_loading_refuses_a_registered_zero3_config(model_dir):
     finally:
         unset_hf_deepspeed_config()
     assert registered.is_zero3()
+
+
+def test_math_on_a_4bit_base_through_the_cli(model_dir, files, tmp_path):
+    """--quantization 4bit (QLoRA's NF4 + double quantization; bitsandbytes runs it on CPU): goat trains on it."""
+    argv = _argv("math", model_dir, tmp_path, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"]),
+                 "--quantization", "4bit", "--num_experts", "4")  # fmt: skip
+    prepared = prepare(_config(argv))
+    model = prepared.trainer.model
+    bases = [layer.base_layer for layer in model.adapted_layers().values()]
+    assert bases and all(type(base.weight).__name__ == "Params4bit" for base in bases)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    train(prepared)
+    assert any("lora_B" in n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n]))
+    (row,) = read_results(tmp_path / "res", "math")
+    assert row["hparams"]["quantization"] == "4bit" and row["status"] == "complete"

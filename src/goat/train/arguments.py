@@ -76,3 +76,14 @@ class TaskArguments:
     dataset_name: str | None = setting("Hub dataset id instead of the family's default.", default=None)
     max_train_samples: int | None = setting("Use at most this many training examples (seeded subset).", default=None)
     max_eval_samples: int | None = setting("Use at most this many evaluation examples per split.", default=None)
+
+
+@dataclass
+class QuantizedBaseArguments:
+    """For families whose base model may be loaded quantized (QLoRA)."""
+
+    quantization: str | None = setting(
+        "Load the base quantized with bitsandbytes: 4bit (NF4 + double quantization, as QLoRA) or 8bit; W_res is then a "
+        "frozen low-rank path in the forward.",
+        default=None,
+    )

@@ -76,7 +76,8 @@ from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
 from goat.tasks.tweet_answers import encode_training, extract_sentiment, sentiment_accuracy, tweet_eval_examples, tweet_train_records
-from goat.train.arguments import TaskArguments, setting
+from goat.quantization import loading_kwargs
+from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
 from goat.train.bundle import Evaluator, Family, TaskBundle
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class CausalLMArguments(TaskArguments):
+class CausalLMArguments(QuantizedBaseArguments, TaskArguments):
     """Causal-LM task, model, data and generation settings."""
 
     max_seq_length: int = setting("Max tokens per training example (longer ones are dropped from the subset).", default=512)
@@ -169,6 +170,7 @@ def load_causal_lm(args: CausalLMArguments, bf16: bool) -> PreTrainedModel:
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32, "attn_implementation": attention}
     if torch.cuda.is_available():  # the SVDs of the adapter init run where the weights are
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    kwargs.update(loading_kwargs(args.quantization, bf16=bf16))
     logger.info("loading %s (%s, attention %s)", args.model_name_or_path, kwargs["dtype"], attention)
     return load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_name_or_path, **kwargs)
 

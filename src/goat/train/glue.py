@@ -20,7 +20,8 @@ from goat.tasks.embedded import resolve_model_path
 from goat.tasks.hub import load_pretrained
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
 from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
-from goat.train.arguments import TaskArguments, setting
+from goat.quantization import loading_kwargs
+from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
 from goat.train.bundle import Family, TaskBundle
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class GlueArguments(TaskArguments):
+class GlueArguments(QuantizedBaseArguments, TaskArguments):
     """GLUE task, model and data settings."""
 
     max_seq_length: int = setting("Max tokens per example.", default=128)
@@ -56,7 +57,10 @@ def build_glue(config: RunConfig) -> TaskBundle:
         raw = load_glue(task, dataset_id=data.dataset_name or "nyu-mll/glue", data_dir=data.data_dir)
     model_path = resolve_model_path(data.model_name_or_path)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_path)
-    base = load_pretrained(AutoModelForSequenceClassification.from_pretrained, model_path, num_labels=task.num_labels)
+    base = load_pretrained(
+        AutoModelForSequenceClassification.from_pretrained, model_path, num_labels=task.num_labels,
+        **loading_kwargs(data.quantization, bf16=training.bf16),
+    )  # fmt: skip
     model = goat.get_goat_model(base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
 
     def encode(split):

@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import enum
 import functools
+import json
 import os
 import sys
 import typing
@@ -335,6 +336,17 @@ def validate(config: RunConfig) -> None:
         )
     if training.resume_from_checkpoint and _plain(training.save_strategy) == "no":
         raise ValueError("--resume_from_checkpoint needs checkpoints; drop --save_strategy no.")
+    quantization = getattr(config.data, "quantization", None)
+    if quantization is not None:
+        if quantization not in ("4bit", "8bit"):
+            raise ValueError(f"--quantization {quantization!r}: choose 4bit or 8bit (or leave it unset).")
+        if config.adapter.method in ("full", "full_moe", "kasa"):
+            raise ValueError(
+                f"--quantization needs an adapter that leaves the base weights alone; method {config.adapter.method!r} "
+                "trains or truncates them. Use a LoRA method (goat, lora, molora, ...) or drop --quantization."
+            )
+        if config.deepspeed and json.loads(Path(config.deepspeed).read_text()).get("zero_optimization", {}).get("stage") == 3:
+            raise ValueError("--quantization cannot run under DeepSpeed ZeRO-3 (it cannot partition 4-bit weights); use zero2.")
     if training.resume_from_checkpoint and training.overwrite_output_dir:
         raise ValueError("--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them.")
 
