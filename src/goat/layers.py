@@ -151,9 +151,10 @@ class LoraExperts(nn.Module):
             hidden = hidden.unsqueeze(1).expand(-1, E, d)
         gated = (hidden.reshape(-1, E, d) * gates.unsqueeze(-1).to(hidden.dtype)).reshape(-1, E * d)
         delta = gated @ self.lora_B.reshape(E * d, self.out_features)
-        if self.residual_A is not None:
-            delta = delta - F.linear(F.linear(tokens, self.residual_A), self.residual_B)
-        return delta
+        if self.residual_A is None:
+            return delta
+        # - W_res x = - B_res (A_res x), accumulated into delta by one GEMM (no [T, m] temporary)
+        return torch.addmm(delta, F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
 
     def saved_tensors(self) -> dict[str, tuple[str | None, torch.Tensor]]:
         """``{key: (parameter name or None, tensor)}`` of what a saved adapter holds for this layer."""
