@@ -161,14 +161,18 @@ def _csv_header(path: Path) -> list[str] | None:
 
 
 def read_results(root: str | Path, family: str) -> list[dict[str, Any]]:
-    """All rows of a family (from the JSONL file); a torn last line from a killed writer is skipped."""
-    path = results_dir(root, family) / "results.jsonl"
+    """All rows of a family (from the JSONL file)."""
+    return read_jsonl(results_dir(root, family) / "results.jsonl")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (none if it does not exist); a torn last line from a killed writer is skipped."""
     if not path.exists():
         return []
-    rows = []
+    records = []
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            records.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return rows
+    return records

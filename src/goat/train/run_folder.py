@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goat.train.results import NOT_HASHED, git_hash
+from goat.train.results import NOT_HASHED, git_hash, read_jsonl
 from goat.train.trainer import CHECKPOINT_ADAPTER, HISTORY_NAME
 
 logger = logging.getLogger(__name__)
@@ -69,16 +69,7 @@ class RunFolder:
     # ------------------------------------------------------------------ reading
     def events(self) -> list[dict[str, Any]]:
         """Lines of the attempts log (a torn last line from a killed writer is skipped)."""
-        log = self.path / ATTEMPTS_NAME
-        if not log.is_file():
-            return []
-        events = []
-        for line in log.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return events
+        return read_jsonl(self.path / ATTEMPTS_NAME)
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints (their ``epoch_history.json`` exists), oldest first."""
