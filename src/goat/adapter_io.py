@@ -243,7 +243,7 @@ def base_fingerprint(model: nn.Module, exclude_modules: list[str]) -> dict[str, 
             return None
         flat = param.detach().reshape(-1)
         index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()), device=flat.device)
-        sample = flat[index.long()].cpu().contiguous()
+        sample = flat[index.long().clamp_(max=flat.numel() - 1)].cpu().contiguous()  # float32 linspace can round past the end
         structure.update(f"{name}:{tuple(param.shape)}\n".encode())
         values.update(sample.view(torch.uint8).numpy().tobytes())
         dtypes[str(param.dtype).removeprefix("torch.")] += 1
