@@ -1,0 +1,159 @@
+"""The ledger's figures (means with 95 % intervals as error bars) and small CSV helpers."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from goat.claims import stats  # noqa: E402
+
+
+def interval_columns(interval: stats.Interval | None) -> dict[str, Any]:
+    """CSV columns n, mean, ci_low, ci_high of an interval (empty when there is none)."""
+    if interval is None:
+        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None}
+    return {"n": interval.n, "mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high}
+
+
+def values_text(values: Mapping[int, float | None], digits: int = 2) -> str:
+    """Per-seed values as ``s0:71.20 s1:diverged ...``."""
+    return " ".join(f"s{s}:{v:.{digits}f}" if v is not None else f"s{s}:diverged" for s, v in sorted(values.items()))
+
+
+def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rows as CSV; the columns are the union of keys in first-seen order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _errors(intervals: Sequence[stats.Interval | None]) -> tuple[list[float], list[list[float]]]:
+    means = [i.mean if i else math.nan for i in intervals]
+    low = [i.mean - i.low if i and not math.isnan(i.low) else 0.0 for i in intervals]
+    high = [i.high - i.mean if i and not math.isnan(i.high) else 0.0 for i in intervals]
+    return means, [low, high]
+
+
+def _any_value(arms: Sequence[Any]) -> bool:
+    return any(v is not None for arm in arms for values in arm.curve.values() for v in values.values())
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _bar_axes(ax: plt.Axes, intervals: Mapping[str, stats.Interval | None], title: str, ylabel: str) -> None:
+    names = list(intervals)
+    means, errors = _errors(list(intervals.values()))
+    ax.bar(names, means, yerr=errors, capsize=4, color=["tab:red" if n.startswith("goat") or n.startswith("O ") else "tab:gray" for n in names])
+    finite = [m for m in means if not math.isnan(m)]
+    if finite:
+        ax.set_ylim(min(finite) - 4, max(finite) + 3)
+    ax.set(title=title, ylabel=ylabel)
+    ax.tick_params(axis="x", rotation=30)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def bars(intervals: Mapping[str, stats.Interval | None], path: Path, title: str, ylabel: str = "accuracy (%)") -> Path | None:
+    """One bar per arm: mean with its 95 % interval; None without data."""
+    if all(i is None for i in intervals.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    _bar_axes(ax, intervals, title, ylabel)
+    return _save(fig, path)
+
+
+def _curve_axes(ax: plt.Axes, arms: Sequence[Any], title: str) -> None:
+    for arm in arms:
+        lrs = sorted(arm.curve)
+        intervals = [stats.mean_ci(done) if (done := [v for v in arm.curve[lr].values() if v is not None]) else None for lr in lrs]
+        means, errors = _errors(intervals)
+        ax.errorbar(lrs, means, yerr=errors, marker="o", capsize=3, label=arm.name)
+    ax.set_xscale("log")
+    ax.set(title=title, xlabel="learning rate", ylabel="accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def curves(arms: Sequence[Any], path: Path, title: str) -> Path | None:
+    """Accuracy against learning rate per arm (mean ± 95 % interval over the seeds run at each rate); None without data."""
+    if not _any_value(arms):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    _curve_axes(ax, arms, title)
+    return _save(fig, path)
+
+
+def tuned_and_curves(arms: Sequence[Any], path: Path, title: str) -> Path | None:
+    """Left: each arm at its tuned rate; right: every arm against learning rate; None without data."""
+    if not _any_value(arms):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    done = {a.name: (stats.mean_ci(v) if (v := [x for x in a.tuned.values() if x is not None]) else None) for a in arms}
+    _bar_axes(axes[0], done, f"{title}: each at its best lr", "accuracy (%)")
+    _curve_axes(axes[1], arms, "accuracy against learning rate")
+    return _save(fig, path)
+
+
+def margins(groups: Mapping[str, Sequence[tuple[int, stats.Paired | None]]], path: Path, title: str) -> Path | None:
+    """One panel per group: paired difference (mean, 95 % interval) against the group's x (rank, experts); None without data."""
+    if not any(p is not None for points in groups.values() for _, p in points):
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.4 * len(groups), 4.0), squeeze=False)
+    for ax, (name, points) in zip(axes[0], groups.items()):
+        xs = [x for x, _ in points]
+        means, errors = _errors([p.difference if p else None for _, p in points])
+        ax.errorbar(xs, means, yerr=errors, marker="o", capsize=4)
+        ax.axhline(0.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, labels=[str(x) for x in xs])
+        ax.set(title=title, xlabel=name, ylabel="goat − lora (accuracy points)")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def balance(coefs: Sequence[float], accuracy: Mapping[float, Mapping[int, float | None]],
+            cv: Mapping[float, Mapping[int, float | None]], path: Path) -> Path | None:  # fmt: skip
+    """Accuracy and expert-load CV per balance coefficient (mean ± 95 % interval); None without data."""
+    if all(v is None for values in accuracy.values() for v in values.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    labels = [f"{c:g}" for c in coefs]
+    for ax, data, ylabel in ((axes[0], accuracy, "accuracy (%)"), (axes[1], cv, "expert-load CV")):
+        intervals = [stats.mean_ci(done) if (done := [v for v in data[c].values() if v is not None]) else None for c in coefs]
+        means, errors = _errors(intervals)
+        ax.errorbar(range(len(coefs)), means, yerr=errors, marker="o", capsize=4, linestyle="none")
+        ax.set_xticks(range(len(coefs)), labels=labels)
+        ax.set(title=f"Claim 6: {ylabel} by balance coefficient", xlabel="balance-loss coefficient", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def step_cost(per_method: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:
+    """Step time and peak memory per method, one dot per round."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    for ax, key, label in ((axes[0], "step_ms", "step time (ms)"), (axes[1], "peak_mib", "peak memory (MiB)")):
+        for i, (method, rows) in enumerate(per_method.items()):
+            ax.plot([i] * len(rows), [float(r[key]) for r in rows], "o", alpha=0.7)
+        ax.set_xticks(range(len(per_method)), labels=list(per_method))
+        ax.set(title=f"Claim 7: {label}", ylabel=label)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
