@@ -70,6 +70,7 @@ class Section:
     rows: list[dict[str, Any]] = field(default_factory=list)
     plot: Path | None = None
     note: str = ""
+    caption: str = "accuracy in %, mean ± half-width of the 95 % t interval over seeds; differences paired by seed"
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -417,6 +418,7 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
         "\n".join(table) + "\n\n" + "\n".join(lines), [], stats.combine(comparisons),
         f"equivalence of the goat / molora ratio of step time and of peak memory within ±{round((stats.COST_TOLERANCE - 1) * 100)} %",
         [], rounds + ratio_rows, plot,
+        caption="step time and peak memory, medians over rounds; ratios paired by round, intervals on the log ratio",
         note=f"Measuring took {sum(float(r.get('round_seconds') or 0) for r in rounds if r['method'] == methods[0]) / 60:.1f} min." if rounds else "",
     )  # fmt: skip
 
@@ -448,7 +450,7 @@ def claim_8(ledger: Ledger, scale: Scale, out: Path) -> Section:
         8, f"On the causal-LM embedded default: {' vs '.join(scale.causal_methods)}",
         "Tables 2-3 (LLaMA-2-7B): GOAT ahead of LoRA and MoLoRA on generation and commonsense tasks (e.g. commonsense "
         "average, Table 3).",
-        f"`python -m goat.train commonsense --task tweet_sentiment --model embedded` (packaged SmolLM2-135M-Instruct; the "
+        f"`python -m goat.train commonsense --task tweet_sentiment --model_name_or_path embedded` (packaged SmolLM2-135M-Instruct; the "
         f"packaged tweets as instruction → 'the correct answer is <label>', scored by answer extraction from greedy "
         f"generations): {scale.causal_train_samples} training tweets, {scale.causal_eval_samples} held-out, 1 epoch, batch 16, "
         f"total rank 8 (α = 16), E = 8, k = 2; learning rates {', '.join(f'{lr:g}' for lr in scale.causal_lrs)} swept on seed "

@@ -56,7 +56,7 @@ def render_section(section: Section, ledger: Ledger) -> str:
         f"## Claim {section.number}: {section.title}\n\n"
         f"**Paper.** {section.paper}\n\n"
         f"**Run here.** {section.setup} {ran}.{example}\n\n"
-        f"**Result** (accuracy in %, mean ± half-width of the 95 % t interval over seeds; differences paired by seed):\n\n"
+        f"**Result** ({section.caption}):\n\n"
         f"{section.table}{plot}\n\n"
         f"**Verdict: {section.verdict}.** Rule: {section.rule} (see *How to read*).{(' ' + section.note) if section.note else ''}\n"
     )

@@ -65,10 +65,10 @@ FULL = Scale(
     causal_methods=("goat", "lora", "molora"),
     causal_seeds=(0, 1, 2),
     causal_lrs=(5e-4, 2e-3),
-    causal_train_samples=128,
+    causal_train_samples=192,
     causal_eval_samples=128,
-    seconds_per_run={"glue": 33.0, "commonsense": 250.0},
-    seconds_per_step_child=12.0,
+    seconds_per_run={"glue": 33.0, "commonsense": 160.0},
+    seconds_per_step_child=10.0,
 )
 
 SMOKE = Scale(
