@@ -364,6 +364,9 @@ def step_cost_command(scale: Scale, methods: Sequence[str], json_path: Path | No
 def measure_round(scale: Scale, methods: Sequence[str]) -> list[dict[str, Any]]:
     """One round, in a fresh Python process: step_cost forks a child per method, which is only safe
     before any torch work in the parent (and the ledger has trained models by now)."""
+    command = step_cost_command(scale, methods)
+    if not (ROOT / command[0]).is_file():
+        raise FileNotFoundError(f"claim 7 runs {command[0]} of a source checkout, not found under {ROOT}; run the ledger from a clone.")
     with tempfile.TemporaryDirectory() as scratch:
         json_path = Path(scratch) / "round.json"
         command = step_cost_command(scale, methods, json_path)
