@@ -11,14 +11,8 @@ from safetensors import safe_open
 from goat.tasks import embedded
 from goat.tasks.causal_lm import IGNORE_INDEX, format_prompt
 from goat.tasks.sentiment import LABELS, load_tweet_sentiment
-from goat.tasks.tweet_answers import (
-    encode_training,
-    extract_sentiment,
-    sentiment_accuracy,
-    tweet_eval_examples,
-    tweet_instruction,
-    tweet_train_records,
-)
+from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
+from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_instruction, tweet_train_records
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,22 @@ is <label>"; evaluation generates greedily and reads the first valid label from 
 (:mod:`goat.eval.commonsense`). This task is that protocol in miniature, offline: the human-labelled
 tweets of :mod:`goat.tasks.sentiment` (same fixed held-out pool, same seeded training subsets)
 become three-way instructions, answered with the same Alpaca prompt and response-only loss as the
-other causal-LM tasks, and scored by the same kind of answer extraction.
+other causal-LM tasks, and scored by the same kind of answer extraction (:mod:`goat.eval.sentiment`).
 
 ``python -m goat.train commonsense --task tweet_sentiment --model embedded``
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from goat.eval.commonsense import response_text
 from goat.tasks.causal_lm import InstructionRecord, build_example
 from goat.tasks.sentiment import LABELS, load_tweet_sentiment
 
 TASK_NAME = "tweet_sentiment"
 INSTRUCTION = "What is the sentiment of this tweet?\n\n{text}\n\nAnswer format: negative/neutral/positive"
 RESPONSE = "the correct answer is {label}"
-_LABEL_PATTERN = re.compile(rf"(?<![A-Za-z0-9_])({'|'.join(LABELS)})(?![A-Za-z0-9_])", re.IGNORECASE)
 
 
 def tweet_instruction(text: str) -> str:
@@ -35,24 +32,6 @@ def tweet_instruction(text: str) -> str:
 def tweet_response(label: int) -> str:
     """The training target for label index ``label`` (into :data:`goat.tasks.sentiment.LABELS`)."""
     return RESPONSE.format(label=LABELS[label])
-
-
-def extract_sentiment(generated: str) -> str | None:
-    """First of negative / neutral / positive (whole word, any case) in the response part, lower-cased; None if absent.
-
-    The same rule as :func:`goat.eval.commonsense.extract_answer`, over this task's labels.
-    """
-    match = _LABEL_PATTERN.search(response_text(generated))
-    return match.group(1).lower() if match else None
-
-
-def sentiment_accuracy(generations: Sequence[str], answers: Sequence[str]) -> float:
-    """Fraction of generations whose extracted label equals the answer; a generation without a label is wrong."""
-    if len(generations) != len(answers):
-        raise ValueError(f"{len(generations)} generations but {len(answers)} answers")
-    if not answers:
-        raise ValueError("sentiment_accuracy needs at least one example")
-    return sum(extract_sentiment(text) == answer for text, answer in zip(generations, answers)) / len(answers)
 
 
 def tweet_train_records(n_train: int, seed: int) -> list[InstructionRecord]:

@@ -75,7 +75,8 @@ from goat.tasks.embedded import resolve_causal_model_path
 from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
-from goat.tasks.tweet_answers import encode_training, extract_sentiment, sentiment_accuracy, tweet_eval_examples, tweet_train_records
+from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
+from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_train_records
 from goat.quantization import loading_kwargs
 from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
 from goat.train.bundle import Evaluator, Family, TaskBundle
