@@ -89,7 +89,7 @@ class GoatConfig:
     modules_to_save: list[str] = _help(
         "Modules trained in full and never adapted (e.g. a classifier head).", default_factory=list
     )
-    seed: int = _help("Seed for router init and the random (R) segment choice.", default=0)
+    seed: int = _help("Seed of the adapter init (router, random (R) segments); goat.train also seeds data order and dropout with it.", default=0)
     authors_svd_baselines: bool = _help(
         "pissa/milora as the authors' code ran them: the prior is shrunk by rho and PiSSA uses "
         "s = 2, instead of the original papers' full principal/minor component.",
