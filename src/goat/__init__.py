@@ -13,16 +13,8 @@ Public API::
 from goat import quantization
 from goat.adapter_io import AdapterIntegrityError, read_adapter
 from goat.config import METHODS, GoatConfig
-from goat.model import (
-    GoatModel,
-    attach_uninitialised_adapters,
-    auxiliary_loss,
-    balance_loss,
-    find_target_layers,
-    get_goat_model,
-    load_goat_model,
-    routing_stats,
-)
+from goat.model import GoatModel, attach_uninitialised_adapters, find_target_layers, get_goat_model, load_goat_model
+from goat.routing import auxiliary_loss, balance_loss, routing_stats
 
 __all__ = [
     "METHODS",

@@ -1,0 +1,54 @@
+"""The MoE losses and statistics of an adapted model: the balance loss (App. B) and per-layer expert load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from goat.baselines import kasa_regularization
+from goat.layers import MoELinear, Router
+from goat.model import GoatModel
+
+
+def _routers(model: nn.Module) -> Iterator[tuple[str, Router]]:
+    """The active router of every MoE layer, by layer name."""
+    if isinstance(model, GoatModel):
+        model = model.base_model
+    for name, module in model.named_modules():
+        if isinstance(module, MoELinear) and module.active is not None:
+            yield name, module.active.router
+
+
+def balance_loss(model: nn.Module) -> torch.Tensor:
+    """Sum over MoE layers of the last forward's L_b = sum_i f_i P_i (App. B, eq. 26-28).
+
+    Perfectly uniform routing gives 1 per layer. (The authors' code computes k times this.)
+    Returns a zero tensor for models without routers.
+    """
+    losses = [router.last_balance_loss for _, router in _routers(model)]
+    if any(loss is None for loss in losses):
+        raise RuntimeError("balance_loss(model) needs a forward pass first.")
+    if not losses:
+        return torch.zeros(())
+    return torch.stack([loss.float() for loss in losses]).sum()
+
+
+def auxiliary_loss(model: nn.Module, balance_coef: float) -> torch.Tensor:
+    """What a method adds to the task loss: ``balance_coef * L_b`` (+ KaSA's own regularisers)."""
+    loss = balance_coef * balance_loss(model)
+    kasa = kasa_regularization(model)
+    return loss if kasa is None else loss.to(kasa.device) + kasa
+
+
+def routing_stats(model: nn.Module, *, reset: bool = False) -> dict[str, list[float]]:
+    """Per-layer expert load fractions (sum to 1) over the forwards since the last reset."""
+    stats = {}
+    for name, router in _routers(model):
+        counts = router.load_counts.float()
+        total = counts.sum()
+        stats[name] = (counts / total).tolist() if total > 0 else [0.0] * router.num_experts
+        if reset:
+            router.load_counts = torch.zeros_like(counts)
+    return stats
