@@ -3,6 +3,9 @@ the SVD cache on by default in the CLI."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
 from goat.train.__main__ import main
@@ -17,12 +20,18 @@ def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
     ])  # fmt: skip
 
 
-def test_console_shows_a_bar_and_epoch_lines_and_loggers_get_layer_histograms(tiny_model_dir, rte_dir, tmp_path, capfd):
-    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "tensorboard") == 0
+@pytest.mark.parametrize("disable_tqdm", ["false", "true"])
+def test_console_shows_short_lines_and_loggers_get_layer_histograms(tiny_model_dir, rte_dir, tmp_path, capfd, disable_tqdm):
+    # disable_tqdm is explicit: transformers' default follows the logging level, which other tests may change.
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "tensorboard", "--disable_tqdm", disable_tqdm) == 0
     out, err = capfd.readouterr()
     console = out + err
     assert "expert_load/" not in console and "{'loss'" not in console and "'task_loss'" not in console
-    assert "epoch 1: accuracy" in console and "aux=" in console and "load=" in console and "lr=" in console
+    assert re.search(r"^epoch 1: .*accuracy \d", console, re.MULTILINE), console
+    if disable_tqdm == "false":  # the bar's postfix
+        assert "aux=" in console and "load=" in console and "lr=" in console
+    else:  # one line per logging step
+        assert re.search(r"^step 1: loss \S+ aux \S+ lr \S+ load \S+$", console, re.MULTILINE), console
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
