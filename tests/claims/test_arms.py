@@ -60,3 +60,15 @@ def test_run_settings_are_training_settings():
     assert "seed" not in settings  # the seed is the run's, set by goat.studies
     config = resolve("glue", [], overrides={**settings, "task": "tweet_sentiment"})  # every name is a real setting
     assert (config.adapter.r, config.adapter.lora_alpha, config.training.learning_rate) == (32, 64.0, 2e-4)
+
+
+def test_a_best_rate_at_either_end_of_the_grid_is_flagged(tmp_path):
+    grid = [1e-4, 5e-4, 1e-3]
+    values = {(lr, s): {1e-4: 60.0, 5e-4: 65.0, 1e-3: 70.0}[lr] + s for lr in grid for s in (0, 1)}
+    ledger = ledger_with(tmp_path, values)
+    at_top = arms.tune(ledger, "goat", BASE, grid, seeds=[0, 1], sweep_seeds=[0, 1], common_lr=None)
+    note = arms.grid_edge_note([at_top], grid)
+    assert "goat (0.001)" in note and "edge of the swept grid (0.0001-0.001)" in note
+    interior = arms.TunedArm("lora", BASE, {}, 5e-4, {}, {})
+    assert arms.grid_edge_note([interior], grid) == ""
+    assert "lora" not in arms.grid_edge_note([at_top, interior], grid)

@@ -86,6 +86,17 @@ def tune(ledger: Ledger, name: str, config: Config, lrs: Sequence[float], seeds:
     return TunedArm(name, config, curve, best, tuned, equal)
 
 
+def grid_edge_note(arms: Sequence[TunedArm], lrs: Sequence[float]) -> str:
+    """A plain warning when an arm's best rate is the smallest or largest swept: its optimum may lie outside the grid."""
+    low, high = min(lrs), max(lrs)
+    edge = [f"{a.name} ({a.best_lr:g})" for a in arms if a.best_lr in (low, high)]
+    if not edge:
+        return ""
+    return (f"Caution: the best learning rate of {', '.join(edge)} is at the edge of the swept grid "
+            f"({low:g}-{high:g}), so the sweep did not bracket an optimum; a tuned result here is the best of this grid, "
+            "and a wider sweep could change it.")
+
+
 def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> list[dict]:
     """CSV rows: one per arm and learning rate, with n, mean and interval."""
     rows = []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from goat.claims import plots, stats
-from goat.claims.arms import SeedValues, TunedArm, arm_rows, compare, run_arm, summary, tune
+from goat.claims.arms import SeedValues, TunedArm, arm_rows, compare, grid_edge_note, run_arm, summary, tune
 from goat.claims.ledger import Config, Ledger, run_settings, with_seeds
 from goat.claims.scale import Scale
 from goat.init import scaling_value
@@ -169,6 +169,7 @@ def claim_1(ledger: Ledger, scale: Scale, out: Path) -> Section:
         "superiority of GOAT over every baseline, each at its own best learning rate",
         arm_configs(arms),
         arm_rows(arms, lambda a: {"kind": "arm", "arm": a.name}) + [c.row() for c in tuned + equal], plot,
+        note=grid_edge_note(arms, scale.lrs),
     )  # fmt: skip
 
 
@@ -252,7 +253,7 @@ def claim_4(ledger: Ledger, scale: Scale, out: Path) -> Section:
         f"The runs of claim 3. {scaling_ratio_text()}",
         "\n".join(table) + "\n\n" + comparison_table([tuned, equal]) + "\n\nPlot: claim3.png (accuracy against learning rate).",
         [tuned, equal], tuned.verdict, "superiority of theory over alpha, each at its own best learning rate",
-        arm_configs([theory, alpha]), [tuned.row(), equal.row()], None,
+        arm_configs([theory, alpha]), [tuned.row(), equal.row()], None, note=grid_edge_note([theory, alpha], scale.lrs),
     )  # fmt: skip
 
 
@@ -461,6 +462,7 @@ def claim_8(ledger: Ledger, scale: Scale, out: Path) -> Section:
         "\n".join(table) + "\n\n" + comparison_table(comparisons), comparisons, stats.combine([c.verdict for c in comparisons]),
         f"superiority of {first.name} over every other method, each at its best learning rate",
         arm_configs(arms), arm_rows(arms, lambda a: {"kind": "arm", "arm": a.name}) + [c.row() for c in comparisons], plot,
+        note=grid_edge_note(arms, scale.causal_lrs),
     )  # fmt: skip
 
 
