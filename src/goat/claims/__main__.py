@@ -21,7 +21,7 @@ import transformers
 from goat.claims.claims import CLAIMS, step_children_left
 from goat.claims.document import render
 from goat.claims.ledger import Ledger
-from goat.claims.plots import write_rows
+from goat.studies.common import write_csv
 from goat.claims.scale import FULL, SMOKE, Scale
 from goat.train.settings import flag_names
 
@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     for number in ns.claims:
         print(f"== claim {number}", flush=True)
         section = CLAIMS[number](ledger, scale, data)
-        write_rows(data / f"claim{number}.csv", section.rows)
+        write_csv(data / f"claim{number}.csv", section.rows)
         sections.append(section)
         print(f"   {section.verdict}", flush=True)
-    write_rows(data / "runs.csv", [{**r.config.__dict__, "status": r.status, "value": r.value, "seconds": r.seconds, "load_cv": r.load_cv}
+    write_csv(data / "runs.csv", [{**r.config.__dict__, "status": r.status, "value": r.value, "seconds": r.seconds, "load_cv": r.load_cv}
                                    for r in ledger.records.values()])  # fmt: skip
     (out / "claims.md").write_text(render(sections, ledger, scale, time.time() - started))
     print(f"wrote {out / 'claims.md'} and {data}/")

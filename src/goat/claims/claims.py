@@ -25,6 +25,7 @@ from goat.claims.arms import SeedValues, TunedArm, arm_rows, compare, grid_edge_
 from goat.claims.ledger import Config, Ledger, run_settings, with_seeds
 from goat.claims.scale import Scale
 from goat.init import scaling_value
+from goat.studies.common import write_csv
 
 CLASSIFIER = ("glue", "tweet_sentiment")
 CAUSAL = ("commonsense", "tweet_sentiment")
@@ -390,7 +391,7 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
                 rounds.append({"round": i, "method": row["method"], "step_ms": round(row["step_ms"], 3), "peak_mib": round(row["peak_mib"], 2),
                                "train_delta_mib": round(row["train_delta_mib"], 2), "trainable": row["trainable"],
                                "round_seconds": round(time.time() - started, 1)})  # fmt: skip
-            plots.write_rows(record_file, rounds)
+            write_csv(record_file, rounds)
     per = {m: sorted((r for r in rounds if r["method"] == m), key=lambda r: int(r["round"])) for m in methods}
     comparisons, table = [], ["| method | trainable | step ms (median over rounds) | peak MiB (median) |", "|---|---|---|---|"]
     for m in methods:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,19 +25,6 @@ def interval_columns(interval: stats.Interval | None) -> dict[str, Any]:
 def values_text(values: Mapping[int, float | None], digits: int = 2) -> str:
     """Per-seed values as ``s0:71.20 s1:diverged ...``."""
     return " ".join(f"s{s}:{v:.{digits}f}" if v is not None else f"s{s}:diverged" for s, v in sorted(values.items()))
-
-
-def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Rows as CSV; the columns are the union of keys in first-seen order."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _errors(intervals: Sequence[stats.Interval | None]) -> tuple[list[float], list[list[float]]]:
