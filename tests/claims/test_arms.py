@@ -39,7 +39,7 @@ def test_diverged_runs_carry_no_number_and_pairs_drop_them(tmp_path):
     ledger = ledger_with(tmp_path, {(1e-3, 0): 70.0, (1e-3, 1): None, (1e-3, 2): 72.0})
     values = arms.run_arm(ledger, BASE, [0, 1, 2])
     assert values == {0: 70.0, 1: None, 2: 72.0} and arms.finished(values) == [70.0, 72.0]
-    assert arms.diverged(ledger, BASE, [0, 1, 2]) == 1
+    assert arms.tune(ledger, "goat", BASE, [1e-3], seeds=[0, 1, 2], sweep_seeds=[0], common_lr=None).diverged_runs == 1
     result = arms.compare(values, {0: 69.0, 1: 65.0, 2: 70.0})
     assert result.difference.n == 2 and result.difference.mean == 1.5
     assert arms.compare({0: 1.0, 1: None}, {0: 0.0, 1: 0.0}) is None
@@ -72,3 +72,10 @@ def test_a_best_rate_at_either_end_of_the_grid_is_flagged(tmp_path):
     interior = arms.TunedArm("lora", BASE, {}, 5e-4, {}, {})
     assert arms.grid_edge_note([interior], grid) == ""
     assert "lora" not in arms.grid_edge_note([at_top, interior], grid)
+
+
+def test_a_torn_last_record_from_a_killed_ledger_is_skipped(tmp_path):
+    ledger = ledger_with(tmp_path, {(1e-3, 0): 70.0, (1e-3, 1): 71.0})
+    text = ledger.record_file.read_text()
+    ledger.record_file.write_text(text[: len(text) - 40])  # the second line cut mid-write
+    assert [r.config.seed for r in read_records(ledger.record_file).values()] == [0]

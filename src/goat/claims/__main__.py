@@ -21,8 +21,8 @@ import transformers
 from goat.claims.claims import CLAIMS, step_children_left
 from goat.claims.document import render
 from goat.claims.ledger import Ledger
-from goat.studies.common import write_csv
 from goat.claims.scale import FULL, SMOKE, Scale
+from goat.studies.common import write_csv
 from goat.train.settings import flag_names
 
 

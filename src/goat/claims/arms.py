@@ -34,11 +34,6 @@ def summary(values: SeedValues) -> stats.Interval | None:
     return stats.mean_ci(done) if done else None
 
 
-def diverged(ledger: Ledger, config: Config, seeds: Sequence[int]) -> int:
-    """How many of ``config``'s seeds diverged."""
-    return sum(1 for c in with_seeds(config, seeds) if (r := ledger.records.get(c.key())) is not None and r.value is None)
-
-
 def compare(a: SeedValues, b: SeedValues) -> stats.Paired | None:
     """Paired comparison a − b over the seeds both finished (None with fewer than 2 such seeds)."""
     seeds = sorted(s for s in a if a[s] is not None and b.get(s) is not None)
@@ -57,6 +52,11 @@ class TunedArm:
     best_lr: float | None
     tuned: SeedValues
     equal: SeedValues
+
+    @property
+    def diverged_runs(self) -> int:
+        """Runs of the sweep (tuned and equal-lr runs included) that carry no number."""
+        return sum(v is None for values in self.curve.values() for v in values.values())
 
 
 def best_lr(curve: dict[float, SeedValues], seeds: Sequence[int]) -> float | None:

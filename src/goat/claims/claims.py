@@ -9,6 +9,7 @@ appears in claims 1-6), so each is trained once.
 
 from __future__ import annotations
 
+import csv
 import json
 import statistics
 import subprocess
@@ -153,8 +154,7 @@ def claim_1(ledger: Ledger, scale: Scale, out: Path) -> Section:
              for a in arms[1:]]  # fmt: skip
     table = ["| method | best lr | tuned accuracy (mean ± 95% CI) | accuracy at lr " + f"{scale.common_lr:g} | diverged runs |", "|---|---|---|---|---|"]
     for arm in arms:
-        n_div = sum(v is None for values in arm.curve.values() for v in values.values())
-        table.append(f"| {arm.name} | {lr_text(arm.best_lr)} | {fmt(summary(arm.tuned))} | {fmt(summary(arm.equal))} | {n_div} |")
+        table.append(f"| {arm.name} | {lr_text(arm.best_lr)} | {fmt(summary(arm.tuned))} | {fmt(summary(arm.equal))} | {arm.diverged_runs} |")
     plot = plots.tuned_and_curves(arms, out / "claim1.png", "Claim 1: GOAT vs baselines (tweets, MiniLM)")
     return Section(
         1, "GOAT beats single-LoRA and LoRA-MoE baselines at equal total rank",
@@ -315,8 +315,8 @@ def claim_6(ledger: Ledger, scale: Scale, out: Path) -> Section:
             comparisons.append(Comparison(f"accuracy @ {c:g}", "accuracy @ 0", compare(accuracy[c], accuracy[0.0]), stats.non_inferiority))
     table = ["| balance coefficient | accuracy (mean ± 95% CI) | expert-load CV (mean ± 95% CI) |", "|---|---|---|"]
     for c in coefs:
-        cv_done = [v for v in cv[c].values() if v is not None]
-        table.append(f"| {c:g} | {fmt(summary(accuracy[c]))} | {stats.mean_ci(cv_done).text(3) if cv_done else '–'} |")
+        cv_summary = summary(cv[c])
+        table.append(f"| {c:g} | {fmt(summary(accuracy[c]))} | {cv_summary.text(3) if cv_summary else '–'} |")
     plot = plots.balance(coefs, accuracy, cv, out / "claim6.png")
     rows = [{"kind": "arm", "aux_loss_coef": c, "lr": lr, **plots.interval_columns(summary(accuracy[c])), "values": plots.values_text(accuracy[c]),
              "load_cv": plots.values_text(cv[c], digits=4)} for c in coefs]  # fmt: skip
@@ -366,15 +366,14 @@ def step_cost_command(scale: Scale, methods: Sequence[str], json_path: Path | No
 def measure_round(scale: Scale, methods: Sequence[str]) -> list[dict[str, Any]]:
     """One round, in a fresh Python process: step_cost forks a child per method, which is only safe
     before any torch work in the parent (and the ledger has trained models by now)."""
-    command = step_cost_command(scale, methods)
-    if not (ROOT / command[0]).is_file():
-        raise FileNotFoundError(f"claim 7 runs {command[0]} of a source checkout, not found under {ROOT}; run the ledger from a clone.")
     with tempfile.TemporaryDirectory() as scratch:
         json_path = Path(scratch) / "round.json"
-        command = step_cost_command(scale, methods, json_path)
-        done = subprocess.run([sys.executable, str(ROOT / command[0]), *command[1:]], capture_output=True, text=True)
+        script, *arguments = step_cost_command(scale, methods, json_path)
+        if not (ROOT / script).is_file():
+            raise FileNotFoundError(f"claim 7 runs {script} of a source checkout, not found under {ROOT}; run the ledger from a clone.")
+        done = subprocess.run([sys.executable, str(ROOT / script), *arguments], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"{script} {' '.join(arguments)} failed:\n{done.stderr[-2000:]}")
         return json.loads(json_path.read_text())["rows"]
 
 
@@ -393,7 +392,7 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
                                "round_seconds": round(time.time() - started, 1)})  # fmt: skip
             write_csv(record_file, rounds)
     per = {m: sorted((r for r in rounds if r["method"] == m), key=lambda r: int(r["round"])) for m in methods}
-    comparisons, table = [], ["| method | trainable | step ms (median over rounds) | peak MiB (median) |", "|---|---|---|---|"]
+    verdicts, table = [], ["| method | trainable | step ms (median over rounds) | peak MiB (median) |", "|---|---|---|---|"]
     for m in methods:
         if per[m]:
             table.append(f"| {m} | {int(per[m][0]['trainable']):,} | {statistics.median(float(r['step_ms']) for r in per[m]):.1f} | "
@@ -404,7 +403,7 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
         n = min(len(goat), len(molora))
         interval = stats.log_ratio_interval(goat[:n], molora[:n]) if n >= 2 else None
         verdict = stats.equivalence(interval) if interval else stats.INCONCLUSIVE
-        comparisons.append(verdict)
+        verdicts.append(verdict)
         ratio_rows.append({"kind": "ratio", "quantity": quantity, "a": "goat", "b": "molora", "n": n,
                            **plots.interval_columns(interval), "verdict": verdict})  # fmt: skip
     lines = ["| goat / molora | rounds | ratio (geometric mean, 95% CI) | verdict |", "|---|---|---|---|"]
@@ -420,7 +419,7 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
         f"E = 8, k = 2; one step = forward + backward + AdamW; median of {scale.step_steps} steps after 2 warm-up steps; every "
         f"method in a fresh process, order alternating), {scale.step_rounds} rounds; the paired unit is the round. One round: "
         f"`python {' '.join(step_cost_command(scale, methods))}`.",
-        "\n".join(table) + "\n\n" + "\n".join(lines), [], stats.combine(comparisons),
+        "\n".join(table) + "\n\n" + "\n".join(lines), [], stats.combine(verdicts),
         f"equivalence of the goat / molora ratio of step time and of peak memory within ±{round((stats.COST_TOLERANCE - 1) * 100)} %",
         [], rounds + ratio_rows, plot,
         caption="step time and peak memory, medians over rounds; ratios paired by round, intervals on the log ratio",
@@ -430,8 +429,6 @@ def claim_7(ledger: Ledger, scale: Scale, out: Path) -> Section:
 
 def read_rounds(path: Path) -> list[dict[str, Any]]:
     """Claim 7's finished rounds (its own record file, so a resumed ledger does not measure them again)."""
-    import csv
-
     if not path.is_file():
         return []
     with path.open() as handle:
@@ -448,8 +445,7 @@ def claim_8(ledger: Ledger, scale: Scale, out: Path) -> Section:
     comparisons = [Comparison(first.name, a.name, compare(first.tuned, a.tuned), stats.superiority) for a in rest]
     table = ["| method | best lr | accuracy (mean ± 95% CI) | diverged runs |", "|---|---|---|---|"]
     for arm in arms:
-        n_div = sum(v is None for values in arm.curve.values() for v in values.values())
-        table.append(f"| {arm.name} | {lr_text(arm.best_lr)} | {fmt(summary(arm.tuned))} | {n_div} |")
+        table.append(f"| {arm.name} | {lr_text(arm.best_lr)} | {fmt(summary(arm.tuned))} | {arm.diverged_runs} |")
     plot = plots.bars({a.name: summary(a.tuned) for a in arms}, out / "claim8.png", "Claim 8: causal LM (SmolLM2-135M-Instruct, tweet answers)")
     return Section(
         8, f"On the causal-LM embedded default: {' vs '.join(scale.causal_methods)}",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from goat.studies import common
+from goat.train.results import read_jsonl
 from goat.train.trainer import DivergenceError, load_summary
 
 logger = logging.getLogger(__name__)
@@ -93,14 +94,10 @@ class Record:
 def read_records(path: Path) -> dict[str, Record]:
     """The record file as key -> Record (a missing file is an empty ledger)."""
     records: dict[str, Record] = {}
-    if not path.is_file():
-        return records
-    for line in path.read_text().splitlines():
-        if line.strip():
-            data = json.loads(line)
-            data.pop("key")
-            config = Config(**data.pop("config"))
-            records[config.key()] = Record(config=config, **data)
+    for data in read_jsonl(path):  # a torn last line from a killed ledger is skipped (that run is trained again)
+        data.pop("key")
+        config = Config(**data.pop("config"))
+        records[config.key()] = Record(config=config, **data)
     return records
 
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from goat.claims import stats  # noqa: E402
+from goat.claims.arms import summary  # noqa: E402
 
 
 def interval_columns(interval: stats.Interval | None) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def bars(intervals: Mapping[str, stats.Interval | None], path: Path, title: str,
 def _curve_axes(ax: plt.Axes, arms: Sequence[Any], title: str) -> None:
     for arm in arms:
         lrs = sorted(arm.curve)
-        intervals = [stats.mean_ci(done) if (done := [v for v in arm.curve[lr].values() if v is not None]) else None for lr in lrs]
+        intervals = [summary(arm.curve[lr]) for lr in lrs]
         means, errors = _errors(intervals)
         ax.errorbar(lrs, means, yerr=errors, marker="o", capsize=3, label=arm.name)
     ax.set_xscale("log")
@@ -93,8 +94,7 @@ def tuned_and_curves(arms: Sequence[Any], path: Path, title: str) -> Path | None
     if not _any_value(arms):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    done = {a.name: (stats.mean_ci(v) if (v := [x for x in a.tuned.values() if x is not None]) else None) for a in arms}
-    _bar_axes(axes[0], done, f"{title}: each at its best lr", "accuracy (%)")
+    _bar_axes(axes[0], {a.name: summary(a.tuned) for a in arms}, f"{title}: each at its best lr", "accuracy (%)")
     _curve_axes(axes[1], arms, "accuracy against learning rate")
     return _save(fig, path)
 
@@ -124,7 +124,7 @@ def balance(coefs: Sequence[float], accuracy: Mapping[float, Mapping[int, float 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
     labels = [f"{c:g}" for c in coefs]
     for ax, data, ylabel in ((axes[0], accuracy, "accuracy (%)"), (axes[1], cv, "expert-load CV")):
-        intervals = [stats.mean_ci(done) if (done := [v for v in data[c].values() if v is not None]) else None for c in coefs]
+        intervals = [summary(data[c]) for c in coefs]
         means, errors = _errors(intervals)
         ax.errorbar(range(len(coefs)), means, yerr=errors, marker="o", capsize=4, linestyle="none")
         ax.set_xticks(range(len(coefs)), labels=labels)

@@ -61,6 +61,7 @@ from goat.eval.generation import generate_batched
 from goat.eval.gsm8k import extract_final_number, gsm8k_exact_match
 from goat.eval.humaneval import clean_completion, evaluate_humaneval, load_problems
 from goat.eval.mtbench import MTBENCH_QUESTIONS_HINT, answer_record, generate_answers, load_mtbench_questions
+from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
 from goat.tasks.causal_lm import (
     CausalLMCollator,
     commonsense_prompt,
@@ -75,7 +76,6 @@ from goat.tasks.embedded import resolve_causal_model_path
 from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
-from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
 from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_train_records
 from goat.quantization import loading_kwargs
 from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
