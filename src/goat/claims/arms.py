@@ -1,25 +1,28 @@
-"""Arms: one configuration over seeds, its learning-rate sweep, and summaries and paired comparisons of them.
+"""Arms: one configuration over seeds, its bracketing learning-rate search, summaries and paired comparisons.
 
-Fair comparison (the paper's Table 6 sweeps learning rates): a method's *tuned* result is its
-configuration at the learning rate whose mean over the sweep seeds is highest, among the swept
-rates where no sweep seed diverged; it is then run on every seed. The *equal-lr* result is the
-same configuration at the scale's common learning rate.
+Tuning that brackets (issue 18): a method's learning-rate grid is log-spaced by a factor of 2. It
+starts from the scale's grid and extends by itself toward whichever edge holds the best mean over
+the sweep seeds, one rate at a time, until that best rate has a worse (or diverged) neighbour on
+both sides. A rate where any sweep seed diverged counts as worse than every finished rate. The
+search stops unbracketed after ``max_extensions`` extensions, and a comparison that involves an
+unbracketed arm gets no verdict. The tuned arm then runs its best rate on the comparison's seeds.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from goat.claims import stats
 from goat.claims.ledger import Config, Ledger, with_seeds
 
-SeedValues = dict[int, "float | None"]  # seed -> best-epoch metric x 100 (None: diverged / not run)
+SeedValues = dict[int, "float | None"]  # seed -> best-epoch metric x 100 (None: diverged); missing seed: not run yet
+GRID_FACTOR = 2.0
 
 
 def run_arm(ledger: Ledger, config: Config, seeds: Sequence[int]) -> SeedValues:
-    """Values of ``config`` on every seed (training the missing ones)."""
+    """Values of ``config`` on the seeds that have run (the others are requested)."""
     return ledger.values(with_seeds(config, seeds))
 
 
@@ -42,59 +45,96 @@ def compare(a: SeedValues, b: SeedValues) -> stats.Paired | None:
     return stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
 
 
+def neighbour(lr: float, direction: int) -> float:
+    """The next rate of the ×2 log grid above (+1) or below (−1) ``lr``, rounded to 4 significant digits."""
+    return float(f"{lr * GRID_FACTOR ** direction:.4g}")
+
+
 @dataclass
 class TunedArm:
-    """A configuration swept over learning rates: its curve, best rate, and tuned and equal-lr values."""
+    """A configuration swept over learning rates: its curve, best rate, whether bracketed, and its tuned values."""
 
     name: str
-    config: Config  # at seed 0 and the first swept lr; the lr and seed vary
+    config: Config  # the swept configuration (its learning_rate and seed vary)
     curve: dict[float, SeedValues]
     best_lr: float | None
-    tuned: SeedValues
-    equal: SeedValues
+    bracketed: bool
+    complete: bool  # every requested sweep run has finished
+    tuned: SeedValues = field(default_factory=dict)
 
     @property
     def diverged_runs(self) -> int:
-        """Runs of the sweep (tuned and equal-lr runs included) that carry no number."""
+        """Runs of the sweep and of the tuned rate that carry no number."""
         return sum(v is None for values in self.curve.values() for v in values.values())
 
+    def status(self) -> str:
+        """``bracketed at X``, ``not bracketed (best X at the edge of ...)`` or ``sweep running``."""
+        if not self.complete:
+            return "sweep running"
+        if self.best_lr is None:
+            return "every rate diverged"
+        if self.bracketed:
+            return f"bracketed at {self.best_lr:g}"
+        return f"not bracketed (best {self.best_lr:g} at the edge of {min(self.curve):g}-{max(self.curve):g})"
 
-def best_lr(curve: dict[float, SeedValues], seeds: Sequence[int]) -> float | None:
-    """The rate with the highest mean over ``seeds`` among those where all of them finished."""
+    def at(self, ledger: Ledger, seeds: Sequence[int]) -> SeedValues:
+        """The tuned rate on ``seeds`` (requested as needed); empty until the sweep is decided."""
+        if self.best_lr is None or not self.complete:
+            return {}
+        values = run_arm(ledger, replace(self.config, learning_rate=self.best_lr), seeds)
+        self.tuned.update(values)
+        self.curve.setdefault(self.best_lr, {}).update(values)
+        return dict(self.tuned)
+
+
+def sweep_means(curve: dict[float, SeedValues], seeds: Sequence[int]) -> dict[float, float]:
+    """Mean over ``seeds`` per rate; −inf where a seed diverged (worse than any finished rate)."""
     means = {}
     for lr, values in curve.items():
         chosen = [values.get(s) for s in seeds]
-        if chosen and all(v is not None for v in chosen):
-            means[lr] = math.fsum(chosen) / len(chosen)
-    return max(means, key=means.get) if means else None
+        means[lr] = -math.inf if any(v is None for v in chosen) else math.fsum(chosen) / len(chosen)
+    return means
 
 
-def tune(ledger: Ledger, name: str, config: Config, lrs: Sequence[float], seeds: Sequence[int], sweep_seeds: Sequence[int],
-         common_lr: float | None, *, sweep_on_all_seeds: bool = False) -> TunedArm:  # fmt: skip
-    """Sweep ``config`` over ``lrs`` (on ``sweep_seeds``, or every seed), then run its best and ``common_lr``
-    (None: no equal-lr arm) on every seed."""
-    curve = {lr: run_arm(ledger, replace(config, lr=lr), seeds if sweep_on_all_seeds else sweep_seeds) for lr in lrs}
-    best = best_lr(curve, sweep_seeds)
-    if best is not None:
-        tuned = run_arm(ledger, replace(config, lr=best), seeds)
-    else:  # every rate diverged somewhere (or, planning, nothing has run yet: plan the top-up at one rate)
-        tuned = run_arm(ledger, replace(config, lr=lrs[-1]), seeds) if ledger.dry_run else {}
-    equal = run_arm(ledger, replace(config, lr=common_lr), seeds) if common_lr is not None else {}
-    for lr, values in ((best, tuned), (common_lr, equal)):
-        if lr in curve:
-            curve[lr].update(values)
-    return TunedArm(name, config, curve, best, tuned, equal)
+def tune(ledger: Ledger, name: str, config: Config, start: Sequence[float], sweep_seeds: Sequence[int], *,
+         max_extensions: int = 4) -> TunedArm:  # fmt: skip
+    """Bracketing search (module docstring): request what the next step needs; decide once it has run."""
+    grid = sorted(set(start))
+    curve: dict[float, SeedValues] = {}
+    for _ in range(max_extensions + 1):
+        for lr in grid:
+            if lr not in curve:
+                curve[lr] = run_arm(ledger, replace(config, learning_rate=lr), sweep_seeds)
+        if any(len(curve[lr]) < len(sweep_seeds) for lr in grid):
+            return TunedArm(name, config, curve, None, False, False)
+        means = sweep_means(curve, sweep_seeds)
+        best = max(grid, key=lambda lr: means[lr])
+        if means[best] == -math.inf:  # every rate diverged: look lower
+            grid.insert(0, neighbour(grid[0], -1))
+            continue
+        index = grid.index(best)
+        if 0 < index < len(grid) - 1:
+            return TunedArm(name, config, curve, best, True, True)
+        grid = [neighbour(grid[0], -1), *grid] if index == 0 else [*grid, neighbour(grid[-1], +1)]
+    means = sweep_means(curve, sweep_seeds)
+    finite = [lr for lr in curve if means[lr] > -math.inf]
+    best = max(finite, key=lambda lr: means[lr]) if finite else None
+    return TunedArm(name, config, curve, best, False, True)
 
 
-def grid_edge_note(arms: Sequence[TunedArm], lrs: Sequence[float]) -> str:
-    """A plain warning when an arm's best rate is the smallest or largest swept: its optimum may lie outside the grid."""
-    low, high = min(lrs), max(lrs)
-    edge = [f"{a.name} ({a.best_lr:g})" for a in arms if a.best_lr in (low, high)]
-    if not edge:
-        return ""
-    return (f"Caution: the best learning rate of {', '.join(edge)} is at the edge of the swept grid "
-            f"({low:g}-{high:g}), so the sweep did not bracket an optimum; a tuned result here is the best of this grid, "
-            "and a wider sweep could change it.")
+def grow_seeds(a: SeedValues, b: SeedValues, seeds: Sequence[int], delta: float | None, minimum: int, maximum: int) -> list[int]:
+    """Seeds a comparison should run: at least ``minimum``; more while its 80 %-power MDE exceeds δ, up to ``maximum``.
+
+    The stopping rule looks only at the spread of the paired differences, never at their mean, so it
+    does not bias the test toward either verdict.
+    """
+    result = compare(a, b)
+    n = result.difference.n if result else 0
+    target = minimum
+    if result is not None and n >= minimum and delta is not None:
+        needed = stats.seeds_to_resolve(result.difference.sd, delta)
+        target = min(maximum, needed if needed is not None else maximum)
+    return list(seeds[: max(minimum, min(target, len(seeds)))])
 
 
 def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> list[dict]:
@@ -104,8 +144,8 @@ def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> 
         for lr, values in sorted(arm.curve.items()):
             interval = summary(values)
             rows.append({
-                **describe(arm), "lr": lr, "best_lr": arm.best_lr == lr, "n": len(finished(values)),
-                "diverged": sum(v is None for v in values.values()),
+                **describe(arm), "learning_rate": lr, "best": arm.best_lr == lr, "bracketed": arm.bracketed,
+                "n": len(finished(values)), "diverged": sum(v is None for v in values.values()),
                 "mean": interval.mean if interval else None, "ci_low": interval.low if interval else None,
                 "ci_high": interval.high if interval else None,
                 "values": " ".join(f"s{s}:{v:.2f}" if v is not None else f"s{s}:diverged" for s, v in sorted(values.items())),

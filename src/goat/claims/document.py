@@ -1,4 +1,4 @@
-"""``docs/claims.md``: every claim's section, a summary table, and how the numbers were made."""
+"""``docs/claims.md``: every section, a summary table, and how the numbers were made."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from goat.claims import stats
-from goat.claims.claims import Section, command
-from goat.claims.ledger import Ledger, Record
+from goat.claims.ledger import Config, Ledger, Record, run_settings
 from goat.claims.scale import Scale
+from goat.claims.section import Section
 
 
 def git_commit() -> str:
@@ -23,6 +23,17 @@ def git_commit() -> str:
                               cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def command(config: Config) -> str:
+    """The ``python -m goat.train`` command of one run (other settings from the family YAML's task block)."""
+    words = []
+    for name, value in run_settings(config).items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        words += [f"--{name}", *(f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+    return f"python -m goat.train {config.family} --task {config.task} {' '.join(words)} --seed {config.seed}"
 
 
 def section_records(ledger: Ledger, section: Section) -> list[Record]:
@@ -36,45 +47,47 @@ def minutes(seconds: float) -> str:
 
 
 def headline(section: Section) -> str:
-    """The first paired comparison of a section, in one line."""
+    """The first judged comparison of a section, in one line."""
     for c in section.comparisons:
         if c.result is not None:
             d = c.result.difference
-            return f"{c.a} − {c.b}: {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] {c.unit}, p = {c.result.p_value:.2g}"
+            return f"{c.a} − {c.b}: {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] {c.unit} ({c.effect.text()})"
     return "–"
 
 
 def render_section(section: Section, ledger: Ledger) -> str:
     records = section_records(ledger, section)
-    runs = len(records)
     diverged = sum(r.value is None for r in records)
     seconds = sum(r.seconds for r in records)
     example = f" One run: `{command(section.configs[0])}`" if section.configs else ""
-    ran = f"{runs} runs ({diverged} diverged), {minutes(seconds)} of training and evaluation (runs shared with other claims included)" if runs else ""
-    plot = f"\n\n![claim {section.number}](claims/{section.plot.name})" if section.plot else ""
+    ran = f" {len(records)} runs ({diverged} diverged), {minutes(seconds)} of training and evaluation (runs shared with other sections included)." if records else ""
+    figures = "".join(f"\n\n![section {section.number}](claims/{p.name})" for p in section.plots)
     return (
-        f"## Claim {section.number}: {section.title}\n\n"
+        f"## {'Regime' if section.number == 0 else f'Claim {section.number}'}: {section.title}\n\n"
         f"**Paper.** {section.paper}\n\n"
-        f"**Run here.** {section.setup} {ran}.{example}\n\n"
+        f"**Run here.** {section.setup}{ran}{example}\n\n"
         f"**Result** ({section.caption}):\n\n"
-        f"{section.table}{plot}\n\n"
+        f"{section.table}{figures}\n\n"
         f"**Verdict: {section.verdict}.** Rule: {section.rule} (see *How to read*).{(' ' + section.note) if section.note else ''}\n"
     )
 
 
-def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seconds: float) -> str:
+def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seconds: float, *, pending: int = 0) -> str:
     """The whole document."""
-    summary = ["| claim | verdict | first comparison (difference, 95% CI) |", "|---|---|---|"]
+    summary = ["| section | verdict | first comparison (difference, 95% CI, paper's δ) |", "|---|---|---|"]
     summary += [f"| {s.number}. {s.title} | {s.verdict} | {headline(s)} |" for s in sections]
     records = list(ledger.records.values())
-    machine = f"torch threads: {torch.get_num_threads()}, CPU cores: {os.cpu_count()}"
+    machine = f"torch threads per worker: 1 unless stated, CPU cores: {os.cpu_count()}"
+    status = (f"**Status: incomplete — {pending} runs requested by the next round are not done yet; every verdict marked "
+              "pending waits for them.**" if pending else "**Status: complete — no section requests further runs.**")  # fmt: skip
     return (
         "# Claims ledger: the paper's claims, measured small\n\n"
         f"Written by `python -m goat.claims` ({'smoke scale: a check of the code path, not evidence' if scale.name == 'smoke' else 'full scale'}) "
         f"on {time.strftime('%Y-%m-%d')} at commit {git_commit()}: {len(records)} training runs recorded "
         f"({sum(r.value is None for r in records)} diverged), {minutes(sum(r.seconds for r in records))} of training and "
-        f"evaluation in all, this invocation {minutes(total_seconds)}; {machine}. The machine may be shared, so times are "
-        "indicative. Rerunning `bash scripts/claims.sh` skips every run already in `docs/claims/runs.jsonl`.\n\n"
+        f"evaluation in all (worker time), this invocation {minutes(total_seconds)}; {machine}. The machine may be shared, so "
+        "times are indicative. Rerunning `bash scripts/claims.sh` skips every run already in `docs/claims/runs.jsonl`.\n\n"
+        f"{status}\n\n"
         "Each claim is a small controlled experiment on the embedded defaults (packaged MiniLM or SmolLM2-135M-Instruct on "
         "packaged human-labelled tweets), far from the paper's 7B models and GPU budgets: a verdict says what holds *at "
         "this scale*, not whether the paper is right.\n\n"
@@ -83,18 +96,20 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "* Every seed draws its own training subset and data order; all methods see the same subset for the same seed, "
         "so comparisons are paired by seed. Intervals are two-sided 95 % Student-t intervals over seeds; p-values are "
         "two-sided paired t-tests (`scipy.stats.ttest_rel`).\n"
-        "* Fair comparison: each method's *tuned* result is at the learning rate with the best mean over the sweep seeds "
-        "(the same seeds are then part of the reported mean, a selection effect shared by every method); the equal-lr "
-        "comparison is reported beside it.\n"
-        "* A diverged run (non-finite loss) has no number: it is counted, left out of the means, and a learning rate where "
-        "a sweep seed diverged cannot be chosen as best.\n"
-        f"* Verdicts follow written rules on the 95 % interval of the paired difference A − B, never a judgement: "
-        f"*superiority* (\"A beats B\"): {stats.HOLDS} if the interval lies above 0, {stats.FAILS} if it lies below "
-        f"{stats.MATERIAL} points (an advantage that large is ruled out), {stats.INCONCLUSIVE} otherwise; "
-        f"*non-inferiority* (\"A costs nothing\"): holds if it lies above −{stats.MATERIAL}, fails if below −{stats.MATERIAL}; "
-        f"*cost equivalence*: the ratio's interval inside [1/{stats.COST_TOLERANCE}, {stats.COST_TOLERANCE}] holds, entirely "
-        "outside fails. A claim of several rows holds if every row holds and fails if any row fails.\n"
-        f"* Raw data: `claims/runs.jsonl` (one line per run), per-claim CSVs `claims/claim<N>.csv`; results rows of every "
-        "run also go to the results folder given by `--results-dir`.\n\n"
+        "* Tuning brackets: each method's learning rate is searched on a ×2 log grid that extends toward whichever edge "
+        "holds the best mean over the sweep seeds until the best has a worse (or diverged) neighbour on both sides. A "
+        "comparison involving an arm whose optimum was not bracketed gets no verdict. The sweep seeds are part of the "
+        "reported mean (a selection effect shared by every method).\n"
+        "* A diverged run (non-finite loss) has no number: it is counted, left out of the means, and a rate where a "
+        "sweep seed diverged counts as worse than any finished rate.\n"
+        f"* Verdicts, from the 95 % interval of the paired difference A − B against the paper's effect δ (named in each "
+        f"row with its table): *{stats.REPRODUCED}* if the interval lies above 0; *{stats.CONTRADICTED}* if it lies "
+        f"entirely below δ (the paper's effect is ruled out at this scale; with no δ, below 0); *{stats.UNRESOLVED}* "
+        "otherwise, stated with the minimum detectable effect (MDE: the true difference a paired t-test over these seeds "
+        "detects with 80 % power at α = 0.05, at the measured spread) and the seeds that would resolve δ.\n"
+        "* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) add seeds until their MDE reaches δ or "
+        "the task's cap; the rule looks only at the spread, never at the mean difference.\n"
+        "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
+        "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n"
         + "\n".join(render_section(s, ledger) for s in sections)
     )

@@ -143,3 +143,50 @@ def step_cost(per_method: Mapping[str, Sequence[Mapping[str, Any]]], path: Path)
         ax.set(title=f"Claim 7: {label}", ylabel=label)
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def learning_curve(curve: Any, path: Path) -> Path | None:
+    """Tuned accuracy against training steps, one line per method (points: the bracketing search's best rate)."""
+    task = curve.task
+    budgets = sorted(task.budgets, key=task.steps)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drawn = False
+    for method in ("lora", "goat"):
+        points = [(task.steps(b), curve.best(method, b), b) for b in budgets if curve.best(method, b) is not None]
+        if points:
+            drawn = True
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+            for steps, value, budget in points:
+                ax.annotate(f"{budget[0]}×{budget[1]:g}", (steps, value), fontsize=7, textcoords="offset points", xytext=(3, 3))
+    if not drawn:
+        plt.close(fig)
+        return None
+    if curve.regime is not None:
+        ax.axvline(task.steps(curve.regime), color="gray", linestyle="--", linewidth=1, label="regime")
+    ax.set_xscale("log")
+    ax.set(title=f"Learning curve ({task.name}): tuned accuracy", xlabel="optimizer steps (tweets × epochs / 16)", ylabel="accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def curve_lr(curve: Any, path: Path) -> Path | None:
+    """Accuracy against learning rate at every budget of the curve, one panel per method."""
+    task = curve.task
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    drawn = False
+    for ax, method in zip(axes, ("lora", "goat")):
+        for budget in sorted(task.budgets, key=task.steps):
+            arm = curve.arms[(method, budget)]
+            lrs = sorted(lr for lr, values in arm.curve.items() if any(v is not None for v in values.values()))
+            if lrs:
+                drawn = True
+                ax.plot(lrs, [summary(arm.curve[lr]).mean for lr in lrs], marker="o", label=f"{budget[0]}×{budget[1]:g}")
+        ax.set_xscale("log")
+        ax.set(title=f"{method} ({task.name})", xlabel="learning rate", ylabel="accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    return _save(fig, path)

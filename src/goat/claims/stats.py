@@ -5,21 +5,23 @@
 * :func:`paired`: the per-seed differences ``a_i − b_i`` of two configurations trained on the same
   seeds (same training subset and data order), their mean with the t interval above, and the
   two-sided paired t-test p-value (``scipy.stats.ttest_rel``).
-* Verdicts, from the interval of the difference (claimed-better minus other), in accuracy points:
+* :func:`minimum_detectable_effect`: the smallest true difference a two-sided paired t-test at
+  α = 0.05 detects with 80 % power over n seeds at the measured spread sd:
+  ``(t_{0.975, n−1} + t_{0.80, n−1}) · sd / √n``; :func:`seeds_to_resolve` inverts it for δ.
+* :func:`verdict` judges a comparison "A beats B by the paper's δ" from the 95 % interval of A − B:
 
-  ``superiority`` ("A beats B")
-      *holds here* if the interval lies above 0; *does not hold at this scale* if it lies below
-      :data:`MATERIAL` (the data rule out an advantage of that size or more, which includes A being
-      significantly worse); *inconclusive* otherwise.
-  ``non_inferiority`` ("A costs nothing against B")
-      *holds here* if the interval lies above −:data:`MATERIAL`; *does not hold at this scale* if it
-      lies below −:data:`MATERIAL`; *inconclusive* otherwise.
-  ``equivalence`` of two costs (ratio r, e.g. GOAT / MoLoRA step time, intervals on log r)
-      *holds here* if the interval of r lies inside [1/:data:`COST_TOLERANCE`, :data:`COST_TOLERANCE`];
-      *does not hold at this scale* if it lies entirely outside; *inconclusive* otherwise.
+  *reproduced here*
+      the interval lies above 0 (A is better here; when it also lies below δ, A is better by
+      less than the paper reports, and the verdict says so).
+  *contradicted here*
+      the interval lies entirely below δ and not above 0: the paper's effect is ruled out at this
+      scale. With no δ from the paper, contradicted means the interval lies below 0.
+  *unresolved*
+      anything else, stated with the minimum detectable effect and the seeds that would resolve δ.
 
-  A claim with several rows (e.g. GOAT against six baselines) *holds* if every row holds, *does
-  not hold* if any row does not hold, and is *inconclusive* otherwise (:func:`combine`).
+  A comparison whose learning-rate optimum was not bracketed, or whose runs are not all done,
+  gets no verdict (:data:`NOT_BRACKETED`, :data:`PENDING`).
+* Costs (GOAT / MoLoRA step time and memory) use :func:`equivalence` of the ratio within ±10 %.
 """
 
 from __future__ import annotations
@@ -31,21 +33,25 @@ from dataclasses import dataclass
 from scipy import stats
 
 CONFIDENCE = 0.95
-MATERIAL = 0.5  # accuracy points: a difference below this is immaterial at this scale
+POWER = 0.80
 COST_TOLERANCE = 1.10  # "about the same cost": within ±10 % (a ratio in [1/1.1, 1.1])
-HOLDS = "holds here"
-FAILS = "does not hold at this scale"
-INCONCLUSIVE = "inconclusive"
+REPRODUCED = "reproduced here"
+CONTRADICTED = "contradicted here"
+UNRESOLVED = "unresolved"
+NOT_BRACKETED = "no verdict (optimum not bracketed)"
+PENDING = "pending (runs to do)"
+MAX_SEEDS_REPORTED = 10_000
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean over ``n`` values with its two-sided t confidence interval (``nan`` bounds when n < 2)."""
+    """A mean over ``n`` values with its two-sided t confidence interval and sample sd (``nan`` when n < 2)."""
 
     mean: float
     low: float
     high: float
     n: int
+    sd: float = math.nan
 
     def text(self, digits: int = 2) -> str:
         """``mean ± half-width`` (or just the mean when no interval exists)."""
@@ -72,7 +78,7 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval
         return Interval(mean, math.nan, math.nan, n)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    return Interval(mean, mean - half, mean + half, n, sd)
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Paired:
@@ -88,46 +94,85 @@ def paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENC
     return Paired(interval, float(stats.ttest_rel(a, b).pvalue))
 
 
-def superiority(difference: Interval) -> str:
-    """Verdict on "A beats B" from the interval of A − B (module docstring)."""
+def minimum_detectable_effect(sd: float, n: int, power: float = POWER, confidence: float = CONFIDENCE) -> float:
+    """Smallest true mean difference a two-sided paired t-test over ``n`` seeds detects with ``power``.
+
+    ``(t_{1−α/2, n−1} + t_{power, n−1}) · sd / √n`` with α = 1 − ``confidence`` (the usual normal-theory
+    approximation with t quantiles); ``nan`` when ``n < 2`` or sd is unknown.
+    """
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    df = n - 1
+    return (stats.t.ppf(0.5 + confidence / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n)
+
+
+def seeds_to_resolve(sd: float, delta: float, power: float = POWER) -> int | None:
+    """Fewest seeds whose minimum detectable effect at spread ``sd`` is at most ``delta`` (None: unknown / > 10,000)."""
+    if math.isnan(sd) or delta is None or delta <= 0:
+        return None
+    if sd == 0:
+        return 2
+    for n in range(2, MAX_SEEDS_REPORTED + 1):
+        if minimum_detectable_effect(sd, n, power) <= delta:
+            return n
+    return None
+
+
+def verdict(difference: Interval, delta: float | None) -> str:
+    """Verdict on "A beats B by the paper's δ" from the interval of A − B (module docstring)."""
+    if math.isnan(difference.low):
+        return UNRESOLVED
     if difference.low > 0:
-        return HOLDS
-    if difference.high < MATERIAL:
-        return FAILS
-    return INCONCLUSIVE
+        return REPRODUCED
+    if delta is not None and difference.high < delta:
+        return CONTRADICTED
+    if delta is None and difference.high < 0:
+        return CONTRADICTED
+    return UNRESOLVED
 
 
-def non_inferiority(difference: Interval) -> str:
-    """Verdict on "A costs nothing against B" from the interval of A − B (module docstring)."""
-    if difference.low > -MATERIAL:
-        return HOLDS
-    if difference.high < -MATERIAL:
-        return FAILS
-    return INCONCLUSIVE
+def verdict_text(difference: Interval, delta: float | None) -> str:
+    """The verdict with what qualifies it: below δ, or the MDE and the seeds that would resolve δ."""
+    label = verdict(difference, delta)
+    mde = minimum_detectable_effect(difference.sd, difference.n)
+    if label == REPRODUCED and delta is not None and difference.high < delta:
+        return f"{label}, smaller than the paper's δ = {delta:g} (an effect of δ is ruled out)"
+    if label != UNRESOLVED:
+        return label
+    needed = seeds_to_resolve(difference.sd, delta) if delta is not None else None
+    parts = [f"MDE {mde:.2f}" if not math.isnan(mde) else "MDE unknown"]
+    if delta is not None:
+        parts.append(f"δ = {delta:g} needs ≈{needed} seeds" if needed else f"δ = {delta:g} needs more than {MAX_SEEDS_REPORTED} seeds")
+    return f"{label} ({'; '.join(parts)})"
 
 
 def log_ratio_interval(a: Sequence[float], b: Sequence[float]) -> Interval:
     """Interval of the ratio a / b over paired rounds: t interval of log(a_i / b_i), mapped back by exp."""
     log_interval = mean_ci([math.log(x / y) for x, y in zip(a, b)])
-    return Interval(*(math.exp(v) for v in (log_interval.mean, log_interval.low, log_interval.high)), log_interval.n)
+    return Interval(*(math.exp(v) for v in (log_interval.mean, log_interval.low, log_interval.high)), log_interval.n, log_interval.sd)
 
 
 def equivalence(ratio: Interval) -> str:
-    """Verdict on "A costs about what B costs" from the interval of the ratio A / B (module docstring)."""
+    """Verdict on "A costs about what B costs" from the interval of the ratio A / B: inside ±10 % reproduces."""
     low, high = 1 / COST_TOLERANCE, COST_TOLERANCE
     if low <= ratio.low and ratio.high <= high:
-        return HOLDS
+        return REPRODUCED
     if ratio.high < low or ratio.low > high:
-        return FAILS
-    return INCONCLUSIVE
+        return CONTRADICTED
+    return UNRESOLVED
 
 
 def combine(verdicts: Sequence[str]) -> str:
-    """One verdict for a claim of several rows: all hold -> holds; any fails -> fails; else inconclusive."""
+    """One verdict for a claim of several rows: pending or unbracketed rows first, then contradicted, then all reproduced."""
     if not verdicts:
-        return INCONCLUSIVE
-    if all(v == HOLDS for v in verdicts):
-        return HOLDS
-    if any(v == FAILS for v in verdicts):
-        return FAILS
-    return INCONCLUSIVE
+        return PENDING
+    labels = [v.split(" (")[0].split(",")[0] for v in verdicts]
+    if any(v == PENDING.split(" (")[0] for v in labels):
+        return PENDING
+    if any(v == CONTRADICTED for v in labels):
+        return CONTRADICTED
+    if all(v == REPRODUCED for v in labels):
+        return REPRODUCED
+    if any(v == NOT_BRACKETED.split(" (")[0] for v in labels):
+        return NOT_BRACKETED
+    return UNRESOLVED

@@ -1,0 +1,84 @@
+"""The learning curve that chooses the ledger's regime (issue 18, item 1).
+
+Before any claim, tuned LoRA and tuned GOAT are measured against the amount of training: for each
+budget (training tweets × epochs) of the task, each method's learning rate is searched by the
+bracketing rule of :mod:`goat.claims.arms` on the curve seeds. The rule that picks the regime:
+
+    the smallest budget (fewest optimizer steps) at which the tuned accuracy of LoRA and of GOAT
+    each lies within ``plateau_tolerance`` points of that method's best over all budgets measured.
+
+Only bracketed points count; until every budget is bracketed the regime is undecided and no claim
+of that task runs. The curve is also the answer to "is anything trained here": its smallest budget
+is the old ledger's regime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from goat.claims.arms import TunedArm, summary, tune
+from goat.claims.ledger import Config, Ledger
+from goat.claims.scale import Budget, TaskScale
+
+CURVE_METHODS = ("lora", "goat")
+
+
+def base_config(task: TaskScale, method: str, budget: Budget) -> Config:
+    """A run of ``task`` with ``method`` at ``budget`` (learning rate and seed are set by the search)."""
+    samples, epochs = budget
+    return Config(task.family, task.task, method, learning_rate=task.start_lrs[0], seed=task.curve_seeds[0],
+                  max_train_samples=samples, num_train_epochs=epochs, max_eval_samples=task.max_eval_samples, bf16=task.bf16)  # fmt: skip
+
+
+@dataclass
+class Curve:
+    """The tuned arms per (method, budget) and the regime the rule picked (None until decided)."""
+
+    task: TaskScale
+    arms: dict[tuple[str, Budget], TunedArm]
+    regime: Budget | None
+    reason: str
+
+    def best(self, method: str, budget: Budget) -> float | None:
+        """The tuned accuracy (mean over the curve seeds at the best rate) of ``method`` at ``budget``."""
+        arm = self.arms[(method, budget)]
+        if arm.best_lr is None:
+            return None
+        interval = summary({s: arm.curve[arm.best_lr].get(s) for s in self.task.curve_seeds})
+        return interval.mean if interval else None
+
+
+def learning_curve(ledger: Ledger, task: TaskScale, max_extensions: int = 4) -> Curve:
+    """Tune both methods at every budget (requesting what is missing) and apply the regime rule."""
+    arms = {
+        (method, budget): tune(ledger, f"{method} @ {budget[0]}×{budget[1]:g}", base_config(task, method, budget), task.start_lrs,
+                               task.curve_seeds, max_extensions=max_extensions)
+        for method in CURVE_METHODS for budget in task.budgets
+    }  # fmt: skip
+    curve = Curve(task, arms, None, "")
+    undecided = [name for name, arm in ((a.name, a) for a in arms.values()) if not (arm.complete and arm.bracketed)]
+    if undecided:
+        curve.reason = f"undecided: {len(undecided)} of {len(arms)} curve points not yet bracketed ({', '.join(undecided[:4])}{', ...' if len(undecided) > 4 else ''})"
+        return curve
+    curve.regime, curve.reason = choose_regime(curve)
+    return curve
+
+
+def choose_regime(curve: Curve) -> tuple[Budget, str]:
+    """The smallest budget where both methods are within the tolerance of their own best (module docstring)."""
+    task = curve.task
+    budgets = sorted(task.budgets, key=task.steps)
+    best = {m: max(curve.best(m, b) for b in budgets) for m in CURVE_METHODS}
+    for budget in budgets:
+        gaps = {m: best[m] - curve.best(m, budget) for m in CURVE_METHODS}
+        if all(gap <= task.plateau_tolerance for gap in gaps.values()):
+            text = ", ".join(f"{m} {curve.best(m, budget):.2f} ({gaps[m]:.2f} below its best {best[m]:.2f})" for m in CURVE_METHODS)
+            return budget, (f"{budget[0]} tweets × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; "
+                            f"the smallest budget within {task.plateau_tolerance:g} points of both plateaus")  # fmt: skip
+    raise AssertionError("the largest-accuracy budget always satisfies the rule")
+
+
+def regime_config(task: TaskScale, curve: Curve, method: str, **fields: object) -> Config:
+    """A claim's configuration in the task's chosen regime (``learning_rate`` and ``seed`` set later)."""
+    assert curve.regime is not None
+    return replace(base_config(task, method, curve.regime), **fields)
