@@ -91,9 +91,10 @@ class PerExpertLoopLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer = self.layer
-        tokens = x.reshape(-1, layer.in_features)
+        tokens = x.reshape(-1, layer.in_features).to(layer.lora_A.dtype)  # adapters run in float32, as goat's
         residual = (tokens @ layer.residual_A.T) @ layer.residual_B.T  # W_res x, frozen (eq. 15)
-        result = layer.base_layer(x) - residual.reshape(*x.shape[:-1], -1)
+        result = layer.base_layer(x)
+        result = result - residual.reshape(*x.shape[:-1], -1).to(result.dtype)
         E, k = layer.num_experts, layer.router.top_k
         probs = F.softmax(F.linear(tokens, layer.router.weight), dim=-1)
         top_p, top_i = probs.topk(k, dim=-1)
@@ -104,7 +105,7 @@ class PerExpertLoopLinear(nn.Module):
         for j in range(E):
             rows, slot = torch.where(top_i == j)
             delta.index_add_(0, rows, self._expert(j, tokens[rows]) * weights[rows, slot, None])
-        return result + delta.reshape(result.shape)
+        return result + delta.reshape(result.shape).to(result.dtype)
 
 
 def build_variants(setting: Setting, seed: int = 0) -> dict[str, nn.Module]:
