@@ -4,13 +4,15 @@ Public API::
 
     config = goat.GoatConfig(method="goat", r=32, num_experts=8, top_k=2, target_modules=[...])
     model = goat.get_goat_model(model, config)   # adapters + routers trainable, W0 frozen (W_res a frozen path)
-    loss = task_loss + 1e-3 * goat.balance_loss(model)
+    model(**batch, labels=labels).loss   # training mode: task loss + config.aux_loss_coef * L_b (goat.aux_loss)
+    loss = goat.add_aux_loss(loss_from_logits, model)   # trainers that compute their own loss (DPO, KTO)
     model.save_pretrained("adapter/"); goat.load_goat_model(fresh_base, "adapter/")
     model.add_adapter("b", other_config); model.set_adapter("b"); model.disable_adapter(); model.unload()
     base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.quantization.quantization_config("4bit"))
 """
 
 from goat import quantization
+from goat.aux_loss import add_aux_loss
 from goat.adapter_io import AdapterIntegrityError, read_adapter
 from goat.config import METHODS, GoatConfig
 from goat.model import GoatModel, attach_uninitialised_adapters, find_target_layers, get_goat_model, load_goat_model
@@ -19,6 +21,7 @@ from goat.routing import auxiliary_loss, balance_loss, routing_stats
 __all__ = [
     "METHODS",
     "AdapterIntegrityError",
+    "add_aux_loss",
     "GoatConfig",
     "GoatModel",
     "attach_uninitialised_adapters",

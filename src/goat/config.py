@@ -89,6 +89,11 @@ class GoatConfig:
     modules_to_save: list[str] = _help(
         "Modules trained in full and never adapted (e.g. a classifier head).", default_factory=list
     )
+    aux_loss_coef: float = _help(
+        "Balance-loss coefficient (App. B, eq. 26-28; the authors' rebuttal: 1e-3): the adapted model's "
+        "outputs.loss in training mode is task loss + aux_loss_coef * L_b (goat.aux_loss); 0 turns it off.",
+        default=1e-3,
+    )
     seed: int = _help("Seed of the adapter init (router, random (R) segments); goat.train also seeds data order and dropout with it.", default=0)
     authors_svd_baselines: bool = _help(
         "pissa/milora as the authors' code ran them: the prior is shrunk by rho and PiSSA uses "
@@ -132,6 +137,8 @@ class GoatConfig:
                 f"init={self.init!r} only applies to method='goat'/'goat_plus'; "
                 f"leave init='spread' for method={self.method!r}."
             )
+        if isinstance(self.aux_loss_coef, bool) or not isinstance(self.aux_loss_coef, (int, float)) or not self.aux_loss_coef >= 0:
+            raise ValueError(f"aux_loss_coef={self.aux_loss_coef!r} must be a number >= 0 (paper: 1e-3; 0 turns the balance loss off).")
         if self.segment is not None:
             self._validate_segment()
         if self.method == "full":

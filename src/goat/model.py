@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from goat import adapter_io, hub, svd_cache
+from goat import adapter_io, aux_loss, hub, svd_cache
 from goat.adapter_io import read_adapter
 from goat.baselines import ADAPTER, SingleAdapterLayer, inject_single_adapter
 from goat.config import PEFT_METHODS, GoatConfig
@@ -391,6 +391,12 @@ class GoatModel(nn.Module):
         _set_trainable(base_model, config, adapter_name)
         if adapted_names:
             _guard_base_saving(base_model)
+        # outputs.loss = task loss + aux_loss_coef * L_b in training mode, whichever trainer runs the model (App. B)
+        self._aux_loss_hook = aux_loss.attach(base_model, self)
+
+    def get_base_model(self) -> nn.Module:
+        """The model the adapters sit in (PEFT's ``get_base_model``): the transformers model, adapted in place."""
+        return self.base_model
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.base_model(*args, **kwargs)
@@ -578,6 +584,7 @@ class GoatModel(nn.Module):
         return self._detach_base(keep_requires_grad=config.method == "full")
 
     def _detach_base(self, keep_requires_grad: bool = False) -> nn.Module:
+        self._aux_loss_hook.remove()
         _remove_adapter_layers(self.base_model)
         if not keep_requires_grad:
             for name, param in self.base_model.named_parameters():
@@ -623,7 +630,7 @@ class GoatModel(nn.Module):
         hardware (a slightly different SVD) continues exactly from the saved run.
         """
         meta, state = read_adapter(directory, strict=strict)
-        if meta["goat_config"] != self.goat_config.to_dict() or meta["adapted_layers"] != self.adapted_names:
+        if GoatConfig.from_dict(meta["goat_config"]) != self.goat_config or meta["adapted_layers"] != self.adapted_names:
             raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
         adapter_io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
         live = _adapter_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names)

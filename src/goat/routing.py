@@ -9,25 +9,29 @@ from torch import nn
 
 from goat.baselines import kasa_regularization
 from goat.layers import MoELinear, Router
-from goat.model import GoatModel
 
 
 def _routers(model: nn.Module) -> Iterator[tuple[str, Router]]:
-    """The active router of every MoE layer, by layer name."""
+    """The active router of every MoE layer, by layer name (a GoatModel's: named as in the model it wraps)."""
+    from goat.model import GoatModel  # here: goat.model imports goat.aux_loss, which imports this module
+
     if isinstance(model, GoatModel):
-        model = model.base_model
+        model = model.get_base_model()
     for name, module in model.named_modules():
         if isinstance(module, MoELinear) and module.active is not None:
             yield name, module.active.router
 
 
-def balance_loss(model: nn.Module) -> torch.Tensor:
+def balance_loss(model: nn.Module, *, ran_only: bool = False) -> torch.Tensor:
     """Sum over MoE layers of the last forward's L_b = sum_i f_i P_i (App. B, eq. 26-28).
 
     Perfectly uniform routing gives 1 per layer. (The authors' code computes k times this.)
-    Returns a zero tensor for models without routers.
+    Returns a zero tensor for models without routers. ``ran_only``: leave out routers that have never
+    run (a targeted layer the forward does not use) instead of raising.
     """
     losses = [router.last_balance_loss for _, router in _routers(model)]
+    if ran_only:
+        losses = [loss for loss in losses if loss is not None]
     if any(loss is None for loss in losses):
         raise RuntimeError("balance_loss(model) needs a forward pass first.")
     if not losses:
@@ -35,9 +39,9 @@ def balance_loss(model: nn.Module) -> torch.Tensor:
     return torch.stack([loss.float() for loss in losses]).sum()
 
 
-def auxiliary_loss(model: nn.Module, balance_coef: float) -> torch.Tensor:
+def auxiliary_loss(model: nn.Module, balance_coef: float, *, ran_only: bool = False) -> torch.Tensor:
     """What a method adds to the task loss: ``balance_coef * L_b`` (+ KaSA's own regularisers)."""
-    loss = balance_coef * balance_loss(model)
+    loss = balance_coef * balance_loss(model, ran_only=ran_only)
     kasa = kasa_regularization(model)
     return loss if kasa is None else loss.to(kasa.device) + kasa
 

@@ -92,7 +92,7 @@ def test_logged_losses_are_the_true_means(build, tmp_path):
     coef = 0.5
     _, logged = _one_step(build, tmp_path, 2, coef)
     model, data = build()  # the same initialisation, evaluated at the starting point of that step
-    model.train()
+    model.eval()  # the task loss alone (no dropout here): the model adds the balance term in training mode only
     batch = {k: torch.tensor(data[k]) for k in data.column_names}
     with torch.no_grad():
         task_loss = model(**batch).loss

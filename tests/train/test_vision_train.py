@@ -41,7 +41,7 @@ def test_yaml_defaults_are_table1_and_table10() -> None:
         assert training.num_train_epochs == epochs and not training.smoke
         assert (data.model_name_or_path, data.backbone, data.head) == ("openai/clip-vit-base-patch32", "hf", "linear")
         assert (adapter.r, adapter.lora_alpha, adapter.num_experts, adapter.top_k, adapter.lora_dropout) == (8, 16, 8, 2, 0.05)
-        assert (training.learning_rate, training.global_batch_size, training.warmup_steps, training.aux_loss_coef) == (1e-4, 512, 100, 1e-3)
+        assert (training.learning_rate, training.global_batch_size, training.warmup_steps, adapter.aux_loss_coef) == (1e-4, 512, 100, 1e-3)
         assert data.val_holdout and training.bf16
     smoke = resolve("vision", ["--task", "digits"])
     assert smoke.training.smoke and smoke.data.model_name_or_path == "smoke" and not smoke.training.bf16

@@ -52,7 +52,6 @@ class GoatTrainingArguments(TrainingArguments):
     use_cpu: bool = setting("Train on the CPU (the default where no GPU is visible; bf16 then runs on the CPU).",
                             default=not torch.cuda.is_available())  # fmt: skip
     # --- this project's run settings
-    aux_loss_coef: float = setting("Balance-loss coefficient (App. B; rebuttal: 1e-3); 0 turns it off.", default=1e-3)
     global_batch_size: int | None = setting(
         "Total batch per optimiser step (the paper's tables give this); sets gradient_accumulation_steps from "
         "per_device_train_batch_size and the number of processes.",

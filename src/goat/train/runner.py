@@ -110,7 +110,6 @@ def prepare(config: RunConfig) -> PreparedRun:
             data_collator=bundle.data_collator,
             processing_class=bundle.processing_class,
             callbacks=[evaluation],
-            aux_loss_coef=training.aux_loss_coef,
         )
     except BaseException as error:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")

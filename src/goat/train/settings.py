@@ -6,7 +6,7 @@ works too), the dataclass field and the column of results rows are the same word
 * :class:`goat.GoatConfig`: the adapter (``method``, ``r``, ``lora_alpha``, ``num_experts``, ...);
 * the family's task arguments (``GlueArguments`` ... beside each builder): task, model, data;
 * :class:`~goat.train.arguments.GoatTrainingArguments`: transformers' ``TrainingArguments`` plus
-  the run settings of this project (``aux_loss_coef``, ``global_batch_size``, ``results_dir``, ...).
+  the run settings of this project (``global_batch_size``, ``results_dir``, ...).
 
 transformers' ``HfArgumentParser`` turns them into flags. Each layer overrides only the keys it names:
 

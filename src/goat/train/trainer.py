@@ -7,6 +7,7 @@ authors' rebuttal). The authors' GLUE trainer never added it; ours always does u
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -24,6 +25,7 @@ from transformers.trainer import SCHEDULER_NAME
 from transformers.utils import can_return_loss, find_labels
 
 import goat
+from goat import aux_loss
 from goat.model import GoatModel
 from goat.train.bundle import Evaluator
 from goat.train.console import QuietPrinter, QuietProgress, report_layer_loads
@@ -42,20 +44,25 @@ CHECKPOINT_ADAPTER = "adapter"  # checkpoint-N/adapter/: the adapter as save_pre
 class GoatTrainer(Trainer):
     """transformers.Trainer plus the MoE balance loss, divergence detection and adapter-only checkpoints.
 
-    * ``loss = task_loss + aux_loss_coef * L_b`` with the balance loss entering every optimiser step
-      with exactly ``aux_loss_coef``, whatever the gradient accumulation and world size (see
-      :meth:`compute_loss`); the logged ``task_loss``/``aux_loss`` are per-step means over the
-      logging window and all processes, like Trainer's ``loss``.
+    * ``loss = task_loss + aux_loss_coef * L_b``: the model adds the term to its own loss
+      (:mod:`goat.aux_loss`, the one implementation every trainer uses); this trainer tells it the
+      accumulation steps, so the balance loss enters every optimiser step with exactly
+      ``aux_loss_coef`` whatever the gradient accumulation and world size (see :meth:`compute_loss`).
+      The logged ``task_loss``/``aux_loss`` are per-step means over the logging window and all
+      processes, like Trainer's ``loss``.
     * A non-finite loss or gradient norm raises :class:`DivergenceError` before anything is logged or
       saved for that step (Trainer itself would log the NaN away as ``loss 0``).
     * A checkpoint holds the adapter in ``checkpoint-N/adapter/`` (the frozen base weights are rebuilt
       from the base model on resume), next to Trainer's optimiser, scheduler, RNG and trainer state.
     """
 
-    def __init__(self, *args: Any, aux_loss_coef: float = 1e-3, **kwargs: Any):
+    def __init__(self, *args: Any, aux_loss_coef: float | None = None, **kwargs: Any):
+        """``aux_loss_coef``: sets the active adapter's ``GoatConfig.aux_loss_coef`` (saved with it); None keeps it."""
         super().__init__(*args, **kwargs)
-        self.aux_loss_coef = aux_loss_coef
-        base = self.model.base_model if isinstance(self.model, GoatModel) else self.model
+        if aux_loss_coef is not None:
+            config = self.model.goat_config
+            self.model.adapter_configs[self.model.active_adapter] = dataclasses.replace(config, aux_loss_coef=aux_loss_coef)
+        base = self.model.get_base_model() if isinstance(self.model, GoatModel) else self.model
         # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer,
         # which reads label names, loss support and dataset columns from it.
         if self.args.label_names is None:
@@ -90,6 +97,12 @@ class GoatTrainer(Trainer):
             return self.loss_is_scaled_for_ga
         return (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or self.compute_loss_func is not None
 
+    def _process_loss_scale(self, num_items_in_batch: torch.Tensor | int | None) -> int:
+        """The factor Trainer.compute_loss multiplies a loss normalised by all processes' token count by."""
+        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            return self.accelerator.num_processes // self.get_tp_size()
+        return 1
+
     def compute_loss(
         self,
         model: nn.Module,
@@ -97,20 +110,28 @@ class GoatTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """Task loss plus this micro-batch's share of ``aux_loss_coef * L_b`` (App. B).
+        """Task loss plus this micro-batch's share of ``aux_loss_coef * L_b`` (App. B), as the model adds it.
 
         Trainer divides a micro-batch's loss by the accumulation steps GA, except for a causal LM whose
-        loss is already normalised by the whole step's token count. The auxiliary term is a per-micro-
-        batch mean in both cases, so for the causal LM it is divided by GA here: the step's gradient
-        then holds ``coef x mean(L_b)``, never ``GA x coef``.
+        loss is already normalised by the whole step's token count (and multiplied by the number of
+        processes that share that count). The auxiliary term is a per-micro-batch mean in both cases,
+        so for the causal LM the model divides it by GA (times that process factor) on being told so
+        here: the step's gradient then holds ``coef x mean(L_b)``, never ``GA x coef``. A loss the model
+        did not compute (``compute_loss_func``) gets the same term through :func:`goat.aux_loss.add_aux_loss`'s record.
         """
-        task_loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        loss = task_loss
+        ga = self.current_gradient_accumulation_steps
+        step_share = self._task_loss_is_step_share(num_items_in_batch)
+        scale = self._process_loss_scale(num_items_in_batch)
+        with aux_loss.accumulation_steps(ga * scale):
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            ga = self.current_gradient_accumulation_steps
-            step_share = self._task_loss_is_step_share(num_items_in_batch)
-            aux = goat.auxiliary_loss(model, self.aux_loss_coef).to(task_loss.device)
-            loss = task_loss + (aux / ga if step_share else aux)
+            hook = aux_loss.find_hook(model)
+            aux, added = hook.latest
+            if added is None:  # the model computed no loss of its own: add the term as the model would have
+                added = aux.to(loss.device) / ga if step_share else aux.to(loss.device)
+                loss = loss + added
+                scale = 1
+            task_loss = loss - added * scale
             # What this micro-batch adds to the step's loss once Trainer has divided by GA.
             task_part = task_loss.detach().float() if step_share else task_loss.detach().float() / ga
             self._task_sum = self._task_sum.to(task_part.device) + task_part
