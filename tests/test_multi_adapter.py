@@ -151,3 +151,25 @@ def test_adapter_names_are_checked():
             model.add_adapter(name, _config("goat", 2))
     with pytest.raises(ValueError, match="no adapter named 'nope'"):
         model.set_adapter("nope")
+
+
+def test_two_different_saved_adapters_keep_their_own_heads(tmp_path):
+    """Issue 19: loading a second adapter folder must not copy its trained classifier over the active
+    adapter's. Two folders trained differently; each, once active, gives exactly the outputs it gives alone."""
+    folders, expected = [], []
+    for seed in (11, 12):
+        trained = goat.get_goat_model(tiny_roberta(), _config("goat", seed))
+        _perturb(trained, seed)
+        trained.save_pretrained(tmp_path / str(seed))
+        folders.append(tmp_path / str(seed))
+        expected.append(_logits(goat.load_goat_model(tiny_roberta(), tmp_path / str(seed)).eval()))
+    assert not torch.allclose(expected[0], expected[1])
+    model = goat.load_goat_model(tiny_roberta(), folders[0], adapter_name="first").eval()
+    goat.load_goat_model(model, folders[1], adapter_name="second")
+    assert model.active_adapter == "first" and torch.equal(_logits(model), expected[0])
+    model.set_adapter("second")
+    assert torch.equal(_logits(model), expected[1])
+    model.set_adapter("first")
+    assert torch.equal(_logits(model), expected[0])
+    with model.disable_adapter():
+        assert torch.equal(_logits(model), _logits(tiny_roberta()))

@@ -338,9 +338,13 @@ def _check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int
 
 
 def _load_tensors(
-    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor]
+    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor],
+    *, into_saved_modules: bool = True,
 ) -> None:
-    """Copy ``state`` (keyed as :func:`_adapter_tensors` keys it, already checked) into the live adapter."""
+    """Copy ``state`` (keyed as :func:`_adapter_tensors` keys it, already checked) into the live adapter.
+
+    ``into_saved_modules=False``: leave the live ``modules_to_save`` alone (they belong to the active
+    adapter while ``adapter_name`` is loaded as an inactive one)."""
     if config.method == "full":
         with torch.no_grad():
             for name, param in model.named_parameters():
@@ -354,6 +358,8 @@ def _load_tensors(
             layer.adapters[adapter_name].load_saved(mine)
         else:
             layer.load_saved(adapter_name, mine)
+    if not into_saved_modules:
+        return
     with torch.no_grad():
         for name, param in _saved_module_params(model, config).items():
             param.copy_(state[name])
@@ -450,7 +456,8 @@ class GoatModel(nn.Module):
             saved_modules = self._snapshot_originals(config)
         targets = _check_saved_adapter(self.base_model, config, meta, state, fingerprint, directory, strict)
         _inject(self.base_model, config, init_weights=False, adapter_name=adapter_name)
-        _load_tensors(self.base_model, adapter_name, config, targets, state)
+        # the new adapter's modules_to_save are held aside until it is activated: the live ones are the active adapter's
+        _load_tensors(self.base_model, adapter_name, config, targets, state, into_saved_modules=False)
         saved_modules = {name: state[name].detach().to("cpu", copy=True) for name in saved_modules}
         self._register(adapter_name, config, targets, meta.get("base_fingerprint"), saved_modules)
 

@@ -4,6 +4,7 @@ The attacks on the sandbox (issue 11) are in ``test_sandbox.py``.
 """
 
 import inspect
+import re
 import textwrap
 import time
 
@@ -132,10 +133,55 @@ def test_memory_limit_fails_the_sample(problems):
     assert not result.passed and "MemoryError" in result.detail
 
 
-def test_failure_detail_names_the_failed_assertion(problems):
-    result = run_sample(problems["HumanEval/2"], "    return 0.0\n")
+def test_failure_detail_names_the_exception_and_line_but_never_quotes_the_test(problems):
+    # Issue 20 finding 1: the details reach disk (the trainer's humaneval_samples.jsonl).
+    problem = problems["HumanEval/2"]
+    result = run_sample(problem, "    return 0.0\n")
     assert result.status == "failed"
-    assert "AssertionError" in result.detail and "assert candidate(3.5) == 0.5" in result.detail
+    assert re.fullmatch(r"AssertionError at test line \d+", result.detail), result.detail
+    for quoted in ("candidate(", "3.5", "0.5", "assert"):
+        assert quoted not in result.detail
+
+
+def test_the_candidates_words_after_seeing_a_test_input_stay_out_of_the_detail(problems):
+    # A candidate that echoes its arguments (the test's inputs) in its exception and on stderr.
+    problem = problems["HumanEval/0"]
+    completion = ("    import sys\n    print('INPUTS', numbers, threshold, file=sys.stderr)\n"
+                  "    raise ValueError(f'INPUTS {numbers} {threshold}')\n")
+    result = run_sample(problem, completion)
+    assert result.detail == "the candidate raised ValueError", result.detail
+    renamed = completion.replace("raise ValueError(", "raise type('Leak_' + str(len(numbers)), (Exception,), {})(")
+    assert run_sample(problem, renamed).detail == "the candidate raised an exception"
+
+
+def test_a_sample_the_harness_cannot_judge_is_failed_and_the_others_go_on(problems, monkeypatch):
+    # Issue 20 finding 4: an exception from one sample's harness lost every other sample's result.
+    import goat.eval.humaneval as humaneval
+
+    real = humaneval.run_sample
+
+    def flaky(problem, completion, **kwargs):
+        if problem["task_id"] == "HumanEval/1":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(problem, completion, **kwargs)
+
+    monkeypatch.setattr(humaneval, "run_sample", flaky)
+    ids = ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    report = evaluate_humaneval({t: problems[t]["canonical_solution"] for t in ids}, **FAST)
+    results = report["results"]
+    assert results["HumanEval/1"]["status"] == "failed" and not results["HumanEval/1"]["passed"]
+    assert "RecursionError" in results["HumanEval/1"]["detail"]
+    assert results["HumanEval/0"]["passed"] and results["HumanEval/2"]["passed"]
+    assert report["passed"] == 2 and report["total"] == 3
+
+
+def test_run_folders_are_private(tmp_path):
+    # Issue 20 finding 1: the generations and sandbox details of a run are for its owner only.
+    from goat.train.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path / "family" / "run")
+    folder.begin(resume=None, overwrite=False, run_name="run", config_hash="x", hparams={})
+    assert (folder.path.stat().st_mode & 0o777) == 0o700
 
 
 def test_unknown_task_id_is_rejected():

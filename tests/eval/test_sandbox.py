@@ -1,4 +1,4 @@
-"""The code sandbox against hostile samples (issue 11): one test per attack.
+"""The code sandbox against hostile samples (issues 11 and 20): one test per attack.
 
 Each attack test asserts that the sample is recorded as failed, that the harness returns within
 timeout + 2 s, and that the host is unaffected. The attacks run in HumanEval/0, before (or
@@ -217,7 +217,7 @@ def test_writing_outside_the_sandbox(problem, tmp_path):
     try:
         result = _attack(problem, f"""
             import os
-            for path in {targets!r} + ["../{name}"]:  # ".." of the working directory is /tmp
+            for path in {targets!r} + ["../{name}"]:  # ".." of the working directory /tmp is the root
                 try:
                     with open(path, "w") as handle:
                         handle.write("escaped")
@@ -231,7 +231,8 @@ def test_writing_outside_the_sandbox(problem, tmp_path):
             open("inside.txt", "w").write("allowed")  # the working directory is writable
             raise RuntimeError("wrote " + repr(os.listdir(".")))
         """)
-        assert "wrote ['inside.txt']" in result.detail
+        # The attack ran; its /tmp is its own tmpfs working directory, so "/tmp/..." landed there.
+        assert "wrote ['inside.txt'" in result.detail
         assert [path for path in targets if os.path.exists(path)] == []
         assert existing.read_text() == "original"
     finally:
@@ -311,8 +312,7 @@ def test_confinement_is_logged_once_per_process(monkeypatch, caplog):
     assert first == second
     reports = [r for r in caplog.records if r.getMessage().startswith("code sandbox, active:")]
     assert len(reports) == 1
-    for step in ("fresh empty working directory", "own session and process group"):
-        assert step in first.active
+    assert "own session and process group" in first.active
 
 
 def test_confinement_active_on_this_machine():
@@ -321,7 +321,10 @@ def test_confinement_active_on_this_machine():
         assert any(step.startswith("runs as uid 65534") for step in confinement.active)
     assert any(step.startswith("own PID namespace") for step in confinement.active), confinement.missing
     assert any(step.startswith("own network namespace") for step in confinement.active), confinement.missing
-    assert "every mount read-only except the working directory" in confinement.active, confinement.missing
+    for essential in sandbox.ESSENTIAL_STEPS + ("fresh session keyring",):
+        assert any(step.startswith(essential) for step in confinement.active), confinement.missing
+    if os.geteuid() == 0 and sandbox._memory_hierarchy()[0] is not None:  # CI: root, memory controller
+        assert any(step.startswith("memory cgroup") for step in confinement.active), confinement.missing
 
 
 # --- the plain-data channel ------------------------------------------------------------------------
@@ -383,12 +386,33 @@ def test_frames_honour_deadlines_limits_and_end_of_file():
     os.close(read)
 
 
+_DEEP_ANSWER = """\
+    import os, struct, sys
+    body = b'{"value": ' + b'[' * 5000 + b']' * 5000 + b'}'
+    frame = struct.pack(">I", len(body)) + body
+    sys.modules["__main__"].send_frame = lambda fd, message, deadline=None: os.write(fd, frame)
+    return x
+"""
+_ALARM_THEN_RAISE = """\
+    import os, signal
+    for pid in (1, os.getppid()):
+        try:
+            os.kill(pid, signal.SIGALRM)
+        except OSError:
+            pass
+    raise ValueError
+"""
+
+
 @pytest.mark.parametrize(
     "candidate, status",
     [("    raise ValueError\n", "failed"), ("    return object()\n", "failed"),
-     ("    while True:\n        pass\n", "timeout"), ("    return x\n", "passed")],
+     ("    while True:\n        pass\n", "timeout"), ("    return x\n", "passed"), (_DEEP_ANSWER, "failed"),
+     (_ALARM_THEN_RAISE, "failed")],
 )
 def test_a_test_that_swallows_exceptions_cannot_turn_a_failure_into_a_pass(candidate, status):
+    # Issue 20 finding 3 adds the candidates below: an answer nested 5,000 deep (RecursionError in
+    # the supervisor's json.loads) and SIGALRM sent to the supervisor.
     swallowing = "def check(candidate):\n    for x in range(3):\n        try:\n            assert candidate(x) == x\n        except:\n            pass\n"
     result = sandbox.run_sandboxed("def f(x):\n" + candidate, swallowing, "f", timeout_s=1.0)
     assert result.status == status

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 
@@ -55,15 +55,30 @@ def run_sample(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    allow_unconfined: bool = False,
 ) -> SandboxResult:
-    """Judge one completion: ``prompt + completion`` in the sandbox, ``prompt + test`` outside it."""
+    """Judge one completion: ``prompt + completion`` in the sandbox, ``prompt + test`` outside it.
+
+    ``allow_unconfined`` runs it even where the sandbox's essential steps are unavailable.
+    """
     return run_sandboxed(
         problem["prompt"] + completion,
         problem["prompt"] + "\n\n" + problem["test"],
         problem["entry_point"],
         timeout_s=timeout_s,
         memory_mb=memory_mb,
+        allow_unconfined=allow_unconfined,
     )
+
+
+def _sample_result(future: Future) -> SampleResult:
+    """The recorded outcome of one sample; a sample the harness could not judge is failed, with the reason."""
+    try:
+        outcome = future.result()
+    except Exception as error:  # noqa: BLE001 - one sample's harness fault must not lose the others
+        logger.warning("HumanEval sample could not be judged: %s: %s", type(error).__name__, error)
+        return SampleResult(False, "failed", f"not judged: harness error ({type(error).__name__}: {error})"[:500], 0.0)
+    return SampleResult(outcome.passed, outcome.status, outcome.detail, outcome.duration_s)
 
 
 def evaluate_humaneval(
@@ -74,13 +89,16 @@ def evaluate_humaneval(
     memory_mb: int = DEFAULT_MEMORY_MB,
     problems: Optional[Mapping[str, Mapping[str, Any]]] = None,
     progress: bool = True,
+    allow_unconfined: bool = False,
 ) -> dict[str, Any]:
     """pass@1 (one sample per task) over ``completions``: task id -> text appended to the prompt.
 
     Runs the samples in a pool of ``workers`` threads, each driving one sandbox. Returns
     ``{"pass@1", "passed", "total", "results": {task_id: {passed, status, detail, duration_s}}}``.
     ``total`` counts the given completions; a warning is logged when fewer than all problems were
-    given. Raises ``ValueError`` for an unknown task id or no completions.
+    given. A sample the harness could not judge is recorded as failed with the reason, and the
+    others go on. ``allow_unconfined`` is passed to ``run_sample``. Raises ``ValueError`` for an
+    unknown task id or no completions.
     """
     problems = load_problems() if problems is None else problems
     unknown = sorted(set(completions) - set(problems))
@@ -94,14 +112,12 @@ def evaluate_humaneval(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {
             pool.submit(run_sample, problems[task_id], completion, timeout_s=timeout_s,
-                        memory_mb=memory_mb): task_id
+                        memory_mb=memory_mb, allow_unconfined=allow_unconfined): task_id
             for task_id, completion in completions.items()
         }
         for future in tqdm(as_completed(futures), total=len(futures), desc="humaneval",
                            disable=not progress):
-            outcome = future.result()
-            results[futures[future]] = SampleResult(outcome.passed, outcome.status, outcome.detail,
-                                                    outcome.duration_s)
+            results[futures[future]] = _sample_result(future)
     passed = sum(result.passed for result in results.values())
     ordered = {task_id: asdict(results[task_id]) for task_id in completions}
     return {"pass@1": passed / len(results), "passed": passed, "total": len(results),

@@ -150,6 +150,7 @@ class RunFolder:
         attempt = Attempt(number, run_id or f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}", resume_from)
         if self.main_process:
             self.path.mkdir(parents=True, exist_ok=True)
+            self.path.chmod(0o700)  # private: generations and sandbox details are for the owner only
             removed = self._remove_partial_checkpoints() if resume_from else self._clear()
             self._log({
                 "event": "start", "attempt": number, "run_id": attempt.run_id,
