@@ -6,9 +6,12 @@ instead of) a correct solution; ``test_the_attack_wrapper_itself_passes`` shows 
 wrapper around a harmless statement passes, so each failure is the attack's.
 """
 
+import ctypes
 import json
 import os
+import signal
 import socket
+import subprocess
 import textwrap
 import time
 import uuid
@@ -416,3 +419,321 @@ def test_a_test_that_swallows_exceptions_cannot_turn_a_failure_into_a_pass(candi
     swallowing = "def check(candidate):\n    for x in range(3):\n        try:\n            assert candidate(x) == x\n        except:\n            pass\n"
     result = sandbox.run_sandboxed("def f(x):\n" + candidate, swallowing, "f", timeout_s=1.0)
     assert result.status == status
+
+
+# --- issue 20: a view of the machine built from an allow-list, and nothing that outlives a sample ---
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _report(result) -> str:
+    """What an attack reported: the text after "REPORT " in the candidate's import-time exception."""
+    assert "REPORT " in result.detail, result.detail
+    return result.detail.split("REPORT ", 1)[1].splitlines()[0]
+
+
+def test_the_candidate_sees_only_the_allow_list(problem, tmp_path):
+    # Finding 1 (the run's own files found through /proc/1/cmdline), 7, 8, 10 (the user's 0600 files).
+    secret = tmp_path / "hf_token"
+    secret.write_text("hf_secret")
+    secret.chmod(0o600)
+    probes = [str(REPO / "README.md"), str(REPO / "outputs"), str(REPO / "src"), str(secret), "/root/.ssh",
+              "/home", "/var", "/run", "/etc/passwd", "/dev/shm", "/sys"]
+    result = _attack(problem, f"""
+        import os
+        interpreter = open("/proc/1/cmdline", "rb").read().split(b"\\0")[0].decode()
+        seen = [p for p in {probes!r} if os.path.exists(p)]
+        raise RuntimeError("REPORT " + repr((sorted(os.listdir("/")), sorted(os.listdir("/etc")),
+                           sorted(os.listdir("/dev")), os.listdir("/tmp"), seen, interpreter)))
+    """)
+    top, etc, dev, workdir, seen, interpreter = eval(_report(result))  # noqa: S307 - our own repr
+    allowed = {Path(p).parts[1] for p in sandbox._allow_list(sandbox._interpreter_paths())}
+    assert set(top) <= allowed | {"dev", "proc", "tmp"}, top
+    assert set(etc) <= {"ld.so.cache", "localtime"} and set(dev) == set(sandbox._DEVICES)
+    assert workdir == [] and seen == [], seen
+    assert interpreter.startswith("/")  # it found the interpreter's path, and still no repo beside it
+
+
+def test_keyrings_and_the_kernel_surface_are_denied(problem):
+    # Findings 2 and 9 (keyrings shared between samples and with the harness) and 11 (nested user
+    # namespace, nf_tables netlink, io_uring, ...): every call is refused with EPERM by the filter.
+    numbers = {name: sandbox._syscall_number(name) for name in
+               ("keyctl", "add_key", "request_key", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd",
+                "ptrace", "setns", "unshare", "mount")}
+    result = _attack(problem, f"""
+        import ctypes, socket
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        n = {numbers!r}
+        buffer = ctypes.create_string_buffer(256)
+        calls = {{
+            "keyctl user keyring": (n["keyctl"], 0, -4, 1),        # KEYCTL_GET_KEYRING_ID of the user keyring
+            "add_key session": (n["add_key"], b"user", b"goat-planted", b"x", 1, -3),
+            "add_key user": (n["add_key"], b"user", b"goat-planted", b"x", 1, -4),
+            "request_key": (n["request_key"], b"user", b"goat-accepted", None, 0),
+            "io_uring_setup": (n["io_uring_setup"], 4, buffer),
+            "bpf": (n["bpf"], 0, buffer, 48),
+            "perf_event_open": (n["perf_event_open"], buffer, 0, -1, -1, 0),
+            "userfaultfd": (n["userfaultfd"], 0),
+            "ptrace": (n["ptrace"], 0, 0, 0, 0),                  # PTRACE_TRACEME
+            "setns": (n["setns"], 0, 0),
+            "unshare user": (n["unshare"], 0x10000000),
+            "unshare net": (n["unshare"], 0x40000000),
+            "mount": (n["mount"], b"none", b"/tmp", b"tmpfs", 0, None),
+        }}
+        outcome = {{}}
+        for name, (number, *args) in calls.items():
+            ctypes.set_errno(0)
+            outcome[name] = ctypes.get_errno() if libc.syscall(number, *args) < 0 else "allowed"
+        try:
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)   # NETLINK_NETFILTER: nf_tables
+            outcome["netlink"] = "allowed"
+        except OSError as error:
+            outcome["netlink"] = error.errno
+        raise RuntimeError("REPORT " + repr(outcome))
+    """)
+    outcome = eval(_report(result))  # noqa: S307 - our own repr
+    assert outcome == {name: 1 for name in outcome}, outcome  # 1 = EPERM
+
+
+def test_the_harness_session_keyring_is_neither_read_nor_written(problem):
+    # Finding 9: a key of the harness's session keyring was read, and a key planted there.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    add_key, keyctl = sandbox._syscall_number("add_key"), sandbox._syscall_number("keyctl")
+    name = ("goat-secret-" + uuid.uuid4().hex).encode()
+    key = libc.syscall(add_key, b"user", name, b"hidden", 6, -3)  # KEY_SPEC_SESSION_KEYRING
+    assert key > 0, os.strerror(ctypes.get_errno())  # root on this machine: the harness has a keyring
+    try:
+        result = _attack(problem, f"""
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall.restype = ctypes.c_long
+            buffer = ctypes.create_string_buffer(64)
+            found = libc.syscall({keyctl}, 11, {key}, buffer, 64)      # KEYCTL_READ the harness's key
+            planted = libc.syscall({add_key}, b"user", b"goat-planted", b"x", 1, -3)
+            raise RuntimeError("REPORT " + repr((found, buffer.value, planted)))
+        """)
+        found, value, planted = eval(_report(result))  # noqa: S307 - our own repr
+        assert found < 0 and value == b"" and planted < 0
+        search = libc.syscall(keyctl, 10, -3, b"user", b"goat-planted", 0)  # KEYCTL_SEARCH
+        assert search < 0 and ctypes.get_errno() == 126  # ENOKEY: nothing was planted
+    finally:
+        libc.syscall(keyctl, 9, key, -3)  # KEYCTL_UNLINK
+
+
+def test_the_deadline_signal_counts_only_from_the_supervisors_own_timer():
+    # Finding 3: in non-root mode the candidate (same uid) sent SIGALRM to the supervisor.
+    read, write = os.pipe()
+    channel = sandbox._Channel(write, read, time.monotonic() + 0.6)
+    previous = signal.signal(signal.SIGALRM, sandbox._deadline_handler(channel))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.6)
+        os.kill(os.getpid(), signal.SIGALRM)  # a forged deadline: ignored, the timer keeps running
+        assert not channel.timed_out and signal.getitimer(signal.ITIMER_REAL)[0] > 0
+        with pytest.raises(sandbox.DeadlineExceeded):
+            time.sleep(2.0)  # the real timer
+        assert channel.timed_out
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(read)
+        os.close(write)
+
+
+def test_a_deep_directory_tree_neither_crashes_the_harness_nor_stays_behind(problem):
+    # Finding 4: 3,000 nested directories made shutil.rmtree raise RecursionError in the cleanup.
+    before = {p.name for p in Path("/tmp").iterdir()}
+    result = _attack(problem, """
+        import os
+        depth = 0
+        try:
+            for depth in range(1, 3001):
+                os.mkdir("d")
+                os.chdir("d")
+        except OSError:
+            pass
+        raise RuntimeError(f"REPORT {depth}")
+    """)
+    assert int(_report(result)) == 3000
+    assert {p.name for p in Path("/tmp").iterdir()} - before == set()  # it was the sample's own tmpfs
+
+
+def test_removing_a_deep_host_tree_does_not_raise(tmp_path):
+    # The cleanup left for directories on the host (the unconfined mode's working directory).
+    import shutil
+
+    top = os.open(tmp_path, os.O_RDONLY)
+    fd = top
+    for _ in range(3000):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        if fd != top:
+            os.close(fd)
+        fd = inner
+    os.close(fd)
+    os.close(top)
+    try:
+        with pytest.raises(RecursionError):
+            shutil.rmtree(tmp_path / "d")  # what the old cleanup called
+        assert sandbox._remove_tree(str(tmp_path / "d"))
+        assert not (tmp_path / "d").exists()
+    finally:  # pytest's own tmp_path cleanup would hit the same RecursionError
+        subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path / "d")], check=False)
+
+
+def test_memfd_pages_are_bounded(problem):
+    # Finding 5: RLIMIT_AS does not count unmapped memfd pages (3 GiB held against a 2 GiB limit).
+    memory_mb = 128
+    bound_mb = memory_mb + sandbox.SUPERVISOR_RESIDENT_MB
+    if sandbox._memory_hierarchy()[0] is None or os.geteuid() != 0:  # no cgroup: files x file size bound it
+        bound_mb = sandbox.OPEN_FILES * sandbox.DEFAULT_FILE_SIZE_MB
+    candidate = textwrap.dedent("""
+        import os, sys
+        chunk, held, files = b"x" * (1 << 20), 0, []
+        try:
+            while held < 3 * 1024:
+                fd = os.memfd_create("hoard")
+                files.append(fd)
+                for _ in range(16):
+                    os.write(fd, chunk)
+                    held += 1
+                print(f"held {held}", file=sys.stderr, flush=True)
+        except OSError as error:
+            raise RuntimeError(f"REPORT {held} {len(files)} {error.errno}")
+    """) + "def f():\n    return 1\n"
+    start = time.monotonic()
+    result = sandbox.run_sandboxed(candidate, "def check(candidate):\n    assert candidate() == 1\n", "f",
+                                   timeout_s=TIMEOUT_S, memory_mb=memory_mb)
+    assert time.monotonic() - start < TIMEOUT_S + 2.0
+    assert not result.passed, result
+    held = [int(line.split()[1]) for line in result.detail.splitlines() if line.startswith("held ")]
+    assert max(held, default=0) <= bound_mb, (held[-1:], bound_mb)
+    if "REPORT " in result.detail:  # stopped by the limit on open files, not killed by the cgroup
+        assert int(_report(result).split()[1]) <= sandbox.OPEN_FILES
+
+
+def test_the_working_directory_is_a_small_private_tmpfs(problem):
+    # Finding 6: 8 GiB written to a host folder in 0.12 s; and its inodes are limited too.
+    result = _attack(problem, """
+        import os
+        chunk, written, files, errors = b"x" * (1 << 20), 0, 0, []
+        try:
+            while written < 8 * 1024:
+                with open(f"big{written}", "wb") as handle:
+                    for _ in range(16):
+                        handle.write(chunk)
+                        written += 1
+        except OSError as error:
+            errors.append(error.errno)
+        for name in os.listdir("."):
+            os.unlink(name)
+        try:
+            while files < 100000:
+                open(f"f{files}", "w").close()
+                files += 1
+        except OSError as error:
+            errors.append(error.errno)
+        raise RuntimeError(f"REPORT {written} {files} {errors}")
+    """)
+    written, files, errors = _report(result).split(" ", 2)
+    assert int(written) <= sandbox.DEFAULT_WORKDIR_MB and int(files) <= sandbox.WORKDIR_INODES
+    assert errors == "[28, 28]"  # ENOSPC, both times
+
+
+def test_unix_sockets_on_the_host_are_out_of_reach(problem):
+    # Finding 7: sockets bound to paths (/dev/log, D-Bus, any 0666 daemon socket) were reachable.
+    path = f"/tmp/goat-socket-{uuid.uuid4().hex}"
+    abstract = f"\0goat-{uuid.uuid4().hex}"
+    listeners = []
+    for address in (path, abstract):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(address)
+        listener.listen(1)
+        listener.setblocking(False)
+        listeners.append(listener)
+    os.chmod(path, 0o666)
+    try:
+        targets = [path, abstract, "/dev/log", "/run/dbus/system_bus_socket", "/var/run/docker.sock"]
+        result = _attack(problem, f"""
+            import socket
+            outcomes = []
+            for address in {targets!r}:
+                try:
+                    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(address)
+                    outcomes.append("connected")
+                except OSError as error:
+                    outcomes.append(error.errno)
+            raise RuntimeError(f"REPORT {{outcomes}}")
+        """)
+        assert "connected" not in _report(result)
+        for listener in listeners:
+            with pytest.raises(BlockingIOError):
+                listener.accept()
+    finally:
+        for listener in listeners:
+            listener.close()
+        os.unlink(path)
+
+
+def test_a_sample_cannot_read_a_concurrent_samples_files(problem):
+    # Finding 8: a concurrent sample read another sample's working directory.
+    import threading
+
+    marker = "goat-marker-" + uuid.uuid4().hex
+    results = {}
+
+    def writer():
+        results["writer"] = _attack(problem, f"""
+            import time
+            open("{marker}", "w").write("mine")
+            time.sleep(10)  # until the deadline, while the other sample looks
+        """)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    time.sleep(0.5)
+    reader = _attack(problem, f"""
+        import os
+        found = []
+        for folder, folders, names in os.walk("/"):  # every writable place: not the read-only binds
+            if folder == "/":
+                folders[:] = [f for f in folders if f not in ("usr", "proc", "root", "work")]
+            found.extend(os.path.join(folder, n) for n in names + folders if "{marker}" in n)
+        for pid in [p for p in os.listdir("/proc") if p.isdigit()]:  # other processes' folders
+            for place in ("cwd", "root/tmp"):
+                try:
+                    found.extend(n for n in os.listdir(f"/proc/{{pid}}/{{place}}") if "{marker}" in n)
+                except OSError:
+                    pass
+        raise RuntimeError(f"REPORT {{found}}")
+    """)
+    thread.join()
+    assert _report(reader) == "[]"
+    assert results["writer"].status == "timeout"
+
+
+def test_the_candidate_has_no_groups_and_no_identity_of_the_user(problem):
+    # Finding 10: in non-root mode the candidate ran as the user, with the user's groups.
+    result = _attack(problem, """
+        import os
+        raise RuntimeError(f"REPORT {os.getuid()} {os.getgid()} {os.getgroups()}")
+    """)
+    if os.geteuid() == 0:
+        assert _report(result) == f"{sandbox.SANDBOX_UID} {sandbox.SANDBOX_GID} []"
+    else:  # an unprivileged user namespace maps only the user's own ids (see the module docstring)
+        assert _report(result).startswith(f"{os.getuid()} ")
+
+
+def test_answers_cannot_make_the_supervisor_expensive():
+    # Finding 12: a 1 MiB answer cost the supervisor 2 s and 430 MiB; colliding ints made a set slow.
+    test = "def check(candidate):\n    assert candidate() == 0\n"
+    start = time.monotonic()
+    result = sandbox.run_sandboxed("def f():\n    return 'x' * (1 << 19)\n", test, "f", timeout_s=TIMEOUT_S)
+    assert time.monotonic() - start < 1.5
+    assert result.status == "failed" and "broken channel" in result.detail
+    colliding = "def f():\n    return {k * (2 ** 61 - 1) for k in range(1, 3100)}\n"  # one hash bucket, under 64 KiB
+    start = time.monotonic()
+    result = sandbox.run_sandboxed(colliding, test, "f", timeout_s=TIMEOUT_S)
+    assert time.monotonic() - start < TIMEOUT_S + 2.0
+    assert result.status == "failed"
