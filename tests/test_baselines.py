@@ -27,7 +27,7 @@ def _lora_tensors(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     out = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            out[name.replace("base_model.model.", "").replace("base_model.", "")] = param
+            out[name.removeprefix("base_model.model.").removeprefix("model.")] = param  # peft's prefix, GoatModel's
     return out
 
 

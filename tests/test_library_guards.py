@@ -70,12 +70,12 @@ def test_get_goat_model_refuses_a_model_that_already_holds_adapters():
     from peft import LoraConfig, get_peft_model
 
     model = goat.get_goat_model(tiny_roberta(), _config())
-    before = _state(model.base_model)
+    before = _state(model.get_base_model())
     with pytest.raises(ValueError, match=r"already a GoatModel.*add_adapter"):
         goat.get_goat_model(model, _config(target_modules=None))
     with pytest.raises(ValueError, match=r"already holds adapter layers \(12, .*add_adapter"):
-        goat.get_goat_model(model.base_model, _config(target_modules=None))
-    _assert_untouched(model.base_model, before)
+        goat.get_goat_model(model.get_base_model(), _config(target_modules=None))
+    _assert_untouched(model.get_base_model(), before)
     peft_model = get_peft_model(tiny_roberta(), LoraConfig(r=4, target_modules=["query"]))
     with pytest.raises(ValueError, match=r"holds peft adapter layers .*unload\(\)"):
         goat.get_goat_model(peft_model.base_model.model, _config())
@@ -125,10 +125,10 @@ def test_a_failing_extra_adapter_load_leaves_the_goat_model_untouched(tmp_path):
     _saved(tmp_path)
     _edit_config(tmp_path, r=16)
     model = goat.get_goat_model(tiny_roberta(), _config())
-    before, logits = _state(model.base_model), model(**INPUTS).logits.detach()
+    before, logits = _state(model.get_base_model()), model(**INPUTS).logits.detach()
     with pytest.raises(ValueError, match="wrong shapes"):
         goat.load_goat_model(model, tmp_path, adapter_name="second")
-    _assert_untouched(model.base_model, before)
+    _assert_untouched(model.get_base_model(), before)
     assert list(model.adapter_configs) == ["default"] and torch.equal(model(**INPUTS).logits, logits)
 
 
@@ -141,7 +141,7 @@ def test_the_saved_record_holds_the_checksum_and_the_base_fingerprint(tmp_path, 
     fresh = base_fingerprint(tiny_roberta(), ["classifier"])
     assert record["base_fingerprint"] == fresh and fresh["tensors"] == 37  # classifier (modules_to_save) left out
     # taken from W0, which adapting and training never modify
-    assert base_fingerprint(model.base_model, ["classifier"]) == fresh
+    assert base_fingerprint(model.get_base_model(), ["classifier"]) == fresh
 
 
 @pytest.mark.parametrize("method", ["goat", "lora"])

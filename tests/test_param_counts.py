@@ -46,7 +46,7 @@ def test_classifier_head_is_trained_in_full_and_never_adapted():
     config = goat.GoatConfig(r=R, num_experts=E, target_modules=None, modules_to_save=["classifier"])
     model = goat.get_goat_model(tiny_roberta(hidden=H, layers=L), config)
     assert not any(name.startswith("classifier") for name in model.adapted_layers())
-    head = model.base_model.classifier
+    head = model.get_base_model().classifier
     assert all(p.requires_grad for p in head.parameters())
     head_params = sum(p.numel() for p in head.parameters())
     assert model.trainable_parameter_count()[0] == (18 * H * R + 9 * H * E) * L + head_params

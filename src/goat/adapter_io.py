@@ -170,16 +170,8 @@ def read_adapter(directory: str | Path, *, strict: bool = True) -> tuple[dict[st
     :class:`AdapterIntegrityError` (``strict=False``: a warning).
     """
     directory = Path(directory)
-    if not (directory / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{directory} has no {CONFIG_NAME}; pass the folder written by save_pretrained.")
+    record = read_record(directory)
     stock = (directory / GOAT_RECORD_NAME).is_file()
-    record_file = directory / (GOAT_RECORD_NAME if stock else CONFIG_NAME)
-    record = json.loads(record_file.read_text())
-    if record.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{record_file}: adapter format {record.get('format_version')!r} is not {FORMAT_VERSION}; "
-            "it was written by another version of goat — load it with that version and save it again."
-        )
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{directory} has no {WEIGHTS_NAME}; the adapter folder is incomplete.")
@@ -194,6 +186,22 @@ def read_adapter(directory: str | Path, *, strict: bool = True) -> tuple[dict[st
     if stock:
         tensors = from_peft_tensors(tensors, GoatConfig.from_dict(record["goat_config"]))
     return record, tensors
+
+
+def read_record(directory: str | Path) -> dict[str, Any]:
+    """A saved adapter's record (``goat_config``, ``adapted_layers``, ...), in either format, without its tensors."""
+    directory = Path(directory)
+    if not (directory / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{directory} has no {CONFIG_NAME}; pass the folder written by save_pretrained.")
+    stock = (directory / GOAT_RECORD_NAME).is_file()
+    record_file = directory / (GOAT_RECORD_NAME if stock else CONFIG_NAME)
+    record = json.loads(record_file.read_text())
+    if record.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{record_file}: adapter format {record.get('format_version')!r} is not {FORMAT_VERSION}; "
+            "it was written by another version of goat — load it with that version and save it again."
+        )
+    return record
 
 
 def file_sha256(path: Path) -> str:

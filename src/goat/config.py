@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 # GOAT and the LoRA-MoE baselines: implemented here (layers.py).
@@ -207,6 +208,14 @@ class GoatConfig:
         if unknown:
             raise ValueError(f"unknown GoatConfig fields {unknown}; known fields: {sorted(known)}.")
         return cls(**data)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GoatConfig:
+        """The config of an adapter folder written by ``save_pretrained`` (either format), as PEFT's
+        ``PeftConfig.from_pretrained``."""
+        from goat.adapter_io import read_record  # adapter_io imports this module
+
+        return cls.from_dict(read_record(directory)["goat_config"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -385,7 +385,7 @@ class GoatModel(nn.Module):
         original_saved_modules: dict[str, torch.Tensor] | None = None,
     ):
         super().__init__()
-        self.base_model = base_model
+        self.model = base_model
         self.adapter_configs: dict[str, GoatConfig] = {adapter_name: config}
         self.adapter_targets: dict[str, list[str]] = {adapter_name: list(adapted_names)}
         self.base_fingerprints: dict[str, dict[str, Any] | None] = {adapter_name: base_fingerprint}
@@ -402,16 +402,23 @@ class GoatModel(nn.Module):
 
     def get_base_model(self) -> nn.Module:
         """The model the adapters sit in (PEFT's ``get_base_model``): the transformers model, adapted in place."""
-        return self.base_model
+        return self.model
+
+    @property
+    def base_model(self) -> nn.Module:
+        """As transformers defines it, which TRL reads: the wrapped model's backbone (``LlamaModel`` inside
+        ``LlamaForCausalLM``; the model itself when it has no separate backbone). The whole wrapped model
+        is :meth:`get_base_model`."""
+        return getattr(self.model, "base_model", self.model)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.base_model(*args, **kwargs)
+        return self.model(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(self.base_model, name)
+            return getattr(self.model, name)
 
     # ----------------------------------------------------------- the active adapter
     @property
@@ -428,22 +435,65 @@ class GoatModel(nn.Module):
         return True
 
     def adapted_layers(self) -> dict[str, AdaptedLayer]:
-        return {name: self.base_model.get_submodule(name) for name in self.adapted_names}
+        return {name: self.model.get_submodule(name) for name in self.adapted_names}
 
     def trainable_parameter_count(self) -> tuple[int, int]:
-        """(trainable, total) parameter counts, counting the frozen base weights once."""
-        params = {id(p): p for p in self.base_model.parameters()}.values()
-        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+        """(trainable, total) parameter counts, counting the frozen base weights once.
+
+        A bitsandbytes 4-bit weight packs two values per byte of its storage, so it counts
+        ``2 x bytes`` values, as PEFT counts it; a ZeRO-3 shard counts its full size.
+        """
+        params = {id(p): p for p in self.model.parameters()}.values()
+        counts = [(_value_count(p), p.requires_grad) for p in params]
+        return sum(n for n, trainable in counts if trainable), sum(n for n, _ in counts)
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """PEFT's name for :meth:`trainable_parameter_count`."""
+        return self.trainable_parameter_count()
+
+    def print_trainable_parameters(self) -> None:
+        """Print the trainable and total parameter counts in PEFT's format."""
+        trainable, total = self.trainable_parameter_count()
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+
+    @property
+    def peft_config(self) -> dict[str, GoatConfig]:
+        """Each adapter's config by name, as PEFT's ``peft_config``."""
+        return self.adapter_configs
+
+    @property
+    def active_adapters(self) -> list[str]:
+        """The adapters the forward runs (one), as PEFT's ``active_adapters``."""
+        return [self.active_adapter]
+
+    @classmethod
+    def from_pretrained(
+        cls, model: nn.Module, model_id: str | Path, adapter_name: str = ADAPTER, *, is_trainable: bool = False,
+        strict: bool = True,
+    ) -> GoatModel:
+        """Load a saved adapter folder onto ``model``, as PEFT's ``PeftModel.from_pretrained`` (same
+        arguments): :func:`load_goat_model`, then, unless ``is_trainable``, eval mode with the adapter frozen.
+        ``model_id`` is a folder, or a Hub repository id fetched with ``huggingface_hub.snapshot_download``."""
+        folder = Path(model_id)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(model_id)))
+        loaded = load_goat_model(model, folder, adapter_name=adapter_name, strict=strict)
+        if not is_trainable:
+            loaded.eval()
+            loaded.requires_grad_(False)
+        return loaded
 
     # ------------------------------------------------------------- several adapters
     def add_adapter(self, adapter_name: str, config: GoatConfig, *, svd_cache_dir: str | Path | None = None) -> None:
         """Add and initialise another adapter (inactive until :meth:`set_adapter`), as in PEFT."""
         self._check_new_adapter(adapter_name, config)
         with self.disable_adapter():  # the fingerprint and the new adapter's modules_to_save see the base
-            fingerprint = adapter_io.base_fingerprint(self.base_model, list(config.modules_to_save))
+            fingerprint = adapter_io.base_fingerprint(self.model, list(config.modules_to_save))
             saved_modules = self._snapshot_originals(config)
         with svd_cache.caching(svd_cache_dir):
-            targets = _inject(self.base_model, config, init_weights=True, adapter_name=adapter_name)
+            targets = _inject(self.model, config, init_weights=True, adapter_name=adapter_name)
         self._register(adapter_name, config, targets, fingerprint, saved_modules)
 
     def load_adapter(self, directory: str | Path, adapter_name: str, *, strict: bool = True) -> None:
@@ -452,12 +502,12 @@ class GoatModel(nn.Module):
         config = GoatConfig.from_dict(meta["goat_config"])
         self._check_new_adapter(adapter_name, config)
         with self.disable_adapter():
-            fingerprint = adapter_io.base_fingerprint(self.base_model, list(config.modules_to_save))
+            fingerprint = adapter_io.base_fingerprint(self.model, list(config.modules_to_save))
             saved_modules = self._snapshot_originals(config)
-        targets = _check_saved_adapter(self.base_model, config, meta, state, fingerprint, directory, strict)
-        _inject(self.base_model, config, init_weights=False, adapter_name=adapter_name)
+        targets = _check_saved_adapter(self.model, config, meta, state, fingerprint, directory, strict)
+        _inject(self.model, config, init_weights=False, adapter_name=adapter_name)
         # the new adapter's modules_to_save are held aside until it is activated: the live ones are the active adapter's
-        _load_tensors(self.base_model, adapter_name, config, targets, state, into_saved_modules=False)
+        _load_tensors(self.model, adapter_name, config, targets, state, into_saved_modules=False)
         saved_modules = {name: state[name].detach().to("cpu", copy=True) for name in saved_modules}
         self._register(adapter_name, config, targets, meta.get("base_fingerprint"), saved_modules)
 
@@ -471,7 +521,7 @@ class GoatModel(nn.Module):
         self.active_adapter = adapter_name
         self._activate_layers()
         self._swap_saved_modules(adapter_name, self._inactive_saved_modules.pop(adapter_name, {}))
-        _set_trainable(self.base_model, self.goat_config, adapter_name)
+        _set_trainable(self.model, self.goat_config, adapter_name)
 
     def delete_adapter(self, adapter_name: str) -> None:
         """Remove an adapter; deleting the active one activates the first remaining one."""
@@ -481,7 +531,7 @@ class GoatModel(nn.Module):
             raise ValueError(f"{adapter_name!r} is the only adapter; unload() returns the base model without it.")
         if adapter_name == self.active_adapter:
             self.set_adapter(next(n for n in self.adapter_configs if n != adapter_name))
-        _remove_adapter(self.base_model, adapter_name)
+        _remove_adapter(self.model, adapter_name)
         for registry in (self.adapter_configs, self.adapter_targets, self.base_fingerprints, self._inactive_saved_modules):
             registry.pop(adapter_name, None)
 
@@ -510,13 +560,13 @@ class GoatModel(nn.Module):
         self.base_fingerprints[name] = fingerprint
         self._inactive_saved_modules[name] = saved_modules
         self._activate_layers()
-        _set_trainable(self.base_model, self.goat_config, self.active_adapter)
-        _guard_base_saving(self.base_model)
+        _set_trainable(self.model, self.goat_config, self.active_adapter)
+        _guard_base_saving(self.model)
 
     def _activate_layers(self) -> None:
         """Point every adapted layer at ``active_adapter`` (peft makes a newly added adapter active)."""
-        for name in adapted_layer_names(self.base_model):
-            layer = self.base_model.get_submodule(name)
+        for name in adapted_layer_names(self.model):
+            layer = self.model.get_submodule(name)
             if isinstance(layer, MoELinear):
                 layer.active_adapter = self.active_adapter
             else:
@@ -525,14 +575,14 @@ class GoatModel(nn.Module):
     def _snapshot_originals(self, config: GoatConfig) -> dict[str, torch.Tensor]:
         """Record the base values of ``config.modules_to_save`` (call with adapters disabled); returns a copy
         as the new adapter's starting values."""
-        for name, param in _saved_module_params(self.base_model, config).items():
+        for name, param in _saved_module_params(self.model, config).items():
             self._original_saved_modules.setdefault(name, param.detach().to("cpu", copy=True))
-        return {name: self._original_saved_modules[name].clone() for name in _saved_module_params(self.base_model, config)}
+        return {name: self._original_saved_modules[name].clone() for name in _saved_module_params(self.model, config)}
 
     def _swap_saved_modules(self, adapter_name: str, values: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
         """Replace the live values of ``adapter_name``'s modules_to_save by ``values`` (None: the base's
         originals); returns the values they held. Exact copies: switching back restores them bit for bit."""
-        params = _saved_module_params(self.base_model, self.adapter_configs[adapter_name])
+        params = _saved_module_params(self.model, self.adapter_configs[adapter_name])
         held = {name: param.detach().to("cpu", copy=True) for name, param in params.items()}
         source = self._original_saved_modules if values is None else values
         with torch.no_grad():
@@ -546,9 +596,9 @@ class GoatModel(nn.Module):
     def disable_adapter(self) -> Iterator[None]:
         """Inside the block the model is exactly the base model (adapters off, original modules_to_save)."""
         self._refuse_if("disable_adapter", base_weights_changed=True)
-        flags = {n: p.requires_grad for n, p in self.base_model.named_parameters()}
+        flags = {n: p.requires_grad for n, p in self.model.named_parameters()}
         held = self._swap_saved_modules(self.active_adapter, None)
-        layers = [self.base_model.get_submodule(n) for n in adapted_layer_names(self.base_model)]
+        layers = [self.model.get_submodule(n) for n in adapted_layer_names(self.model)]
         for layer in layers:
             if isinstance(layer, MoELinear):
                 layer.disabled = True
@@ -563,7 +613,7 @@ class GoatModel(nn.Module):
                 else:
                     layer.enable_adapters(True)
             self._swap_saved_modules(self.active_adapter, held)
-            for name, param in self.base_model.named_parameters():
+            for name, param in self.model.named_parameters():
                 param.requires_grad_(flags[name])
 
     def unload(self) -> nn.Module:
@@ -587,19 +637,19 @@ class GoatModel(nn.Module):
                 "goat.load_goat_model(base, folder) and generate()."
             )
         for name in self.adapted_names:
-            self.base_model.get_submodule(name).merge(adapter_names=[self.active_adapter])
+            self.model.get_submodule(name).merge(adapter_names=[self.active_adapter])
         return self._detach_base(keep_requires_grad=config.method == "full")
 
     def _detach_base(self, keep_requires_grad: bool = False) -> nn.Module:
         self._aux_loss_hook.remove()
-        _remove_adapter_layers(self.base_model)
+        _remove_adapter_layers(self.model)
         if not keep_requires_grad:
-            for name, param in self.base_model.named_parameters():
+            for name, param in self.model.named_parameters():
                 param.requires_grad_(self._original_requires_grad.get(name, param.requires_grad))
-        _unguard_base_saving(self.base_model)
+        _unguard_base_saving(self.model)
         self.adapter_configs, self.adapter_targets, self.base_fingerprints = {}, {}, {}
         self._inactive_saved_modules = {}
-        return self.base_model
+        return self.model
 
     def _refuse_if(self, action: str, *, base_weights_changed: bool) -> None:
         methods = {c.method for c in self.adapter_configs.values()}
@@ -622,11 +672,11 @@ class GoatModel(nn.Module):
         A non-empty ``state_dict`` of this wrapper supplies the trainable tensors instead of the live
         parameters: DeepSpeed ZeRO-3 hands the Trainer one, gathered, while its parameters are shards.
         """
-        tensors = _adapter_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names)
+        tensors = _adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
         out = {}
         for key, (pname, tensor) in tensors.items():
             if state_dict and pname is not None:
-                tensor = state_dict[f"base_model.{pname}"]
+                tensor = state_dict[f"model.{pname}"]
             out[key] = tensor.detach().cpu().contiguous()
         return out
 
@@ -640,10 +690,10 @@ class GoatModel(nn.Module):
         if GoatConfig.from_dict(meta["goat_config"]) != self.goat_config or meta["adapted_layers"] != self.adapted_names:
             raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
         adapter_io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
-        live = _adapter_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names)
+        live = _adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
         expected = {key: _full_shape(tensor) for key, (_, tensor) in live.items()}
         _check_tensors(state, expected, directory)
-        _load_tensors(self.base_model, self.active_adapter, self.goat_config, self.adapted_names, state)
+        _load_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names, state)
 
     def save_pretrained(
         self, save_directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None, **_: Any
@@ -670,19 +720,29 @@ class GoatModel(nn.Module):
             return hub.upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
     def _write(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None, repo_id: str | None = None) -> None:
-        record = adapter_io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.base_model)
-        card = hub.model_card(record, stock_peft=adapter_io.is_stock_peft(self.goat_config),
-                              task_type=adapter_io.task_type(self.base_model), repo_id=repo_id)  # fmt: skip
+        record = adapter_io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.model)
+        card = hub.model_card(record, stock_peft=adapter_io.is_stock_peft(self.goat_config), repo_id=repo_id,
+                              task_type=adapter_io.task_type(self.model),
+                              num_labels=getattr(getattr(self.model, "config", None), "num_labels", None))  # fmt: skip
         (Path(directory) / "README.md").write_text(card)
 
     def _record(self) -> dict[str, Any]:
-        base_config = getattr(self.base_model, "config", None)
+        base_config = getattr(self.model, "config", None)
         return {
-            "base_model_name_or_path": getattr(base_config, "_name_or_path", None) or None,
+            # a portable identity (Hub id, or "embedded"), never a path of this machine
+            "base_model_name_or_path": hub.portable_base_id(getattr(base_config, "_name_or_path", None)),
             "goat_config": self.goat_config.to_dict(),
             "adapted_layers": self.adapted_names,
             "base_fingerprint": self.base_fingerprints[self.active_adapter],
         }
+
+
+def _value_count(param: torch.Tensor) -> int:
+    """Values a parameter holds: a 4-bit weight packs two per byte of storage; a ZeRO-3 shard counts in full."""
+    count = param.numel() or getattr(param, "ds_numel", 0)
+    if type(param).__name__ == "Params4bit":
+        count *= 2 * param.element_size()
+    return count
 
 
 def _layer_kind(config: GoatConfig) -> str:

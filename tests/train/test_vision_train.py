@@ -61,7 +61,7 @@ def test_two_step_smoke_run_trains_adapters_and_head_only(tmp_path, caplog) -> N
     changed = {name for name, p in model.named_parameters() if not torch.equal(p.detach(), before[name])}
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert changed <= trainable  # frozen weights (W0 - W_res, embeddings, norms) never move
-    assert {"base_model.classifier.weight", "base_model.classifier.bias"} <= changed
+    assert {"model.classifier.weight", "model.classifier.bias"} <= changed
     assert any(".lora_A" in n for n in changed) and any(".lora_B" in n for n in changed) and any(".router." in n for n in changed)
     assert len(model.adapted_names) == 2 * 6 and not any("classifier" in n for n in model.adapted_names)
 
