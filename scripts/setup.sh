@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+# The HumanEval sandbox's seccomp filter loads libseccomp.so.2 (Debian/Ubuntu package libseccomp2).
+if ! ldconfig -p 2>/dev/null | grep 'libseccomp\.so\.2' >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq libseccomp2
+  else
+    echo "note: libseccomp.so.2 not found; install libseccomp2, or the HumanEval sandbox refuses to run samples" >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

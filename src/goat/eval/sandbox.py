@@ -71,14 +71,17 @@ the whole test; it bounds every pipe wait of the supervisor and an interval time
 work. The harness waits at most ``timeout_s + STARTUP_ALLOWANCE_S`` for the verdict, then kills
 the launcher's process group: the supervisor dies, and with it the whole PID namespace.
 
-**Why hand-written namespaces and libseccomp, not bubblewrap or nsjail.** bubblewrap is not
-installed on this machine's image nor, typically, on a GPU cluster node, and it can neither set a
-tmpfs's inode limit nor keep the supervisor's ``CAP_SETUID`` to drop the candidate to "nobody" after
-the test is hidden from it; the namespace steps here need exactly the same kernel support
-(root, or unprivileged user namespaces) as bubblewrap does without its set-uid mode. The seccomp
-filter is built with libseccomp (the library behind Docker's, systemd's and bubblewrap's callers'
-filters), called through ctypes because this file must run with the standard library only;
-libseccomp2 ships with every Debian/Ubuntu base system.
+**Why hand-written namespaces and libseccomp, not bubblewrap or nsjail.** Chosen: the kernel's
+namespaces, set up here, and libseccomp for the filter. bubblewrap (Debian package 0.8) installs
+with apt but is absent from a typical GPU-cluster node where the user has no root, and nsjail has
+no Debian package here; both need the same kernel support as this file (root, or unprivileged user
+namespaces) unless installed set-uid. bubblewrap also does not fit this process model: its
+``--tmpfs`` takes a size but no inode limit, and ``--cap-add`` works only when run as root, so an
+unprivileged supervisor inside it could not keep what it needs after the view is built. The
+namespace code is about 100 lines (``_build_root`` and its helpers). The seccomp filter is built with
+libseccomp (the library behind the filters of Docker, systemd and bubblewrap's users) through
+ctypes, because this file runs with the standard library only; ``libseccomp.so.2`` ships with
+Debian and Ubuntu base systems (``scripts/setup.sh`` installs it where it is missing).
 """
 
 from __future__ import annotations
