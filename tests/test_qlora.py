@@ -134,3 +134,30 @@ def test_full_moe_and_kasa_refuse_a_quantized_base(base_dir):
     for method, message in (("full_moe", "full-precision copies"), ("kasa", "truncates the base weights")):
         with pytest.raises(ValueError, match=message):
             goat.get_goat_model(_quantized(base_dir), goat.GoatConfig(method=method, r=4, target_modules=["q_proj"]))
+
+
+def _step_gradients(model: goat.GoatModel) -> dict[str, torch.Tensor | None]:
+    model.train()
+    model.zero_grad()
+    model(input_ids=IDS, labels=IDS).loss.backward()
+    return {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_training_after_an_evaluation_keeps_every_gradient_on_a_4bit_cpu_base(base_dir):
+    """Issue 19: bitsandbytes repacks 4-bit weights for CPU inference on an eval forward without grad (on
+    AVX512-BF16 CPUs, such as this project's); backward through them gave later steps no gradient in every
+    layer below the last. After train -> eval -> train every adapter tensor gets the gradient it gets
+    without the evaluation (adapters on q_proj/v_proj only: frozen 4-bit layers sit between them)."""
+    config = goat.GoatConfig(r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    evaluated = goat.get_goat_model(_quantized(base_dir), config)
+    never = goat.get_goat_model(_quantized(base_dir), config)
+    _step_gradients(evaluated)
+    evaluated.eval()
+    with torch.no_grad():
+        evaluated(input_ids=IDS)
+    layer = evaluated.get_base_model().model.layers[0].mlp.up_proj  # frozen 4-bit, not adapted
+    assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False)
+    after, reference = _step_gradients(evaluated), _step_gradients(never)
+    assert len(after) == 12 and all(g is not None for g in after.values()), [n for n, g in after.items() if g is None]
+    for name, grad in after.items():
+        torch.testing.assert_close(grad, reference[name], atol=1e-6, rtol=1e-5)

@@ -26,7 +26,7 @@ from goat.adapter_io import read_adapter
 from goat.baselines import ADAPTER, SingleAdapterLayer, inject_single_adapter
 from goat.config import PEFT_METHODS, GoatConfig
 from goat.layers import MOE_LAYER_TYPES, FullMoELinear, LoraMoELinear, MoELinear
-from goat.quantization import is_quantized
+from goat.quantization import is_quantized, keep_training_layout
 
 logger = logging.getLogger(__name__)
 
@@ -399,6 +399,7 @@ class GoatModel(nn.Module):
             _guard_base_saving(base_model)
         # outputs.loss = task loss + aux_loss_coef * L_b in training mode, whichever trainer runs the model (App. B)
         self._aux_loss_hook = aux_loss.attach(base_model, self)
+        keep_training_layout(base_model)  # train -> eval -> train on a 4-bit CPU base keeps every gradient
 
     def get_base_model(self) -> nn.Module:
         """The model the adapters sit in (PEFT's ``get_base_model``): the transformers model, adapted in place."""

@@ -63,6 +63,25 @@ def loading_kwargs(kind: str | None, *, bf16: bool) -> dict[str, object]:
     return kwargs
 
 
+def keep_training_layout(model: nn.Module) -> None:
+    """Keep every 4-bit weight of ``model`` in the layout that backward runs through.
+
+    bitsandbytes 0.50 repacks a 4-bit weight for its AVX512-BF16 CPU kernel on the first eval-mode
+    forward without gradients, and backward through a repacked weight returns no input gradient: a
+    QLoRA run trained only its last layers after its first evaluation. This turns the repacking off
+    (CPU inference of 4-bit layers then runs bitsandbytes' standard kernel) and undoes one already done.
+    """
+    for module in model.modules():
+        if not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        weight = module.weight
+        if getattr(getattr(weight, "quant_state", None), "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+
+
 def is_quantized(layer: nn.Module) -> bool:
     """True for a bitsandbytes 4-bit or 8-bit linear layer."""
     return type(getattr(layer, "weight", None)).__name__ in ("Params4bit", "Int8Params")
