@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -737,3 +738,42 @@ def test_answers_cannot_make_the_supervisor_expensive():
     result = sandbox.run_sandboxed(colliding, test, "f", timeout_s=TIMEOUT_S)
     assert time.monotonic() - start < TIMEOUT_S + 2.0
     assert result.status == "failed"
+
+
+_UNPRIVILEGED_RUN = """
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("sandbox_module", sys.argv[1])
+sandbox = sys.modules["sandbox_module"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sandbox)
+alarm = "    import os, signal\\n    for pid in (1, os.getppid()):\\n        os.kill(pid, signal.SIGALRM)\\n"
+checking = "def check(candidate):\\n    for x in range(3):\\n        assert candidate(x) == x\\n"
+swallowing = "def check(candidate):\\n    for x in range(3):\\n        try:\\n            assert candidate(x) == x\\n        except:\\n            pass\\n"
+probe = ("import os\\nraise RuntimeError('REPORT ' + repr((os.getuid(), os.path.exists(%r), sorted(os.listdir('/')))))\\n"
+         "def f(x):\\n    return x\\n" % sys.argv[2])
+runs = {
+    "alarm, right answers": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    return x\\n", checking, "f", timeout_s=2.0),
+    "alarm, raises": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    raise ValueError\\n", swallowing, "f", timeout_s=2.0),
+    "probe": sandbox.run_sandboxed(probe, checking, "f", timeout_s=2.0),
+}
+print(json.dumps({k: [r.status, r.detail, list(r.confinement.missing)] for k, r in runs.items()}))
+"""
+
+
+def test_unprivileged_mode_ignores_a_forged_deadline_and_hides_the_users_files(tmp_path):
+    # Findings 3 and 10 in non-root mode, simulated from root: a user namespace whose uid 1000 is the
+    # host's root (so a visible 0600 root file would be readable, as a user's own files are).
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("key")
+    secret.chmod(0o600)
+    command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-I", "-c",
+               _UNPRIVILEGED_RUN, sandbox.__file__, str(secret)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if "unrecognized option" in completed.stderr or "Operation not permitted" in completed.stderr:
+        pytest.skip(f"this machine cannot make the user namespace: {completed.stderr.strip()[:200]}")
+    runs = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert runs["alarm, right answers"][0] == "passed", runs  # a forged SIGALRM is not the deadline
+    assert runs["alarm, raises"][0] == "failed", runs
+    status, detail, missing = runs["probe"]
+    uid, visible, top = eval(detail.split("REPORT ", 1)[1].splitlines()[0])  # noqa: S307 - our own repr
+    assert uid == 1000 and not visible and "home" not in top, detail
+    assert any(step.startswith("uid change") for step in missing)  # said in the log line
