@@ -777,3 +777,31 @@ def test_unprivileged_mode_ignores_a_forged_deadline_and_hides_the_users_files(t
     uid, visible, top = eval(detail.split("REPORT ", 1)[1].splitlines()[0])  # noqa: S307 - our own repr
     assert uid == 1000 and not visible and "home" not in top, detail
     assert any(step.startswith("uid change") for step in missing)  # said in the log line
+
+
+_WITHOUT_NAMESPACES = """
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("sandbox_module", sys.argv[1])
+sandbox = sys.modules["sandbox_module"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sandbox)
+library = sandbox._libseccomp()
+context = library.seccomp_init(sandbox._SCMP_ACT_ALLOW)  # a machine where no namespace can be made
+library.seccomp_rule_add_array(context, sandbox._errno_action(1), library.seccomp_syscall_resolve_name(b"unshare"), 0, None)
+sandbox._load_seccomp(context)
+source, test = "def f():\\n    import os\\n    return os.getcwd()\\n", "def check(candidate):\\n    assert candidate()\\n"
+runs = [sandbox.run_sandboxed(source, test, "f", allow_unconfined=allowed) for allowed in (False, True)]
+print(json.dumps([[r.status, r.detail, list(r.confinement.missing)] for r in runs]))
+"""
+
+
+def test_without_its_essential_steps_the_sandbox_refuses_unless_allowed():
+    # "Never runs unconfined by default": here unshare is denied to the whole harness.
+    before = {p.name for p in Path("/tmp").iterdir()}
+    command = [sys.executable, "-I", "-c", _WITHOUT_NAMESPACES, sandbox.__file__]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    (refused, allowed) = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert refused[0] == "failed" and refused[1].startswith("refused: the sandbox lacks own PID namespace, "
+                                                            "allow-listed root here"), refused
+    assert allowed[0] == "passed", allowed  # allow_unconfined: it runs, in a host folder ...
+    assert any(step.startswith("allow-listed root") for step in allowed[2])  # ... and says so
+    assert {p.name for p in Path("/tmp").iterdir()} - before == set()  # which is removed afterwards
