@@ -1,81 +1,114 @@
-"""Learning-rate selection, resumption and diverged runs, on a ledger whose records are written by hand."""
+"""The bracketing learning-rate search and seed growth, on ledgers whose records are written by hand."""
 
 from __future__ import annotations
+
+import math
+
+import pytest
 
 from goat.claims import arms
 from goat.claims.ledger import DIVERGED, OK, Config, Ledger, Record, read_records, run_settings
 from goat.train.settings import resolve
 
-BASE = Config("glue", "tweet_sentiment", "goat", lr=1e-3, seed=0)
+BASE = Config("glue", "tweet_sentiment", "goat", learning_rate=1e-3, seed=0)
 
 
-def ledger_with(tmp_path, values: dict[tuple[float, int], float | None]) -> Ledger:
-    """A ledger whose record file already holds ``(lr, seed) -> value`` (None: diverged)."""
-    path = tmp_path / "claims" / "runs.jsonl"
-    path.parent.mkdir(parents=True)
-    lines = [Record(Config("glue", "tweet_sentiment", "goat", lr=lr, seed=seed), OK if v is not None else DIVERGED, v, 1.0).line()
-             for (lr, seed), v in values.items()]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
-    return Ledger(path, tmp_path / "results", tmp_path / "outputs", smoke=True)
+def fill(ledger: Ledger, score) -> int:
+    """Record every requested run with ``score(config)`` (None: diverged); returns how many."""
+    requested = list(ledger.requested.values())
+    for config in requested:
+        value = score(config)
+        ledger.add(Record(config, OK if value is not None else DIVERGED, value, 1.0))
+    return len(requested)
 
 
-def test_best_lr_skips_rates_where_a_sweep_seed_diverged():
-    curve = {1e-4: {0: 60.0, 1: 61.0}, 1e-3: {0: 70.0, 1: None}, 3e-4: {0: 65.0, 1: 64.0}}
-    assert arms.best_lr(curve, [0, 1]) == 3e-4
-    assert arms.best_lr({1e-3: {0: None}}, [0]) is None
+def search(tmp_path, score, start=(2.5e-4, 5e-4, 1e-3), seeds=(0, 1), max_extensions=4):
+    """Run the search to its end, as the ledger's rounds would: tune, train what it asked for, tune again."""
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    for _ in range(20):
+        ledger.requested.clear()
+        arm = arms.tune(ledger, "goat", BASE, start, seeds, max_extensions=max_extensions)
+        if not fill(ledger, score):
+            return arm, ledger
+    raise AssertionError("the search never settled")
 
 
-def test_tune_reads_recorded_runs_and_never_retrains(tmp_path):
-    values = {(lr, s): 60.0 + 10 * (lr == 5e-4) + s for lr in (1e-4, 5e-4) for s in (0, 1, 2)}
-    ledger = ledger_with(tmp_path, values)
-    ledger._train = lambda config: (_ for _ in ()).throw(AssertionError(f"retrained {config}"))
-    arm = arms.tune(ledger, "goat", BASE, [1e-4, 5e-4], seeds=[0, 1, 2], sweep_seeds=[0, 1], common_lr=1e-4)
-    assert arm.best_lr == 5e-4
-    assert arm.tuned == {0: 70.0, 1: 71.0, 2: 72.0} and arm.equal == {0: 60.0, 1: 61.0, 2: 62.0}
-    assert arms.summary(arm.tuned).mean == 71.0
+def peaked(at: float, diverge_above: float = math.inf):
+    return lambda c: None if c.learning_rate > diverge_above else 70.0 - abs(math.log2(c.learning_rate / at)) + 0.1 * c.seed
 
 
-def test_diverged_runs_carry_no_number_and_pairs_drop_them(tmp_path):
-    ledger = ledger_with(tmp_path, {(1e-3, 0): 70.0, (1e-3, 1): None, (1e-3, 2): 72.0})
-    values = arms.run_arm(ledger, BASE, [0, 1, 2])
-    assert values == {0: 70.0, 1: None, 2: 72.0} and arms.finished(values) == [70.0, 72.0]
-    assert arms.tune(ledger, "goat", BASE, [1e-3], seeds=[0, 1, 2], sweep_seeds=[0], common_lr=None).diverged_runs == 1
-    result = arms.compare(values, {0: 69.0, 1: 65.0, 2: 70.0})
-    assert result.difference.n == 2 and result.difference.mean == 1.5
-    assert arms.compare({0: 1.0, 1: None}, {0: 0.0, 1: 0.0}) is None
+def test_search_extends_toward_the_best_edge_until_bracketed(tmp_path):
+    arm, _ = search(tmp_path, peaked(4e-3))
+    assert arm.bracketed and arm.complete and arm.best_lr == 4e-3
+    assert sorted(arm.curve) == [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3]  # one rate past the best, none further
 
 
-def test_planning_counts_missing_runs_without_training(tmp_path):
-    ledger = ledger_with(tmp_path, {(1e-3, 0): 70.0})
-    planner = Ledger(ledger.record_file, tmp_path, tmp_path, smoke=True, dry_run=True)
-    arms.run_arm(planner, BASE, [0, 1, 2])
-    assert sorted(c.seed for c in planner.planned.values()) == [1, 2]
+def test_search_extends_downward_too(tmp_path):
+    arm, _ = search(tmp_path, peaked(6.25e-5))
+    assert arm.bracketed and arm.best_lr == 6.25e-5 and min(arm.curve) == 3.125e-5
+
+
+def test_a_diverged_neighbour_brackets_the_optimum(tmp_path):
+    arm, _ = search(tmp_path, peaked(1e-2, diverge_above=1.5e-3))
+    assert arm.bracketed and arm.best_lr == 1e-3 and arm.diverged_runs == 2  # 2e-3 diverged on both sweep seeds
+
+
+def test_a_rate_where_one_seed_diverged_is_never_best(tmp_path):
+    score = lambda c: None if (c.learning_rate == 5e-4 and c.seed == 1) else peaked(5e-4)(c)  # noqa: E731
+    arm, _ = search(tmp_path, score)
+    assert arm.complete and arm.best_lr != 5e-4
+
+
+def test_search_gives_up_unbracketed_after_its_extensions(tmp_path):
+    arm, _ = search(tmp_path, peaked(1.0), max_extensions=2)
+    assert arm.complete and not arm.bracketed and arm.best_lr == max(arm.curve) == 4e-3
+    assert "not bracketed" in arm.status()
+
+
+def test_search_resumes_from_the_record_file_without_new_runs(tmp_path):
+    _, ledger = search(tmp_path, peaked(1e-3))
+    reread = Ledger(ledger.record_file)
+    arm = arms.tune(reread, "goat", BASE, (2.5e-4, 5e-4, 1e-3), (0, 1))
+    assert arm.bracketed and not reread.requested
+
+
+def test_tuned_arm_runs_more_seeds_only_at_its_best_rate(tmp_path):
+    arm, ledger = search(tmp_path, peaked(1e-3))
+    ledger.requested.clear()
+    arm.at(ledger, [0, 1, 2, 3])
+    assert {c.learning_rate for c in ledger.requested.values()} == {1e-3}
+    assert sorted(c.seed for c in ledger.requested.values()) == [2, 3]
+
+
+def test_grow_seeds_depends_on_the_spread_not_the_mean():
+    spread = {0: 1.0, 1: -1.0, 2: 0.5, 3: -0.5, 4: 0.0}
+    small = arms.grow_seeds({s: 70 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12)
+    shifted = arms.grow_seeds({s: 75 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12)
+    assert small == shifted
+    noisy = {0: 3.0, 1: -3.0, 2: 1.5, 3: -1.5, 4: 0.0}
+    grown = arms.grow_seeds({s: 70 + d for s, d in noisy.items()}, {s: 70.0 for s in noisy}, list(range(12)), 1.0, 5, 12)
+    assert len(grown) == 12  # δ = 1 is out of reach at this spread: the cap
+    assert arms.grow_seeds({}, {}, list(range(12)), 1.0, 5, 12) == list(range(5))
+
+
+def test_records_round_trip_and_settings_are_real_cli_settings(tmp_path):
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    record = Record(BASE, OK, 71.5, 3.0, 0.2, 0.05, [[5, 1.0], [10, 0.8]], 40.0)
+    ledger.add(record)
+    assert read_records(ledger.record_file) == {BASE.key(): record}
+    config = resolve("glue", [], overrides={**run_settings(BASE), "task": "tweet_sentiment", "seed": 0})
+    assert config.training.learning_rate == BASE.learning_rate and config.adapter.r == BASE.r
+    assert config.training.train_sampling_strategy == "group_by_length"
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    ledger.add(Record(BASE, OK, 71.5, 3.0))
+    with ledger.record_file.open("a") as handle:
+        handle.write('{"config": {"family": "gl')
     assert len(read_records(ledger.record_file)) == 1
 
 
-def test_run_settings_are_training_settings():
-    settings = run_settings(Config("glue", "tweet_sentiment", "lora", lr=2e-4, seed=3, rank=32, train_samples=640))
-    assert settings["method"] == "lora" and settings["r"] == 32 and settings["lora_alpha"] == 64.0  # alpha = 2r
-    assert settings["max_train_samples"] == 640 and settings["learning_rate"] == 2e-4
-    assert "seed" not in settings  # the seed is the run's, set by goat.studies
-    config = resolve("glue", [], overrides={**settings, "task": "tweet_sentiment"})  # every name is a real setting
-    assert (config.adapter.r, config.adapter.lora_alpha, config.training.learning_rate) == (32, 64.0, 2e-4)
-
-
-def test_a_best_rate_at_either_end_of_the_grid_is_flagged(tmp_path):
-    grid = [1e-4, 5e-4, 1e-3]
-    values = {(lr, s): {1e-4: 60.0, 5e-4: 65.0, 1e-3: 70.0}[lr] + s for lr in grid for s in (0, 1)}
-    ledger = ledger_with(tmp_path, values)
-    at_top = arms.tune(ledger, "goat", BASE, grid, seeds=[0, 1], sweep_seeds=[0, 1], common_lr=None)
-    note = arms.grid_edge_note([at_top], grid)
-    assert "goat (0.001)" in note and "edge of the swept grid (0.0001-0.001)" in note
-    interior = arms.TunedArm("lora", BASE, {}, 5e-4, {}, {})
-    assert arms.grid_edge_note([interior], grid) == ""
-    assert "lora" not in arms.grid_edge_note([at_top, interior], grid)
-
-
-def test_a_torn_last_record_from_a_killed_ledger_is_skipped(tmp_path):
-    ledger = ledger_with(tmp_path, {(1e-3, 0): 70.0, (1e-3, 1): 71.0})
-    text = ledger.record_file.read_text()
-    ledger.record_file.write_text(text[: len(text) - 40])  # the second line cut mid-write
-    assert [r.config.seed for r in read_records(ledger.record_file).values()] == [0]
+@pytest.mark.parametrize("lr, expected", [(1e-3, 2e-3), (2.5e-4, 5e-4)])
+def test_neighbours_are_on_the_x2_grid(lr, expected):
+    assert arms.neighbour(lr, +1) == expected and arms.neighbour(expected, -1) == lr

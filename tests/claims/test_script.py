@@ -28,4 +28,5 @@ def test_script_calls_the_ledger_with_valid_flags(env, expected, tmp_path):
     argv = record.read_text().splitlines()
     assert argv[:2] == ["-m", "goat.claims"]
     ns = build_parser().parse_args(argv[2:])
-    assert {k: getattr(ns, k) for k in ("smoke", "plan", "claims")} == {"claims": list(range(1, 9)), **expected}
+    assert {k: getattr(ns, k) for k in ("smoke", "plan", "claims")} == {"claims": list(range(0, 9)), **expected}
+    assert ns.workers == 2

@@ -1,4 +1,4 @@
-"""The ledger's statistics against scipy computed independently, and its verdict rules on known intervals."""
+"""The ledger's statistics against scipy, and its verdict rules at their boundaries."""
 
 from __future__ import annotations
 
@@ -10,71 +10,74 @@ from scipy import stats as scipy_stats
 
 from goat.claims import stats
 
-VALUES = [71.2, 69.8, 70.5, 72.1, 70.0]
-OTHER = [69.9, 69.1, 70.2, 70.4, 68.8]
+
+def test_mean_ci_and_paired_match_scipy():
+    a = [70.1, 71.3, 69.8, 72.0, 70.6]
+    b = [69.0, 70.9, 69.9, 70.2, 69.1]
+    interval = stats.mean_ci(a)
+    low, high = scipy_stats.t.interval(0.95, len(a) - 1, loc=np.mean(a), scale=scipy_stats.sem(a))
+    assert (interval.low, interval.high) == pytest.approx((low, high))
+    assert interval.sd == pytest.approx(np.std(a, ddof=1))
+    result = stats.paired(a, b)
+    assert result.p_value == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue)
+    assert result.difference.mean == pytest.approx(np.mean(np.subtract(a, b)))
 
 
-def test_mean_ci_is_scipys_t_interval():
-    interval = stats.mean_ci(VALUES)
-    low, high = scipy_stats.t.interval(0.95, len(VALUES) - 1, loc=np.mean(VALUES), scale=scipy_stats.sem(VALUES))
-    assert interval.mean == pytest.approx(np.mean(VALUES))
-    assert (interval.low, interval.high) == (pytest.approx(low), pytest.approx(high))
-    assert interval.n == 5
+def exact_power(effect: float, sd: float, n: int) -> float:
+    """Power of the two-sided paired t-test at α = 0.05 from the noncentral t distribution (the independent reference)."""
+    df, nc = n - 1, effect / (sd / math.sqrt(n))
+    critical = scipy_stats.t.ppf(0.975, df)
+    return scipy_stats.nct.sf(critical, df, nc) + scipy_stats.nct.cdf(-critical, df, nc)
 
 
-def test_mean_ci_by_hand_for_two_values():
-    # n = 2: t_{0.975, 1} = 12.7062; sd of (1, 3) = sqrt(2); half width = 12.7062 * sqrt(2) / sqrt(2)
-    interval = stats.mean_ci([1.0, 3.0])
-    assert interval.mean == 2.0 and interval.high - 2.0 == pytest.approx(12.7062, abs=1e-4)
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
+def test_minimum_detectable_effect_has_about_80_percent_power(n):
+    mde = stats.minimum_detectable_effect(1.7, n)
+    assert 0.75 <= exact_power(mde, 1.7, n) <= 0.85
+    assert exact_power(0.8 * mde, 1.7, n) < 0.75  # a smaller effect is detected less often
 
 
-def test_single_value_has_no_interval():
-    interval = stats.mean_ci([70.0])
-    assert interval.mean == 70.0 and math.isnan(interval.low) and math.isnan(interval.high)
-    assert stats.superiority(interval) == stats.INCONCLUSIVE
+def test_seeds_to_resolve_is_the_first_n_whose_mde_reaches_delta():
+    n = stats.seeds_to_resolve(2.0, 1.0)
+    assert stats.minimum_detectable_effect(2.0, n) <= 1.0 < stats.minimum_detectable_effect(2.0, n - 1)
+    assert stats.seeds_to_resolve(2.0, 1e-4) is None  # more than the reported maximum
+    assert stats.seeds_to_resolve(math.nan, 1.0) is None
 
 
-def test_paired_is_scipys_ttest_rel_and_interval_of_differences():
-    result = stats.paired(VALUES, OTHER)
-    differences = np.subtract(VALUES, OTHER)
-    assert result.p_value == pytest.approx(scipy_stats.ttest_rel(VALUES, OTHER).pvalue)
-    low, high = scipy_stats.t.interval(0.95, 4, loc=differences.mean(), scale=scipy_stats.sem(differences))
-    assert (result.difference.low, result.difference.high) == (pytest.approx(low), pytest.approx(high))
-    # the interval excludes 0 exactly when the two-sided test rejects at 5 %
-    assert (result.difference.low > 0) == (result.p_value < 0.05)
+def interval(low: float, high: float, n: int = 10, sd: float = 1.0) -> stats.Interval:
+    return stats.Interval((low + high) / 2, low, high, n, sd)
 
 
-def test_paired_rejects_unequal_lengths():
-    with pytest.raises(ValueError, match="equal lengths"):
-        stats.paired([1.0, 2.0], [1.0])
+@pytest.mark.parametrize("low, high, delta, expected", [
+    (0.1, 2.0, 1.3, stats.REPRODUCED),          # above 0
+    (0.1, 0.9, 1.3, stats.REPRODUCED),          # above 0 and below δ: reproduced, smaller than the paper's
+    (-0.5, 1.0, 1.3, stats.CONTRADICTED),       # spans 0 but rules out δ
+    (-2.0, -0.1, 1.3, stats.CONTRADICTED),      # significantly worse
+    (-0.5, 1.5, 1.3, stats.UNRESOLVED),         # spans 0 and δ
+    (-0.5, 0.3, 0.24, stats.UNRESOLVED),        # a tiny δ inside the interval cannot be ruled out
+    (-0.5, 0.2, 0.24, stats.CONTRADICTED),      # ... but one above the whole interval is
+    (-0.5, -0.1, None, stats.CONTRADICTED),     # no δ: below 0 contradicts
+    (-0.5, 0.5, None, stats.UNRESOLVED),
+])  # fmt: skip
+def test_verdict_rules(low, high, delta, expected):
+    assert stats.verdict(interval(low, high), delta) == expected
 
 
-def test_superiority_rule():
-    assert stats.superiority(stats.Interval(1.0, 0.2, 1.8, 5)) == stats.HOLDS
-    assert stats.superiority(stats.Interval(-1.0, -1.8, -0.2, 5)) == stats.FAILS  # significantly worse
-    assert stats.superiority(stats.Interval(0.0, -0.3, 0.3, 5)) == stats.FAILS  # an advantage of 0.5 is ruled out
-    assert stats.superiority(stats.Interval(0.5, -0.5, 1.5, 5)) == stats.INCONCLUSIVE
+def test_verdict_text_names_what_qualifies_it():
+    assert "smaller than the paper's δ = 1.3" in stats.verdict_text(interval(0.1, 0.9), 1.3)
+    text = stats.verdict_text(interval(-0.5, 1.5, n=5, sd=1.6), 1.3)
+    assert text.startswith(stats.UNRESOLVED) and "MDE" in text and f"needs ≈{stats.seeds_to_resolve(1.6, 1.3)} seeds" in text
 
 
-def test_non_inferiority_rule():
-    assert stats.non_inferiority(stats.Interval(-0.1, -0.4, 0.2, 5)) == stats.HOLDS
-    assert stats.non_inferiority(stats.Interval(-2.0, -3.0, -1.0, 5)) == stats.FAILS
-    assert stats.non_inferiority(stats.Interval(-0.5, -1.5, 0.5, 5)) == stats.INCONCLUSIVE
+def test_combine_puts_pending_and_contradicted_first():
+    assert stats.combine([stats.REPRODUCED, stats.PENDING]) == stats.PENDING
+    assert stats.combine([stats.REPRODUCED, stats.CONTRADICTED]) == stats.CONTRADICTED
+    assert stats.combine([stats.REPRODUCED, stats.verdict_text(interval(0.1, 0.9), 1.3)]) == stats.REPRODUCED
+    assert stats.combine([stats.REPRODUCED, stats.NOT_BRACKETED]) == stats.NOT_BRACKETED
+    assert stats.combine([stats.REPRODUCED, "unresolved (MDE 1.00)"]) == stats.UNRESOLVED
 
 
-def test_cost_ratio_interval_and_equivalence():
-    a, b = [101.0, 99.0, 103.0, 100.0], [100.0, 100.0, 100.0, 100.0]
-    ratio = stats.log_ratio_interval(a, b)
-    logs = np.log(np.divide(a, b))
-    low, high = scipy_stats.t.interval(0.95, 3, loc=logs.mean(), scale=scipy_stats.sem(logs))
-    assert (ratio.low, ratio.high) == (pytest.approx(math.exp(low)), pytest.approx(math.exp(high)))
-    assert stats.equivalence(ratio) == stats.HOLDS
-    assert stats.equivalence(stats.Interval(1.5, 1.3, 1.7, 4)) == stats.FAILS
-    assert stats.equivalence(stats.Interval(1.05, 0.95, 1.2, 4)) == stats.INCONCLUSIVE
-
-
-def test_combine():
-    assert stats.combine([stats.HOLDS, stats.HOLDS]) == stats.HOLDS
-    assert stats.combine([stats.HOLDS, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
-    assert stats.combine([stats.HOLDS, stats.FAILS, stats.INCONCLUSIVE]) == stats.FAILS
-    assert stats.combine([]) == stats.INCONCLUSIVE
+def test_equivalence_of_costs():
+    assert stats.equivalence(stats.Interval(1.02, 0.98, 1.06, 5)) == stats.REPRODUCED
+    assert stats.equivalence(stats.Interval(1.3, 1.2, 1.4, 5)) == stats.CONTRADICTED
+    assert stats.equivalence(stats.Interval(1.05, 0.95, 1.2, 5)) == stats.UNRESOLVED

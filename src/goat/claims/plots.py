@@ -190,3 +190,55 @@ def curve_lr(curve: Any, path: Path) -> Path | None:
         plt.close(fig)
         return None
     return _save(fig, path)
+
+
+def mechanism(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Claim 4: norm ratio ‖g̃‖/‖ηg‖ (log scale) and cosine against the layer width n, per model, rule and init."""
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    groups: dict[tuple, list] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["scaling_rule"], row["init"]), []).append(row)
+    for (model, rule, init), group in sorted(groups.items()):
+        group = sorted(group, key=lambda r: int(r["n"]))
+        xs = [int(r["n"]) for r in group]
+        style = "-" if rule == "theory" else "--"
+        marker = "o" if init == "zero" else "s"
+        label = f"{model} {rule} {init}"
+        axes[0].plot(xs, [float(r["norm_ratio"]) for r in group], style, marker=marker, label=label)
+        axes[1].plot(xs, [float(r["cosine"]) for r in group], style, marker=marker, label=label)
+    axes[0].axhline(1.0, color="gray", linewidth=1)
+    axes[0].set(xscale="log", yscale="log", title="‖g̃_i‖ / ‖η g_i‖ (1 = full fine-tuning's step)", xlabel="input width n")
+    axes[1].set(xscale="log", title="cosine(g̃_i, g_i)", xlabel="input width n")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def loss_bands(losses: Mapping[str, Mapping[int, Sequence[Sequence[float]]]], threshold: float | None, path: Path, title: str) -> Path | None:
+    """Claim 8: mean training loss per logged step with its 95 % band over seeds, one line per method."""
+    if not any(losses.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    for method, per_seed in losses.items():
+        steps = sorted({step for curve in per_seed.values() for step, _ in curve})
+        means, lows, highs, xs = [], [], [], []
+        for step in steps:
+            values = [loss for curve in per_seed.values() for s, loss in curve if s == step]
+            if len(values) < 1:
+                continue
+            interval = stats.mean_ci(values)
+            xs.append(step)
+            means.append(interval.mean)
+            lows.append(interval.low if not math.isnan(interval.low) else interval.mean)
+            highs.append(interval.high if not math.isnan(interval.high) else interval.mean)
+        ax.plot(xs, means, label=method)
+        ax.fill_between(xs, lows, highs, alpha=0.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="threshold")
+    ax.set(title=title, xlabel="optimizer step", ylabel="training loss (task)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -32,7 +32,7 @@ class Comparison:
         if any(not arm.bracketed for arm in self.arms):
             return stats.NOT_BRACKETED
         if self.result is None:
-            return stats.PENDING
+            return f"{stats.UNRESOLVED} (fewer than 2 paired seeds)"
         return stats.verdict_text(self.result.difference, self.effect.delta)
 
     def row(self) -> dict[str, Any]:

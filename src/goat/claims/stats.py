@@ -112,7 +112,11 @@ def seeds_to_resolve(sd: float, delta: float, power: float = POWER) -> int | Non
         return None
     if sd == 0:
         return 2
-    for n in range(2, MAX_SEEDS_REPORTED + 1):
+    # the normal-quantile answer is a lower bound (t quantiles are larger): start the search there
+    normal = ((stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(power)) * sd / delta) ** 2
+    if normal > MAX_SEEDS_REPORTED:
+        return None
+    for n in range(max(2, math.floor(normal)), MAX_SEEDS_REPORTED + 1):
         if minimum_detectable_effect(sd, n, power) <= delta:
             return n
     return None
