@@ -805,3 +805,17 @@ def test_without_its_essential_steps_the_sandbox_refuses_unless_allowed():
     assert allowed[0] == "passed", allowed  # allow_unconfined: it runs, in a host folder ...
     assert any(step.startswith("allow-listed root") for step in allowed[2])  # ... and says so
     assert {p.name for p in Path("/tmp").iterdir()} - before == set()  # which is removed afterwards
+
+
+def test_the_supervisor_has_rlimits_of_its_own(problem):
+    # Finding 12's second half: whatever an answer provokes, the supervisor itself is bounded.
+    result = _attack(problem, """
+        limits = open("/proc/1/limits").read().splitlines()
+        wanted = {name: line.split()[-3] for line in limits  # the soft limit
+                  for name in ("Max address space", "Max cpu time", "Max open files") if line.startswith(name)}
+        raise RuntimeError(f"REPORT {wanted}")
+    """)
+    limits = eval(_report(result))  # noqa: S307 - our own repr
+    memory, cpu, files = (int(limits[name]) for name in ("Max address space", "Max cpu time", "Max open files"))
+    assert cpu <= TIMEOUT_S + sandbox.STARTUP_ALLOWANCE_S + 1
+    assert files == sandbox.OPEN_FILES and memory == sandbox.SUPERVISOR_MEMORY_MB << 20
