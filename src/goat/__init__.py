@@ -15,6 +15,7 @@ from goat import quantization
 from goat.aux_loss import add_aux_loss
 from goat.adapter_io import AdapterIntegrityError, read_adapter
 from goat.config import METHODS, GoatConfig
+from goat.reference import disabled_adapter_reference
 from goat.model import GoatModel, attach_uninitialised_adapters, find_target_layers, get_goat_model, load_goat_model
 from goat.routing import auxiliary_loss, balance_loss, routing_stats
 
@@ -25,6 +26,7 @@ __all__ = [
     "GoatConfig",
     "GoatModel",
     "attach_uninitialised_adapters",
+    "disabled_adapter_reference",
     "auxiliary_loss",
     "balance_loss",
     "find_target_layers",

@@ -19,6 +19,13 @@ Either way the step's gradient holds ``aux_loss_coef x`` (a weighted mean of) ``
 Trainers that compute their own loss from the logits (DPO, KTO, a custom loop) call
 :func:`add_aux_loss`: it adds the term of the last forward that ran in training mode *with* gradients,
 so a second forward under ``no_grad`` (a reference model, a metric) cannot clobber it.
+
+TRL's trainers (SFT, DPO, KTO, ...) weight an MoE model's ``outputs.aux_loss`` themselves, by the
+config's ``router_aux_loss_coef`` (divided by GA under ``num_items_in_batch``, as ``GoatTrainer``
+does): :func:`mirror_into_model_config` states GOAT's routers in the model config under
+transformers' MoE names, and a forward asked for ``output_router_logits`` returns ``aux_loss = L_b``
+of that very forward. TRL's fused LM head computes its loss from log-probabilities, not
+``outputs.loss``, so this is the path by which its trainers apply the term.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goat.routing import auxiliary_loss
+from goat.routing import auxiliary_loss, balance_loss
 
 _STEPS: ContextVar[int | None] = ContextVar("goat_accumulation_steps", default=None)
 
@@ -89,9 +96,14 @@ class BalanceLossHook:
         self.last: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
-        if not module.training:
+        if not module.training or isinstance(output, (torch.Tensor, tuple)) or getattr(output, DONE, False):
             return None
-        loss = getattr(output, "loss", None) if not isinstance(output, torch.Tensor) else None
+        setattr(output, DONE, True)  # a GoatModel and the model it wraps both carry the hook: act once
+        if kwargs.get("output_router_logits"):  # TRL's MoE convention: it weights aux_loss by router_aux_loss_coef
+            output.aux_loss = balance_loss(module, ran_only=True)
+        # TRL's fused LM head returns log-probabilities and a loss its trainers do not use: that is not the model's loss
+        fused = getattr(output, "log_probs", None) is not None
+        loss = None if fused else getattr(output, "loss", None)
         term = auxiliary_loss(module, self.coef(), ran_only=True)
         added = None
         if loss is not None:
@@ -101,21 +113,70 @@ class BalanceLossHook:
         self.latest = (term, added)
         if torch.is_grad_enabled():
             self.last = self.latest
-        return output if loss is not None else None
+        return output
 
 
-def attach(model: nn.Module, owner: Any) -> torch.utils.hooks.RemovableHandle:
-    """Register the hook on ``model``; the coefficient is read from ``owner.goat_config`` (held weakly)."""
+DONE = "_goat_aux_loss_done"
+MOE_CONFIG_NAMES = ("output_router_logits", "router_aux_loss_coef", "num_experts", "num_experts_per_tok")
+
+
+def _no_router_logits(module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
+    """A backbone asked for ``output_router_logits`` has none to give (GOAT's routers are in its linear layers)."""
+    if kwargs.get("output_router_logits") and not isinstance(output, tuple) and getattr(output, "router_logits", None) is None:
+        output.router_logits = None
+
+
+def attach(model: nn.Module, owner: nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
+    """Register the hook on ``model`` and on ``owner`` (the GoatModel wrapping it: TRL may replace the wrapper's
+    forward), and the router-logits stand-in on the backbone; the coefficient is read from ``owner.goat_config``."""
     ref = weakref.ref(owner)
     hook = BalanceLossHook(lambda: ref().goat_config.aux_loss_coef)
-    handle = model.register_forward_hook(hook, with_kwargs=True)
-    handle.hook = hook  # type: ignore[attr-defined]
-    return handle
+    handles = [module.register_forward_hook(hook, with_kwargs=True) for module in (model, owner)]
+    backbone = getattr(model, "base_model", model)
+    if isinstance(backbone, nn.Module) and backbone is not model:
+        handles.append(backbone.register_forward_hook(_no_router_logits, with_kwargs=True))
+    return handles
+
+
+def mirror_into_model_config(model: nn.Module, config: Any) -> list[str]:
+    """State the active adapter's routers in ``model.config`` under transformers' MoE names, as TRL reads them:
+    ``router_aux_loss_coef = aux_loss_coef``, ``num_experts``, ``num_experts_per_tok`` and ``output_router_logits``.
+
+    Leaves a config alone that declares an MoE of its own (a Mixtral base); returns the names it set.
+    """
+    model_config = getattr(model, "config", None)
+    if model_config is None or not hasattr(model_config, "get_text_config") or not config.is_moe:
+        return []
+    text_config = model_config.get_text_config()
+    owned = getattr(text_config, "_goat_moe_names", None)
+    if owned is None and any(hasattr(text_config, name) for name in MOE_CONFIG_NAMES):
+        return []
+    values = {"router_aux_loss_coef": float(config.aux_loss_coef), "num_experts": config.num_experts,
+              "num_experts_per_tok": config.top_k}  # fmt: skip
+    for name, value in values.items():
+        setattr(text_config, name, value)
+    if not hasattr(text_config, "output_router_logits"):
+        text_config.output_router_logits = False  # TRL turns it on when router_aux_loss_coef is not 0
+    text_config._goat_moe_names = list(MOE_CONFIG_NAMES)
+    return list(MOE_CONFIG_NAMES)
+
+
+def remove_from_model_config(model: nn.Module) -> None:
+    """Undo :func:`mirror_into_model_config`."""
+    model_config = getattr(model, "config", None)
+    if model_config is None or not hasattr(model_config, "get_text_config"):
+        return
+    text_config = model_config.get_text_config()
+    for name in getattr(text_config, "_goat_moe_names", None) or []:
+        if hasattr(text_config, name):
+            delattr(text_config, name)
+    if hasattr(text_config, "_goat_moe_names"):
+        delattr(text_config, "_goat_moe_names")
 
 
 def find_hook(model: nn.Module) -> BalanceLossHook | None:
     """The :class:`BalanceLossHook` on ``model`` (a GoatModel or the model it adapted), or None."""
-    for module in (getattr(model, "get_base_model", lambda: model)(), model):
+    for module in (model, getattr(model, "get_base_model", lambda: model)()):
         for hook in module._forward_hooks.values():
             if isinstance(hook, BalanceLossHook):
                 return hook

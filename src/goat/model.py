@@ -398,7 +398,8 @@ class GoatModel(nn.Module):
         if adapted_names:
             _guard_base_saving(base_model)
         # outputs.loss = task loss + aux_loss_coef * L_b in training mode, whichever trainer runs the model (App. B)
-        self._aux_loss_hook = aux_loss.attach(base_model, self)
+        self._aux_loss_hooks = aux_loss.attach(base_model, self)
+        aux_loss.mirror_into_model_config(base_model, config)  # TRL's trainers read the MoE settings there
         keep_training_layout(base_model)  # train -> eval -> train on a 4-bit CPU base keeps every gradient
 
     def get_base_model(self) -> nn.Module:
@@ -523,6 +524,7 @@ class GoatModel(nn.Module):
         self._activate_layers()
         self._swap_saved_modules(adapter_name, self._inactive_saved_modules.pop(adapter_name, {}))
         _set_trainable(self.model, self.goat_config, adapter_name)
+        aux_loss.mirror_into_model_config(self.model, self.goat_config)
 
     def delete_adapter(self, adapter_name: str) -> None:
         """Remove an adapter; deleting the active one activates the first remaining one."""
@@ -642,7 +644,9 @@ class GoatModel(nn.Module):
         return self._detach_base(keep_requires_grad=config.method == "full")
 
     def _detach_base(self, keep_requires_grad: bool = False) -> nn.Module:
-        self._aux_loss_hook.remove()
+        for handle in self._aux_loss_hooks:
+            handle.remove()
+        aux_loss.remove_from_model_config(self.model)
         _remove_adapter_layers(self.model)
         if not keep_requires_grad:
             for name, param in self.model.named_parameters():

@@ -62,6 +62,7 @@ class GoatTrainer(Trainer):
         if aux_loss_coef is not None:
             config = self.model.goat_config
             self.model.adapter_configs[self.model.active_adapter] = dataclasses.replace(config, aux_loss_coef=aux_loss_coef)
+            aux_loss.mirror_into_model_config(self.model.get_base_model(), self.model.goat_config)
         base = self.model.get_base_model() if isinstance(self.model, GoatModel) else self.model
         # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer,
         # which reads label names, loss support and dataset columns from it.
@@ -264,15 +265,27 @@ class EpochEvaluation(TrainerCallback):
     (expert-load heatmaps, paper Fig. 7).
     """
 
-    def __init__(self, evaluate: Evaluator, primary_metric: str, row_template: dict[str, Any], results_root: str):
+    def __init__(self, evaluate: Evaluator, primary_metric: str, row_template: dict[str, Any], results_root: str,
+                 eval_on_start: bool = False):  # fmt: skip
         self.evaluate = evaluate
         self.primary_metric = primary_metric
         self.row_template = row_template
         self.results_root = results_root
         self.trainer: GoatTrainer | None = None
         self.history: list[dict[str, float]] = []
+        self.eval_on_start = eval_on_start
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)
+        """``--eval_on_start``: score the model before any step, as epoch 0 (a fresh run only, never a resumed one)."""
+        if self.eval_on_start and state.global_step == 0 and not any(h["epoch"] == 0 for h in self.history):
+            self._evaluate_and_record(args, state, 0.0)
+        return control
 
     def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)
+        self._evaluate_and_record(args, state, round(state.epoch or 0.0, 4))
+        return control
+
+    def _evaluate_and_record(self, args, state, epoch: float) -> None:  # noqa: ANN001 (transformers types)
         trainer = self.trainer
         assert trainer is not None, "EpochEvaluation.trainer must be set before training"
         goat.routing_stats(trainer.model, reset=True)
@@ -281,9 +294,8 @@ class EpochEvaluation(TrainerCallback):
             metrics = self.evaluate(trainer)
         trainer.model.train()
         routing = goat.routing_stats(trainer.model, reset=True)
-        epoch = round(state.epoch or 0.0, 4)
         value = metrics[self.primary_metric]
-        if math.isfinite(value) and (state.best_metric is None or value > state.best_metric):
+        if epoch > 0 and math.isfinite(value) and (state.best_metric is None or value > state.best_metric):
             state.best_metric, state.best_global_step = value, state.global_step  # kept by checkpoint rotation
         self.history.append({"epoch": epoch, **metrics})
         trainer.log({f"eval_{k}": v for k, v in metrics.items()})
@@ -294,7 +306,6 @@ class EpochEvaluation(TrainerCallback):
                 (out / f"routing_epoch{int(round(epoch))}.json").write_text(json.dumps(routing))
             status = "pending" if not math.isfinite(value) else "complete" if state.global_step >= state.max_steps else "incomplete"
             self._append(epoch, value, metrics, status)
-        return control
 
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)
         if state.is_world_process_zero:
@@ -318,6 +329,10 @@ class EpochEvaluation(TrainerCallback):
         append_result(self.results_root, row, once_per_epoch=True)
 
     def best(self) -> dict[str, float]:
-        """The epoch with the highest primary metric (the paper reports the best epoch); the last if none is finite."""
-        finite = [h for h in self.history if math.isfinite(h[self.primary_metric])]
-        return max(finite, key=lambda h: h[self.primary_metric]) if finite else self.history[-1]
+        """The trained epoch with the highest primary metric (the paper reports the best epoch); the last if none is finite.
+
+        Epoch 0 (``--eval_on_start``, the model before training) is a reference, never the run's result.
+        """
+        trained = [h for h in self.history if h["epoch"] > 0]
+        finite = [h for h in trained if math.isfinite(h[self.primary_metric])]
+        return max(finite, key=lambda h: h[self.primary_metric]) if finite else trained[-1]
