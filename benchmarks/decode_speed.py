@@ -18,6 +18,10 @@ gives medians, tokens per second and the time ratio to ``lora`` (unmerged).
     python benchmarks/decode_speed.py                        # SmolLM2, batch 1 and 16, 1 thread
     python benchmarks/decode_speed.py --threads 2 --json decode.json
     python benchmarks/decode_speed.py --smoke                # tiny config-built LLaMA, seconds
+
+``--reference_commit C`` adds ``molora@C`` and ``goat@C``: the same adapters whose routers and experts
+run the forward of ``src/goat/layers.py`` as of git commit ``C``, timed in the same interleaved
+rounds, so a change to the layers is measured side by side with what it replaces.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import argparse
 import copy
 import json
 import statistics
+import subprocess
 import sys
 import time
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,6 +112,40 @@ def build_decode_variants(
         adapted = goat.get_goat_model(copy.deepcopy(base), settings.config(method))
         models[name] = adapted.merge_and_unload() if name == "lora_merged" else adapted
     return {name: model.eval() for name, model in models.items()}
+
+
+def layers_at_commit(commit: str) -> types.ModuleType:
+    """``goat.layers`` as of git ``commit`` (read with ``git show``), imported under another name."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{commit}:src/goat/layers.py"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+    module = types.ModuleType(f"goat_layers_{commit}")
+    module.__dict__["__file__"] = f"{commit}:src/goat/layers.py"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 (this repository's own file)
+    return module
+
+
+def with_reference_forward(model: nn.Module, reference: types.ModuleType) -> nn.Module:
+    """``model`` with every router and LoRA-expert adapter running ``reference``'s forward."""
+    from goat.layers import LoraExperts, Router
+
+    for module in model.modules():
+        if isinstance(module, Router):
+            module.forward = types.MethodType(reference.Router.forward, module)
+        elif isinstance(module, LoraExperts):
+            module.forward = types.MethodType(reference.LoraExperts.forward, module)
+    return model
+
+
+def add_reference_variants(models: dict[str, nn.Module], commit: str) -> dict[str, nn.Module]:
+    """``molora@commit`` and ``goat@commit``: deep copies of the molora / goat models (same weights)
+    running the layers' forward of ``commit``."""
+    reference = layers_at_commit(commit)
+    for name in ("molora", "goat"):
+        if name in models:
+            models[f"{name}@{commit}"] = with_reference_forward(copy.deepcopy(models[name]), reference)
+    return models
 
 
 def greedy_config(new_tokens: int, pad_token_id: int) -> GenerationConfig:
@@ -193,10 +233,10 @@ def interleaved_decode(
 
 
 def format_decode_table(rows: list[DecodeRow]) -> str:
-    lines = [f"{'batch':>5} {'variant':<12} {'median s':>9} {'IQR s':>7} {'tokens/s':>9} {'x LoRA':>7}"]
+    lines = [f"{'batch':>5} {'variant':<18} {'median s':>9} {'IQR s':>7} {'tokens/s':>9} {'x LoRA':>7}"]
     for r in rows:
         lines.append(
-            f"{r.batch_size:>5} {r.variant:<12} {r.median_s:>9.3f} {r.iqr_s:>7.3f} {r.tokens_per_s:>9.1f} "
+            f"{r.batch_size:>5} {r.variant:<18} {r.median_s:>9.3f} {r.iqr_s:>7.3f} {r.tokens_per_s:>9.1f} "
             f"{r.ratio_to_lora:>7.3f}"
         )
     return "\n".join(lines)
@@ -236,6 +276,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target_modules", nargs="+", default=list(LLAMA_TARGETS))
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (a user's CPU run: 1).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference_commit", help="Also time molora/goat with the layers' forward of this git commit.")
     parser.add_argument("--smoke", action="store_true", help="Tiny config-built LLaMA, 4 tokens, 1 round.")
     parser.add_argument("--json", metavar="PATH", help="Also write the settings and rows as JSON.")
     args = parser.parse_args(argv)
@@ -250,6 +291,8 @@ def main(argv: list[str] | None = None) -> list[DecodeRow]:
         torch.set_num_threads(args.threads)
     settings = AdapterSettings(args.r, args.lora_alpha, args.num_experts, args.top_k, tuple(args.target_modules), args.seed)
     models = build_decode_variants(load_base(args.model), settings, tuple(args.variants))
+    if args.reference_commit:
+        models = add_reference_variants(models, args.reference_commit)
     rows = interleaved_decode(
         models, args.batch_sizes, new_tokens=args.new_tokens, prompt_len=args.prompt_len, rounds=args.rounds,
         warmup=args.warmup, seed=args.seed,

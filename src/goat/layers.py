@@ -30,7 +30,9 @@ class Router(nn.Module):
     """Bias-free linear router in -> E with softmax, then top-k or AdaMoLE thresholding (eq. 9-10).
 
     ``forward`` returns the dense gate matrix ``w [T, E]`` (zero outside the selected experts)
-    and records the balance loss of App. B (eq. 26-28) and the expert load counts.
+    and records the balance loss of App. B (eq. 26-28) and the expert load counts. A forward without
+    autograd (evaluation, decoding) keeps the loss's inputs and computes ``last_balance_loss`` when it
+    is read, by the same operations: decoding does not pay for a loss that nothing reads.
     """
 
     def __init__(self, in_features: int, num_experts: int, top_k: int, *, adaptive_threshold: bool):
@@ -41,8 +43,27 @@ class Router(nn.Module):
         # AdaMoLE (Liu & Luo, 2024): per-token threshold tau(x) = sigmoid(w_tau x) / E; experts with
         # p_i >= tau are active with weight (p_i - tau), renormalised. Bias-free, as App. F.1 counts it.
         self.threshold = nn.Linear(in_features, 1, bias=False) if adaptive_threshold else None
-        self.last_balance_loss: torch.Tensor | None = None
+        self._balance_loss: torch.Tensor | None = None
+        self._balance_inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # (probs, counts), no autograd
         self.load_counts = torch.zeros(num_experts)
+
+    @property
+    def last_balance_loss(self) -> torch.Tensor | None:
+        """The last forward's L_b (App. B), or None before any forward."""
+        if self._balance_inputs is not None:
+            self._balance_loss = self._balance(*self._balance_inputs)
+            self._balance_inputs = None
+        return self._balance_loss
+
+    @last_balance_loss.setter
+    def last_balance_loss(self, value: torch.Tensor | None) -> None:
+        self._balance_inputs = None
+        self._balance_loss = value
+
+    def _balance(self, probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        # App. B: L_b = sum_i f_i P_i, f_i = E/(kT) * #tokens to i (k*T = total selections), P_i = mean p_i
+        f = self.num_experts * counts / counts.sum()
+        return (f * probs.mean(0)).sum()
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """PyTorch's nn.Linear default, U(-1/sqrt(n), 1/sqrt(n)), drawn from ``generator``."""
@@ -68,10 +89,13 @@ class Router(nn.Module):
             gates = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny)
             counts = active.sum(0)
         counts = counts.float()
-        # App. B: L_b = sum_i f_i P_i, f_i = E/(kT) * #tokens to i (k*T = total selections), P_i = mean p_i
-        f = self.num_experts * counts / counts.sum()
-        self.last_balance_loss = (f * probs.mean(0)).sum()
-        self.load_counts = self.load_counts.to(counts.device) + counts.detach()
+        if probs.requires_grad:
+            self.last_balance_loss = self._balance(probs, counts)
+        else:  # nothing can backpropagate through it: computed if and when it is read
+            self._balance_loss, self._balance_inputs = None, (probs, counts)
+        if self.load_counts.device != counts.device:
+            self.load_counts = self.load_counts.to(counts.device)
+        self.load_counts = self.load_counts + counts.detach()
         return gates
 
 
@@ -145,6 +169,8 @@ class LoraExperts(nn.Module):
         """``sum_j w_j(x) s_j B_j A_j dropout(x) - W_res x`` for tokens ``[T, n]`` -> ``[T, m]``."""
         E, d = self.num_experts, self.expert_rank
         tokens = tokens.to(self.lora_A.dtype)
+        if not torch.is_grad_enabled() and (not self.training or isinstance(self.dropout, nn.Identity)):
+            return self._forward_without_autograd(tokens)
         gates = self.router(tokens) * self.scalings  # [T, E]: w_j(x) * s_j
         hidden = F.linear(self.dropout(tokens), self.lora_A.reshape(-1, self.in_features))
         if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
@@ -155,6 +181,23 @@ class LoraExperts(nn.Module):
             return delta
         # - W_res x = - B_res (A_res x), accumulated into delta by one GEMM (no [T, m] temporary)
         return torch.addmm(delta, F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
+
+    def _forward_without_autograd(self, tokens: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` when nothing needs gradients and dropout is off (evaluation, decoding): the
+        same products, with the gates applied in place and no dropout call. At decoding each layer
+        sees one token per sequence, so the cost is per-call overhead, not FLOPs."""
+        E, d = self.num_experts, self.expert_rank
+        gates = self.router(tokens) * self.scalings  # [T, E]: w_j(x) * s_j
+        hidden = F.linear(tokens, self.lora_A.reshape(-1, self.in_features))
+        gates = gates.unsqueeze(-1).to(hidden.dtype)
+        if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
+            hidden = hidden.unsqueeze(1) * gates
+        else:
+            hidden = hidden.view(-1, E, d).mul_(gates)
+        delta = hidden.view(-1, E * d) @ self.lora_B.reshape(E * d, self.out_features)
+        if self.residual_A is None:
+            return delta
+        return delta.addmm_(F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
 
     def saved_tensors(self) -> dict[str, tuple[str | None, torch.Tensor]]:
         """``{key: (parameter name or None, tensor)}`` of what a saved adapter holds for this layer."""
