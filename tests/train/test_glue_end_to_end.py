@@ -74,3 +74,16 @@ def test_user_errors_are_one_line(flags, message, capsys, tmp_path, tiny_model_d
     err = capsys.readouterr().err.strip().splitlines()  # earlier lines: progress bars of data loading
     assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
     assert not any(line.startswith(("Traceback", "error: ")) for line in err[:-1])
+
+
+def test_eval_on_start_records_the_untrained_score_as_epoch_0_and_never_as_the_result(tiny_model_dir, rte_dir, tmp_path):
+    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", "0", "--eval_on_start", "true", "--learning_rate", "1e-9") == 0
+    rows = read_results(tmp_path / "res", "glue")
+    assert [r["epoch"] for r in rows] == [0.0, 1.0, 2.0]
+    assert rows[0]["status"] == "incomplete" and rows[-1]["status"] == "complete"
+    # epoch 0 is the untrained model: LoRA's B is zero, so it predicts what the base model with a fresh head predicts
+    run = tmp_path / "out" / "glue" / rows[0]["run_name"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["history"][0]["epoch"] == 0 and summary["best_epoch"] > 0
+    # at lr 1e-9 training changes nothing measurable: every epoch scores what epoch 0 scored
+    assert rows[1]["value"] == rows[0]["value"] == rows[2]["value"]

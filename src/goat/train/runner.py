@@ -101,8 +101,10 @@ def prepare(config: RunConfig) -> PreparedRun:
             "trainable_params": trainable, "run_name": run_name, "run_id": attempt.run_id, "config_hash": settings_hash,
             "smoke": training.smoke, "hparams": settings,
         }  # fmt: skip
-        evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, training.results_dir)
-        arguments = dataclasses.replace(training_arguments(config, folder.path, run_name), report_to=report_to)
+        evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, training.results_dir,
+                                     eval_on_start=training.eval_on_start)  # fmt: skip
+        # --eval_on_start is served by EpochEvaluation (an epoch-0 row); Trainer's own would need an eval_dataset
+        arguments = dataclasses.replace(training_arguments(config, folder.path, run_name), report_to=report_to, eval_on_start=False)
         trainer = GoatTrainer(
             model=bundle.model,
             args=arguments,
