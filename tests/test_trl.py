@@ -100,3 +100,31 @@ def test_dpo_trainer_runs_with_the_disabled_adapter_as_reference(tmp_path):
         base_logits = _base()(input_ids=ids).logits
         assert torch.equal(reference(input_ids=ids).logits, base_logits)  # the reference is the base model
         assert not torch.allclose(model(input_ids=ids).logits, base_logits)  # the policy is not
+
+
+def test_goat_trainer_mixed_into_sft_trainer_adds_the_term_once(tmp_path):
+    """Before, the mixed trainer logged an aux_loss that carried no gradient; now its router gradient and its
+    loss are SFTTrainer's own, the term counted once."""
+    from goat.train.trainer import GoatTrainer
+
+    class GoatSFTTrainer(GoatTrainer, SFTTrainer):
+        pass
+
+    grads, losses = {}, {}
+    for name, trainer_class in (("sft", SFTTrainer), ("mixed", GoatSFTTrainer)):
+        for coef in (0.0, 0.5):
+            model = _adapted(coef)
+            args = SFTConfig(output_dir=str(tmp_path / f"{name}{coef}"), per_device_train_batch_size=2,
+                             gradient_accumulation_steps=4, max_steps=1, learning_rate=1e-6, report_to=[], use_cpu=True,
+                             bf16=False, disable_tqdm=True, save_strategy="no", seed=0)  # fmt: skip
+            recorder = RouterGradients()
+            trainer = trainer_class(model=model, args=args, processing_class=_tokenizer(), callbacks=[recorder],
+                                    train_dataset=Dataset.from_dict({"input_ids": [IDS] * COPIES}))  # fmt: skip
+            trainer.train()
+            grads[name, coef] = recorder.grads
+            losses[name, coef] = trainer.state.log_history[-1]["train_loss"]
+    aux_sft, aux_mixed = (grads[n, 0.5] - grads[n, 0.0] for n in ("sft", "mixed"))
+    assert aux_sft.norm() > 1e-4
+    torch.testing.assert_close(aux_mixed, aux_sft, rtol=1e-4, atol=1e-5 * aux_sft.abs().max().item())
+    assert losses["mixed", 0.5] == pytest.approx(losses["sft", 0.5], rel=1e-5)
+    assert losses["sft", 0.5] - losses["sft", 0.0] > 0.5  # 0.5 x L_b, L_b >= 1 in each of 4 layers

@@ -127,10 +127,11 @@ class GoatTrainer(Trainer):
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
             hook = aux_loss.find_hook(model)
-            aux, added = hook.latest
-            if added is None:  # the model computed no loss of its own: add the term as the model would have
+            aux, added = hook.last  # the forward with gradients (a TRL parent may run a second one under no_grad)
+            if added is None:  # the model computed no loss of its own
                 added = aux.to(loss.device) / ga if step_share else aux.to(loss.device)
-                loss = loss + added
+                if getattr(outputs, "aux_loss", None) is None:  # else a TRL parent weighted outputs.aux_loss already
+                    loss = loss + added
                 scale = 1
             task_loss = loss - added * scale
             # What this micro-batch adds to the step's loss once Trainer has divided by GA.
