@@ -35,11 +35,17 @@ class Workers:
 
 
 def _initialise(threads: int) -> None:
-    """Worker start: quiet logs and ``threads`` torch threads (set before any torch work)."""
+    """Worker start: die with the parent (Linux), quiet logs and ``threads`` torch threads (set before any torch work)."""
+    import ctypes
     import logging
+    import signal
+    import sys
 
     import torch
     import transformers
+
+    if sys.platform.startswith("linux"):  # a killed ledger leaves no orphan worker training on
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
