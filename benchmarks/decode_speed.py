@@ -13,7 +13,10 @@ This measures, on one causal LM (the embedded SmolLM2-135M by default):
 Each generate call decodes exactly ``--new_tokens`` tokens greedily (no early stop) after a short
 prompt, so the time includes one prefill. Rounds are interleaved (every variant once per round,
 order reversed on odd rounds) so that drifts in machine load hit all variants alike; the table
-gives medians, tokens per second and the time ratio to ``lora`` (unmerged).
+gives medians, tokens per second and the time ratio to ``lora`` (unmerged), in wall-clock time and
+in the CPU time of the calling thread. With one intra-op thread (the default) torch computes in that
+thread, so its CPU time leaves out the time other processes take from a shared machine; on a GPU
+only the wall-clock figures mean anything.
 
     python benchmarks/decode_speed.py                        # SmolLM2, batch 1 and 16, 1 thread
     python benchmarks/decode_speed.py --threads 2 --json decode.json
@@ -84,6 +87,8 @@ class DecodeRow:
     iqr_s: float
     tokens_per_s: float
     ratio_to_lora: float
+    cpu_s: float  # median CPU time of the calling thread
+    cpu_ratio_to_lora: float
 
 
 def synchronize(device: torch.device) -> None:
@@ -161,19 +166,19 @@ def greedy_config(new_tokens: int, pad_token_id: int) -> GenerationConfig:
     )
 
 
-def generate_seconds(model: nn.Module, input_ids: torch.Tensor, new_tokens: int) -> float:
-    """Wall-clock seconds of one greedy ``generate`` (prefill + ``new_tokens`` decoding steps)."""
+def generate_seconds(model: nn.Module, input_ids: torch.Tensor, new_tokens: int) -> tuple[float, float]:
+    """(wall-clock, calling thread's CPU) seconds of one greedy ``generate`` (prefill + ``new_tokens`` steps)."""
     device = input_ids.device
     config = greedy_config(new_tokens, pad_token_id=0)
     synchronize(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.thread_time()
     with torch.inference_mode():
         output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
     synchronize(device)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
     if output.shape[1] != input_ids.shape[1] + new_tokens:
         raise RuntimeError(f"generate returned {output.shape[1] - input_ids.shape[1]} new tokens, not {new_tokens}.")
-    return elapsed
+    return elapsed, cpu
 
 
 def prompt_ids(vocab_size: int, batch_size: int, prompt_len: int, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -183,10 +188,13 @@ def prompt_ids(vocab_size: int, batch_size: int, prompt_len: int, device: torch.
     return torch.randint(low, vocab_size, (batch_size, prompt_len), generator=generator).to(device)
 
 
-def decode_rows(times: dict[str, list[float]], batch_size: int, new_tokens: int) -> list[DecodeRow]:
-    """Median time, IQR, tokens/s and ratio to ``lora`` of each variant's interleaved timings."""
+def decode_rows(
+    times: dict[str, list[float]], cpu_times: dict[str, list[float]], batch_size: int, new_tokens: int
+) -> list[DecodeRow]:
+    """Median time, IQR, tokens/s and ratios to ``lora`` of each variant's interleaved timings."""
     medians = {name: statistics.median(t) for name, t in times.items()}
-    reference = medians.get("lora", float("nan"))
+    cpu = {name: statistics.median(t) for name, t in cpu_times.items()}
+    reference, cpu_reference = medians.get("lora", float("nan")), cpu.get("lora", float("nan"))
     rows = []
     for name, values in times.items():
         q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
@@ -199,6 +207,8 @@ def decode_rows(times: dict[str, list[float]], batch_size: int, new_tokens: int)
                 iqr_s=q[2] - q[0],
                 tokens_per_s=batch_size * new_tokens / medians[name],
                 ratio_to_lora=medians[name] / reference,
+                cpu_s=cpu[name],
+                cpu_ratio_to_lora=cpu[name] / cpu_reference if cpu_reference > 0 else float("nan"),
             )
         )
     return rows
@@ -223,21 +233,26 @@ def interleaved_decode(
     for batch_size in batch_sizes:
         ids = prompt_ids(vocab, batch_size, prompt_len, device, seed)
         times: dict[str, list[float]] = {name: [] for name in names}
+        cpu_times: dict[str, list[float]] = {name: [] for name in names}
         for i in tqdm(range(warmup + rounds), desc=f"decode batch {batch_size}", leave=False):
             for name in names if i % 2 == 0 else names[::-1]:
-                elapsed = generate_seconds(models[name], ids, new_tokens)
+                elapsed, cpu = generate_seconds(models[name], ids, new_tokens)
                 if i >= warmup:
                     times[name].append(elapsed)
-        rows += decode_rows(times, batch_size, new_tokens)
+                    cpu_times[name].append(cpu)
+        rows += decode_rows(times, cpu_times, batch_size, new_tokens)
     return rows
 
 
 def format_decode_table(rows: list[DecodeRow]) -> str:
-    lines = [f"{'batch':>5} {'variant':<18} {'median s':>9} {'IQR s':>7} {'tokens/s':>9} {'x LoRA':>7}"]
+    lines = [
+        f"{'batch':>5} {'variant':<18} {'median s':>9} {'IQR s':>7} {'tokens/s':>9} {'x LoRA':>7} "
+        f"{'CPU s':>7} {'CPU x LoRA':>10}"
+    ]
     for r in rows:
         lines.append(
             f"{r.batch_size:>5} {r.variant:<18} {r.median_s:>9.3f} {r.iqr_s:>7.3f} {r.tokens_per_s:>9.1f} "
-            f"{r.ratio_to_lora:>7.3f}"
+            f"{r.ratio_to_lora:>7.3f} {r.cpu_s:>7.3f} {r.cpu_ratio_to_lora:>10.3f}"
         )
     return "\n".join(lines)
 
