@@ -12,23 +12,23 @@ Public API::
 """
 
 from goat import quantization
-from goat.aux_loss import add_aux_loss
 from goat.adapter_io import AdapterIntegrityError, read_adapter
+from goat.aux_loss import add_aux_loss
 from goat.config import METHODS, GoatConfig
-from goat.reference import disabled_adapter_reference
 from goat.model import GoatModel, attach_uninitialised_adapters, find_target_layers, get_goat_model, load_goat_model
+from goat.reference import disabled_adapter_reference
 from goat.routing import auxiliary_loss, balance_loss, routing_stats
 
 __all__ = [
     "METHODS",
     "AdapterIntegrityError",
-    "add_aux_loss",
     "GoatConfig",
     "GoatModel",
+    "add_aux_loss",
     "attach_uninitialised_adapters",
-    "disabled_adapter_reference",
     "auxiliary_loss",
     "balance_loss",
+    "disabled_adapter_reference",
     "find_target_layers",
     "get_goat_model",
     "load_goat_model",

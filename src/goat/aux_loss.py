@@ -61,7 +61,8 @@ def _label_count(module: nn.Module, kwargs: dict[str, Any]) -> torch.Tensor | No
         labels = kwargs.get("labels")
         if labels is None:
             return None
-        if type(module).__name__.endswith("ForCausalLM"):  # the loss shifts the labels by one
+        model = getattr(module, "get_base_model", lambda: module)()  # a GoatModel: the model it wraps
+        if type(model).__name__.endswith("ForCausalLM"):  # the loss shifts the labels by one
             labels = labels[..., 1:]
     return labels.ne(-100).sum()
 
