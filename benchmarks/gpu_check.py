@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import importlib.metadata
 import json
 import math
 import platform
@@ -71,7 +72,6 @@ LAYER_VARIANTS = ("lora", "molora", "goat", "loop")
 STEP_METHODS = ("lora", "molora", "goat")
 DECODE_VARIANTS = decode_speed.VARIANTS
 LLAMA_TARGETS = decode_speed.LLAMA_TARGETS  # q, k, v, up, down (Table 12)
-BALANCE_COEF = 1e-3  # App. B coefficient (authors' rebuttal), as benchmarks/step_cost.py
 # Table 7 (one A100, MetaMath, LLaMA-2-7B): memory and epoch time; ratios here are to MoLoRA.
 PAPER_TABLE_7 = {
     "molora": {"memory_gb": 34.85, "epoch_min": 36 * 60 + 56},
@@ -478,8 +478,9 @@ def token_batch(config: LlamaConfig, settings: Settings) -> torch.Tensor:
 
 
 def train_step_runner(model: nn.Module, ids: torch.Tensor, settings: Settings) -> tuple[Callable[[], float], dict[str, Any]]:
-    """A function timing one training step (forward, backward with the App. B balance loss, AdamW), and
-    a dict that holds the step's memory figures (CUDA: peak allocation over the steps minus before)."""
+    """A function timing one training step (forward, backward, AdamW), and a dict that holds the step's
+    memory figures (CUDA: peak allocation over the steps minus before). In training mode the adapted
+    model's loss already holds ``aux_loss_coef * L_b`` (App. B, :mod:`goat.aux_loss`)."""
     params_ = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params_, lr=settings.learning_rate, weight_decay=0.0)
     memory: dict[str, Any] = {"trainable": sum(p.numel() for p in params_), "train_delta_mib": None}
@@ -493,7 +494,7 @@ def train_step_runner(model: nn.Module, ids: torch.Tensor, settings: Settings) -
             before = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss + goat.auxiliary_loss(model, BALANCE_COEF).to(device)
+        loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -630,12 +631,8 @@ class LlamaStage:
 
 # ------------------------------------------------------------------------- reporting
 def environment(settings: Settings) -> dict[str, Any]:
-    """Date, device and library versions of this run."""
-    import bitsandbytes
-    import peft
-    import safetensors
-    import transformers
-
+    """Date, device and library versions of this run (a library missing on the machine is said so:
+    only the 4-bit section needs bitsandbytes, and it records the error without it)."""
     device = torch.device(settings.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     return {
@@ -644,11 +641,18 @@ def environment(settings: Settings) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "versions": {
-            "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-            "bitsandbytes": bitsandbytes.__version__, "safetensors": safetensors.__version__, "goat": goat.__version__,
-        },
-    }  # fmt: skip
+        "versions": {"torch": torch.__version__, **{name: package_version(name) for name in PACKAGES}, "goat": goat.__version__},
+    }
+
+
+PACKAGES = ("transformers", "peft", "bitsandbytes", "safetensors")
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def fmt(value: Any, spec: str = ".3f") -> str:
