@@ -185,7 +185,8 @@ def curve_lr(curve: Any, path: Path) -> Path | None:
         ax.set_xscale("log")
         ax.set(title=f"{method} ({task.name})", xlabel="learning rate", ylabel="accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     if not drawn:
         plt.close(fig)
         return None
