@@ -106,6 +106,12 @@ class CausalLMArguments(QuantizedBaseArguments, TaskArguments):
         "Attention: auto (flash_attention_2 when installed, on GPU with --bf16; else sdpa), flash_attention_2, sdpa or eager.",
         default="auto",
     )
+    allow_unconfined_sandbox: bool = setting(
+        "HumanEval: run the samples even where the code sandbox cannot confine them (not root, or no PID "
+        "namespace, allow-listed root or seccomp filter): the model's code then runs with the user's uid and "
+        "groups. Off: every sample is recorded as failed with a line naming what is missing.",
+        default=False,
+    )
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
 MTBENCH_PENDING = "mtbench_pending_judge"
 
@@ -272,8 +278,13 @@ def gsm8k_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) 
     return evaluate
 
 
-def humaneval_evaluator(problems: dict[str, dict[str, Any]], generation: EvalGeneration) -> Evaluator:
-    """HumanEval pass@1 with one greedy sample per problem (Table 2), run in sandboxes on the main process."""
+def humaneval_evaluator(
+    problems: dict[str, dict[str, Any]], generation: EvalGeneration, allow_unconfined: bool = False
+) -> Evaluator:
+    """HumanEval pass@1 with one greedy sample per problem (Table 2), run in sandboxes on the main process.
+
+    ``allow_unconfined`` (``--allow_unconfined_sandbox``) runs samples the sandbox cannot confine.
+    """
     workers = max(1, min(8, os.cpu_count() or 1))
 
     def evaluate(trainer: Any) -> dict[str, float]:
@@ -281,7 +292,9 @@ def humaneval_evaluator(problems: dict[str, dict[str, Any]], generation: EvalGen
         texts = generation(trainer, [humaneval_prompt(problems[i]["prompt"]) for i in ids])
         completions = {i: clean_completion(problems[i]["prompt"], t) for i, t in zip(ids, texts)}
         scored = on_main_process(
-            trainer, lambda: evaluate_humaneval(completions, problems=problems, workers=workers, progress=False)
+            trainer, lambda: evaluate_humaneval(
+                completions, problems=problems, workers=workers, progress=False, allow_unconfined=allow_unconfined
+            ),
         )
         records = ({"task_id": i, "completion": completions[i], "generation": t, **scored["results"][i]} for i, t in zip(ids, texts))
         write_jsonl(trainer, epoch_folder(trainer) / "humaneval_samples.jsonl", records)
@@ -405,7 +418,11 @@ def build_causal_lm(config: RunConfig) -> TaskBundle:
     return TaskBundle(
         model=model,
         train_dataset=train,
-        evaluate=EVALUATORS[task.name](eval_data, generation),
+        evaluate=(
+            humaneval_evaluator(eval_data, generation, allow_unconfined=args.allow_unconfined_sandbox)
+            if task.name == "humaneval"
+            else EVALUATORS[task.name](eval_data, generation)
+        ),
         primary_metric=task.primary_metric,
         data_collator=CausalLMCollator(pad_token_id=pad_id),
         processing_class=tokenizer,
