@@ -184,6 +184,32 @@ def test_run_folders_are_private(tmp_path):
     assert (folder.path.stat().st_mode & 0o777) == 0o700
 
 
+@pytest.mark.parametrize("flag", [False, True])
+def test_the_trainers_sandbox_flag_reaches_the_evaluation(problems, monkeypatch, tmp_path, flag):
+    # Issue 20: --allow_unconfined_sandbox (off by default) is what humaneval_evaluator passes on.
+    import dataclasses
+    from types import SimpleNamespace
+
+    from goat.train import causal
+
+    defaults = {field.name: field.default for field in dataclasses.fields(causal.CausalLMArguments)}
+    assert defaults["allow_unconfined_sandbox"] is False
+    seen = {}
+
+    def evaluate_humaneval_spy(completions, **kwargs):
+        seen.update(kwargs)
+        return {"pass@1": 0.0, "results": {task_id: {"passed": False} for task_id in completions}}
+
+    monkeypatch.setattr(causal, "evaluate_humaneval", evaluate_humaneval_spy)
+    trainer = SimpleNamespace(args=SimpleNamespace(world_size=1, output_dir=str(tmp_path)),
+                              state=SimpleNamespace(epoch=1), is_world_process_zero=lambda: True)
+    subset = {"HumanEval/0": problems["HumanEval/0"]}
+    evaluate = causal.humaneval_evaluator(subset, lambda trainer, prompts: ["    return False\n"] * len(prompts),
+                                          allow_unconfined=flag)
+    assert evaluate(trainer) == {"pass@1": 0.0}
+    assert seen["allow_unconfined"] is flag
+
+
 def test_unknown_task_id_is_rejected():
     with pytest.raises(ValueError, match="unknown HumanEval task"):
         evaluate_humaneval({"HumanEval/999": "    pass\n"}, **FAST)
