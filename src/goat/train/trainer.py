@@ -126,7 +126,7 @@ class GoatTrainer(Trainer):
         with aux_loss.accumulation_steps(ga * scale):
             loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if model.training:
-            hook = aux_loss.find_hook(model)
+            hook = aux_loss.find_hook(self.model)  # ``model`` may be DDP's or DeepSpeed's wrapper of it
             aux, added = hook.last  # the forward with gradients (a TRL parent may run a second one under no_grad)
             if added is None:  # the model computed no loss of its own
                 added = aux.to(loss.device) / ga if step_share else aux.to(loss.device)
