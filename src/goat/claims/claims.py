@@ -201,7 +201,7 @@ def claim_1(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         primary = scale.primary if task.name == "classifier" else scale.causal_baselines
         secondary = scale.secondary if task.name == "classifier" else ()
         baselines = {m: regime_arm(ledger, task, curve, m, m) for m in (*primary, *secondary)}
-        rows_here = [judged(ledger, task, goat, arm, Effect(task.effects.get(m), task.table), primary=m in primary)
+        rows_here = [judged(ledger, task, goat, arm, Effect(task.effects.get(m), task.table), primary=m in primary, names=("goat", m))
                      for m, arm in baselines.items()]  # fmt: skip
         comparisons += rows_here
         arms = [goat, *baselines.values()]
@@ -374,7 +374,8 @@ def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         for r in scale.ranks:
             goat = regime_arm(ledger, task, curve, f"goat r={r}", "goat", r=r)
             molora = regime_arm(ledger, task, curve, f"molora r={r}", "molora", r=r)
-            here.append(judged(ledger, task, goat, molora, Effect(RANK32_MOLORA_EFFECT if r == 32 else None, "§4.6 / Fig. 5, rank 32: 83.04 vs 82.15")))
+            here.append(judged(ledger, task, goat, molora, Effect(RANK32_MOLORA_EFFECT if r == 32 else None, "§4.6 / Fig. 5, rank 32: 83.04 vs 82.15"),
+                               names=(f"goat r={r}", f"molora r={r}")))  # fmt: skip
             arms += [goat, molora]
         comparisons += here
         configs += arm_configs(arms)
