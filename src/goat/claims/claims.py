@@ -69,7 +69,7 @@ def section_0(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> 
                     rows.append({"kind": "curve", "task": task.name, "method": method, "max_train_samples": budget[0],
                                  "num_train_epochs": budget[1], "learning_rate": lr, "seed": seed, "value": value,
                                  "best": lr == arm.best_lr, "bracketed": arm.bracketed})  # fmt: skip
-            configs += [c for c in _configs(arm)]
+            configs += arm_configs([arm])
         if measure:
             figures += [f for f in (plots.learning_curve(curve, out / f"curve_{task.name}.png"),
                                     plots.curve_lr(curve, out / f"curve_{task.name}_lr.png")) if f]  # fmt: skip
@@ -86,10 +86,6 @@ def section_0(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> 
         "the smallest budget within the tolerance of both methods' plateaus", configs, rows, figures,
         caption="tuned accuracy in % (mean over the curve seeds at the best rate of the bracketing search)",
     )  # fmt: skip
-
-
-def _configs(arm: Any) -> list:
-    return [replace(arm.config, learning_rate=lr, seed=s) for lr, values in arm.curve.items() for s in values]
 
 
 # ------------------------------------------------------------------------------- claim 7 (cost)
