@@ -8,11 +8,11 @@
 set -euo pipefail
 
 METHOD="${METHOD:-goat}"        # goat goat_plus molora hydralora adamole full_moe lora rslora dora pissa milora kasa full
-TASKS="${TASKS:-gsm8k}"
-SEEDS="${SEEDS:-0}"
-OUTPUT_DIR="${OUTPUT_DIR:-outputs}"
-RESULTS_DIR="${RESULTS_DIR:-results}"
-# GPUS, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, DEEPSPEED: see scripts/launch.sh
+TASKS="${TASKS:-gsm8k}"   # space-separated; one run per task and seed
+SEEDS="${SEEDS:-0}"                   # space-separated, e.g. "0 1 2"
+OUTPUT_DIR="${OUTPUT_DIR:-outputs}"   # run folders: <OUTPUT_DIR>/<family>/<run name>/
+RESULTS_DIR="${RESULTS_DIR:-results}" # rows: <RESULTS_DIR>/<family>/results.{csv,jsonl}
+# GPUS, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT, DEEPSPEED: see scripts/launch.sh; DRY_RUN, --help: scripts/common.sh
 
 cd "$(dirname "$0")"
 source scripts/launch.sh
@@ -22,4 +22,4 @@ for TASK in $TASKS; do
     goat_train math --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
   done
 done
-python -m goat.report --family math --results_dir "$RESULTS_DIR"
+goat_report python -m goat.report --family math --results_dir "$RESULTS_DIR"

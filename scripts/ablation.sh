@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/ablation.sh: the embedded default on CPU (MiniLM + tweets, small grid); the
 # grid variables below are then ignored. Output: <RESULTS_DIR>/studies/ablation[-smoke]/table5.{csv,md}.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=vision
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                                  # empty: configs/$FAMILY.yaml's model
@@ -18,10 +18,11 @@ EXTRA_ARGS=""                             # e.g. --set bf16=true report_to=wandb
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --inits $INITS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.ablation "${GRID[@]}" --ms-scaling "$MS_SCALING" --plain-scaling "$PLAIN_SCALING" \
+goat_run "$PYTHON" -m goat.studies.ablation "${GRID[@]}" --ms-scaling "$MS_SCALING" --plain-scaling "$PLAIN_SCALING" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

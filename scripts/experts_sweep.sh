@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/experts_sweep.sh: the embedded default on CPU (1in8 2in8).
 # Output: <RESULTS_DIR>/studies/experts_sweep[-smoke]/figure6.{png,csv}.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=vision
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
@@ -18,10 +18,11 @@ EXTRA_ARGS=""
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --configs $CONFIGS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.experts_sweep "${GRID[@]}" --methods $METHODS --r "$RANK" \
+goat_run "$PYTHON" -m goat.studies.experts_sweep "${GRID[@]}" --methods $METHODS --r "$RANK" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

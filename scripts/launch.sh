@@ -6,22 +6,25 @@
 #   several:      torchrun --nnodes=$NNODES --node-rank=$NODE_RANK --master-addr=$MASTER_ADDR
 #                          --master-port=$MASTER_PORT --nproc-per-node=$GPUS   (static rendezvous)
 # Every variable can be set from the environment: GPUS=8 NNODES=2 NODE_RANK=1 MASTER_ADDR=node0 bash math.sh
-GPUS="${GPUS:-1}"
-NNODES="${NNODES:-1}"
-NODE_RANK="${NODE_RANK:-0}"
-MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
-MASTER_PORT="${MASTER_PORT:-29500}"
-DEEPSPEED="${DEEPSPEED:-zero2}"   # zero2 | zero3 (the packaged configs) | a DeepSpeed JSON file
+# DRY_RUN=1 and --help come from scripts/common.sh, sourced at the end.
+GPUS="${GPUS:-1}"                 # processes (GPUs) per node; > 1 launches torchrun with DeepSpeed
+NNODES="${NNODES:-1}"             # nodes; > 1: static rendezvous at MASTER_ADDR:MASTER_PORT
+NODE_RANK="${NODE_RANK:-0}"       # this node's rank, 0 .. NNODES-1
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"   # address of node 0 (NNODES > 1)
+MASTER_PORT="${MASTER_PORT:-29500}"       # port on node 0 (NNODES > 1)
+DEEPSPEED="${DEEPSPEED:-zero2}"   # zero2 | zero3 (the packaged configs) | a DeepSpeed JSON file; with > 1 process
 
 goat_train() {
   local family="$1"
   shift
   if [ "$NNODES" -gt 1 ]; then
-    torchrun --nnodes="$NNODES" --node-rank="$NODE_RANK" --master-addr="$MASTER_ADDR" --master-port="$MASTER_PORT" \
-      --nproc-per-node="$GPUS" -m goat.train "$family" --deepspeed "$DEEPSPEED" "$@"
+    goat_run torchrun --nnodes="$NNODES" --node-rank="$NODE_RANK" --master-addr="$MASTER_ADDR" \
+      --master-port="$MASTER_PORT" --nproc-per-node="$GPUS" -m goat.train "$family" --deepspeed "$DEEPSPEED" "$@"
   elif [ "$GPUS" -gt 1 ]; then
-    torchrun --standalone --nproc-per-node="$GPUS" -m goat.train "$family" --deepspeed "$DEEPSPEED" "$@"
+    goat_run torchrun --standalone --nproc-per-node="$GPUS" -m goat.train "$family" --deepspeed "$DEEPSPEED" "$@"
   else
-    python -m goat.train "$family" "$@"
+    goat_run python -m goat.train "$family" "$@"
   fi
 }
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

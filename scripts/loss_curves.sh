@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/loss_curves.sh: the embedded default on CPU (pissa molora goat).
 # Output: <RESULTS_DIR>/studies/loss_curves[-smoke]/figure4.png, figure4_steps.csv.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 TASKS="vision:cars math:gsm8k"   # family:task (math:gsm8k trains on MetaMathQA)
 MODEL=""                      # empty: each family's configs/<family>.yaml model
 SEEDS="0"
@@ -15,10 +15,11 @@ EXTRA_ARGS=""
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--tasks $TASKS --methods $METHODS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.loss_curves "${GRID[@]}" \
+goat_run "$PYTHON" -m goat.studies.loss_curves "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

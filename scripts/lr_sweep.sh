@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/lr_sweep.sh: the embedded default on CPU (molora, goat at 2e-4, 1e-3; grid variables ignored).
 # Output: <RESULTS_DIR>/studies/lr_sweep[-smoke]/table6.{csv,md}, lr_sweep.png.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=math
 TASKS="gsm8k"                 # trains on MetaMathQA, scores GSM8K (configs/math.yaml)
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
@@ -17,10 +17,11 @@ EXTRA_ARGS=""                 # e.g. --set bf16=true deepspeed=configs/deepspeed
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --lrs $LRS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.lr_sweep "${GRID[@]}" \
+goat_run "$PYTHON" -m goat.studies.lr_sweep "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/rank_sweep.sh: the embedded default on CPU (goat molora at ranks 8 32).
 # Output: <RESULTS_DIR>/studies/rank_sweep[-smoke]/figure5.{png,csv}.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=vision
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
@@ -17,10 +17,11 @@ EXTRA_ARGS=""
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --ranks $RANKS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.rank_sweep "${GRID[@]}" \
+goat_run "$PYTHON" -m goat.studies.rank_sweep "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

@@ -5,7 +5,7 @@
 # SMOKE=1 bash scripts/scaling_rank.sh: the embedded default on CPU (8:2 8:16 1:2).
 # Output: <RESULTS_DIR>/studies/scaling_rank[-smoke]/figure2.png, figure2_steps.csv, figure2.csv.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=vision
 TASKS="eurosat"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
@@ -17,10 +17,11 @@ EXTRA_ARGS=""
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --configs $CONFIGS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.scaling_rank "${GRID[@]}" \
+goat_run "$PYTHON" -m goat.studies.scaling_rank "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

@@ -4,7 +4,7 @@
 # SMOKE=1 bash scripts/segments.sh: the embedded default on CPU, rank 128 (3 segments of MiniLM).
 # Output: <RESULTS_DIR>/studies/segments[-smoke]/figure1.{png,csv}.
 set -euo pipefail
-SMOKE="${SMOKE:-0}"
+SMOKE="${SMOKE:-0}"           # 1: the embedded default on CPU instead of the grid below
 FAMILY=vision
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
@@ -17,10 +17,11 @@ EXTRA_ARGS=""
 
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"
+source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
   GRID=(--family "$FAMILY" --tasks $TASKS --ranks $RANKS ${SEGMENTS:+--segments $SEGMENTS} ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-"$PYTHON" -m goat.studies.segments "${GRID[@]}" \
+goat_run "$PYTHON" -m goat.studies.segments "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS
