@@ -120,20 +120,29 @@ def build_decode_variants(
 
 
 def layers_at_commit(commit: str) -> types.ModuleType:
-    """``goat.layers`` as of git ``commit`` (read with ``git show``), imported under another name."""
+    """``goat.adapters.layers`` as of git ``commit`` (read with ``git show``), imported under another name.
+
+    Before the adapter library had its folder the file was ``src/goat/layers.py``; its imports are
+    pointed at ``goat.adapters``, where the same modules live now."""
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(
-        ["git", "show", f"{commit}:src/goat/layers.py"], cwd=root, check=True, capture_output=True, text=True
-    ).stdout
+    for path, moved in (("src/goat/adapters/layers.py", False), ("src/goat/layers.py", True)):
+        shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise ValueError(f"commit {commit} has no goat layers module: {shown.stderr.strip()}")
+    source = shown.stdout
+    if moved:
+        source = source.replace("from goat import ", "from goat.adapters import ").replace("from goat.", "from goat.adapters.")
     module = types.ModuleType(f"goat_layers_{commit}")
-    module.__dict__["__file__"] = f"{commit}:src/goat/layers.py"
+    module.__dict__["__file__"] = f"{commit}:{path}"
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 (this repository's own file)
     return module
 
 
 def with_reference_forward(model: nn.Module, reference: types.ModuleType) -> nn.Module:
     """``model`` with every router and LoRA-expert adapter running ``reference``'s forward."""
-    from goat.layers import LoraExperts, Router
+    from goat.adapters.layers import LoraExperts, Router
 
     for module in model.modules():
         if isinstance(module, Router):

@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -326,7 +326,7 @@ def layer_section(settings: Settings, deadline: Deadline, *, compiled: bool) -> 
 
 # -------------------------------------------------------------------- model builders
 def llama_config(settings: Settings, layers: int) -> LlamaConfig:
-    """LLaMA-2-7B's config (``goat.analysis.params``) with ``layers`` decoder layers; tiny for ``--smoke``."""
+    """LLaMA-2-7B's config (``goat.studies.params``) with ``layers`` decoder layers; tiny for ``--smoke``."""
     if settings.smoke:
         config = LlamaConfig(
             vocab_size=256, hidden_size=64, intermediate_size=172, num_hidden_layers=layers, num_attention_heads=4,
@@ -480,7 +480,7 @@ def token_batch(config: LlamaConfig, settings: Settings) -> torch.Tensor:
 def train_step_runner(model: nn.Module, ids: torch.Tensor, settings: Settings) -> tuple[Callable[[], float], dict[str, Any]]:
     """A function timing one training step (forward, backward, AdamW), and a dict that holds the step's
     memory figures (CUDA: peak allocation over the steps minus before). In training mode the adapted
-    model's loss already holds ``aux_loss_coef * L_b`` (App. B, :mod:`goat.aux_loss`)."""
+    model's loss already holds ``aux_loss_coef * L_b`` (App. B, :mod:`goat.adapters.aux_loss`)."""
     params_ = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params_, lr=settings.learning_rate, weight_decay=0.0)
     memory: dict[str, Any] = {"trainable": sum(p.numel() for p in params_), "train_delta_mib": None}

@@ -3,7 +3,7 @@
 Three implementations of the same total rank ``r`` on one ``nn.Linear(n, n)``:
 
 * ``lora``  — peft's LoRA layer (rank r), through ``goat.get_goat_model(method="lora")``;
-* ``goat``  — this package's :class:`goat.layers.LoraMoELinear`: all E rank-d experts run as one
+* ``goat``  — this package's :class:`goat.adapters.layers.LoraMoELinear`: all E rank-d experts run as one
   rank-r product whose r channels are gated by the sparse routing weights (eq. 12);
 * ``loop``  — the authors' dispatch, written here as a reference: a Python loop over experts that
   gathers the tokens routed to each, runs A_j/B_j on them and scatter-adds the weighted result.
@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import goat
-from goat.layers import LoraMoELinear
+from goat.adapters.layers import LoraMoELinear
 
 VARIANTS = ("lora", "goat", "loop")
 

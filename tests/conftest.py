@@ -49,7 +49,7 @@ ROBERTA_TARGETS = ["query", "key", "value", "output.dense", "intermediate.dense"
 @pytest.fixture(autouse=True)
 def _svd_cache_in_tmp(tmp_path_factory, monkeypatch):
     """Runs cache SVDs by default (~/.cache/goat/svd); tests keep theirs in a temporary folder."""
-    from goat import svd_cache
+    from goat.adapters import svd_cache
 
     folder = tmp_path_factory.getbasetemp() / "svd-cache"
     monkeypatch.setattr(svd_cache, "default_cache_dir", lambda: folder)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import goat
-from goat.aux_loss import add_aux_loss, find_hook
+from goat.adapters.aux_loss import add_aux_loss, find_hook
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 INPUTS = {"input_ids": torch.randint(3, 100, (4, 10), generator=torch.Generator().manual_seed(0))}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import goat
-from goat.init import segment_starts
+from goat.adapters.init import segment_starts
 
 
 def _layer(model: goat.GoatModel, name: str):
@@ -69,7 +69,7 @@ def test_w_res_is_the_theorem_3_4_residual_and_w0_stays_frozen(two_layer):
 
 def test_residual_factors_multiply_to_the_weighted_expert_mean():
     """init.residual_factors: B_res @ A_res = (1/E) sum_j s_j B_j A_j, rank E*d."""
-    from goat.init import residual_factors
+    from goat.adapters.init import residual_factors
 
     A, B, s = torch.randn(3, 2, 7), torch.randn(3, 5, 2), torch.tensor([0.5, 2.0, 3.0])
     A_res, B_res = residual_factors(A, B, s)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import goat
-from goat.layers import MoELinear
+from goat.adapters.layers import MoELinear
 
 PINS = Path(__file__).parent / "data" / "layer_pins.pt"
 METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import goat
-from goat.layers import Router
+from goat.adapters.layers import Router
 
 
 def _zero_routers(model: goat.GoatModel) -> None:

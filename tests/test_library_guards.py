@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
-from goat.adapter_io import AdapterIntegrityError, base_fingerprint
+from goat.adapters.io import AdapterIntegrityError, base_fingerprint
 
 INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
           "attention_mask": torch.ones(2, 9, dtype=torch.long)}  # fmt: skip
@@ -156,7 +156,7 @@ def test_flipped_bytes_in_the_weights_file_are_an_error(tmp_path, method, caplog
     with pytest.raises(AdapterIntegrityError, match=r"corrupted or was replaced: its SHA-256 .*strict=False"):
         goat.load_goat_model(base, tmp_path)
     _assert_untouched(base, before)
-    with caplog.at_level(logging.WARNING, logger="goat.adapter_io"):
+    with caplog.at_level(logging.WARNING, logger="goat.adapters.io"):
         goat.load_goat_model(base, tmp_path, strict=False)
     assert "corrupted or was replaced" in caplog.text
 
@@ -168,7 +168,7 @@ def test_another_base_model_of_the_same_shape_is_an_error(tmp_path, caplog):
     with pytest.raises(AdapterIntegrityError, match="same names, shapes and dtypes but other values"):
         goat.load_goat_model(other, tmp_path)
     _assert_untouched(other, before)
-    with caplog.at_level(logging.WARNING, logger="goat.adapter_io"):
+    with caplog.at_level(logging.WARNING, logger="goat.adapters.io"):
         loaded = goat.load_goat_model(other, tmp_path, strict=False)
     assert "trained on another base model" in caplog.text
     assert torch.equal(loaded.adapter_state_dict()["classifier.dense.weight"], saved.adapter_state_dict()["classifier.dense.weight"])

@@ -75,7 +75,7 @@ def test_peft_and_transformers_load_a_causal_lm_adapter(tmp_path):
 
 @pytest.mark.parametrize("method", SINGLE_METHODS)
 def test_merge_and_unload_folds_the_adapter_into_w0(method, tmp_path):
-    from goat.layers import MOE_LAYER_TYPES
+    from goat.adapters.layers import MOE_LAYER_TYPES
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     model = _trained(method)

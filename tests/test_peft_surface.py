@@ -10,7 +10,7 @@ from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 import goat
-from goat.quantization import quantization_config
+from goat.adapters.quantization import quantization_config
 
 INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0))}
 

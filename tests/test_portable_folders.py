@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 import goat
-from goat.hub import portable_base_id
+from goat.adapters.card import portable_base_id
 from goat.tasks.embedded import causal_cache_root, embedded_model_path, resolve_model_path
 
 INPUTS = {"input_ids": torch.randint(3, 1000, (2, 9), generator=torch.Generator().manual_seed(0))}

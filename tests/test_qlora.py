@@ -8,7 +8,7 @@ import torch
 from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 import goat
-from goat.quantization import dense_weight, quantization_config, stored_weight
+from goat.adapters.quantization import dense_weight, quantization_config, stored_weight
 
 pytest.importorskip("bitsandbytes")  # pinned in requirements.txt; a missing install must not hide the rest
 # Models are compared in train mode (no dropout anywhere here): in eval mode without grad, bitsandbytes

@@ -9,7 +9,7 @@ import torch
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
-from goat.model import read_adapter
+from goat.adapters.model import read_adapter
 
 METHODS = ["goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe", "lora", "rslora", "dora", "pissa", "milora"]
 

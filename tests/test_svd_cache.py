@@ -1,4 +1,4 @@
-"""The SVD cache (goat.svd_cache): hits are bit-identical, skip the SVD, and survive concurrency."""
+"""The SVD cache (goat.adapters.svd_cache): hits are bit-identical, skip the SVD, and survive concurrency."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
-from goat import init as goat_init
-from goat import svd_cache
+from goat.adapters import init as goat_init
+from goat.adapters import svd_cache
 
 
 def thin_svd(weight: torch.Tensor) -> svd_cache.SvdFactors:

@@ -4,7 +4,6 @@ JSON and Markdown outputs; a real run refuses a machine without CUDA. Timings ar
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

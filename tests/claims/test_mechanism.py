@@ -16,7 +16,7 @@ from torch import nn
 
 import goat
 from goat.claims import mechanism
-from goat.layers import LoraExperts
+from goat.adapters.layers import LoraExperts
 
 
 class OneLayer(nn.Module):

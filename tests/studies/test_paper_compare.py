@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from goat import paper_results
-from goat.report import main
+from goat.report import paper as paper_results
+from goat.report.table import main
 from goat.train.results import ResultRow, append_result
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 import goat
-from goat.layers import LoraMoELinear
+from goat.adapters.layers import LoraMoELinear
 from goat.tasks import vision_data as vd
 from goat.tasks import vision_models as vm
 from goat.tasks.errors import DataUnavailableError

@@ -10,7 +10,7 @@ import torch
 from transformers import TrainingArguments
 
 import goat
-from goat.report import main as report_main
+from goat.report.table import main as report_main
 from goat.train.__main__ import EXIT_DIVERGED, main
 from goat.train.results import read_results
 from goat.train.trainer import DivergenceError, GoatTrainer

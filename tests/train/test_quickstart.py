@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from goat.quickstart import main
+from goat.quickstart.run import main
 from goat.train.results import read_results
 
 
@@ -17,8 +17,8 @@ def test_quickstart_table_and_plot(tmp_path, capsys):
 
 
 def test_each_method_runs_at_its_stored_rate_and_the_output_says_where_it_came_from(tmp_path, capsys, monkeypatch):
-    from goat import quickstart
-    from goat.quickstart_rates import read_rates, write_rates
+    from goat.quickstart import run as quickstart
+    from goat.quickstart.rates import read_rates, write_rates
 
     rates_file = tmp_path / "quickstart.yaml"
     write_rates({"goat": 2e-3}, {"goat": "bracketed at 0.002, mean 70.00"}, rates_file)
@@ -34,7 +34,7 @@ def test_each_method_runs_at_its_stored_rate_and_the_output_says_where_it_came_f
 def test_tune_runs_the_bracketing_search_until_decided_and_stores_only_bracketed_rates(tmp_path, monkeypatch):
     import math
 
-    from goat import quickstart_rates
+    from goat.quickstart import rates as quickstart_rates
     from goat.claims import executor
     from goat.claims.ledger import OK, Record
 

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from goat.report import format_table, main, summarise
+from goat.report.table import format_table, main, summarise
 from goat.train.results import ResultRow, append_result, read_results
 
 BASE = {"method": "goat", "r": 8, "lr": 1e-4, "epochs": 2.0}

@@ -238,7 +238,7 @@ def claim_2(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
             comparison, values[init] = ablation(ledger, task, goat, INIT_NAMES[init], Effect(INIT_EFFECTS[init], "Table 5"), init=init)
             here.append(comparison)
         comparisons += here
-        configs += arm_configs([goat]) + [replace(goat.config, learning_rate=goat.best_lr, init=i, seed=s)
+        configs += arm_configs([goat]) + [replace(goat.adapters.config, learning_rate=goat.best_lr, init=i, seed=s)
                                           for i, v in values.items() for s in v] if goat and goat.best_lr else []  # fmt: skip
         table = ["| init | accuracy (mean ± 95% CI) | paper Table 5 Avg. |", "|---|---|---|"]
         paper = {"spread": 81.49, "principal": 81.11, "minor": 81.14, "random": 81.22, "zero": 81.06}
@@ -400,7 +400,7 @@ def claim_6(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
             continue
         seeds = list(task.seeds[: task.min_seeds])
         coefs = sorted({1e-3, *scale.aux_coefs})
-        cfgs = {c: [replace(goat.config, learning_rate=goat.best_lr, aux_loss_coef=c, seed=s) for s in seeds] for c in coefs}
+        cfgs = {c: [replace(goat.adapters.config, learning_rate=goat.best_lr, aux_loss_coef=c, seed=s) for s in seeds] for c in coefs}
         records = {c: {cfg.seed: ledger.get(cfg) for cfg in cs} for c, cs in cfgs.items()}
         configs += [cfg for cs in cfgs.values() for cfg in cs]
         complete = all(r is not None for rs in records.values() for r in rs.values())

@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 
 from goat.claims import stats
 from goat.claims.ledger import Config, Ledger, Record, run_settings

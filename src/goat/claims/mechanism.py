@@ -56,7 +56,7 @@ class ExpertAlignment:
 @contextmanager
 def captured(model: nn.Module) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
     """Per LoRA-expert adapter: its input tokens, router gates and the gradient at its output (after backward)."""
-    from goat.layers import LoraExperts
+    from goat.adapters.layers import LoraExperts
 
     store: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
     handles = []
@@ -81,7 +81,7 @@ def captured(model: nn.Module) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
 
 def expert_alignments(model: nn.Module, store: dict[str, dict[str, torch.Tensor]], eta: float) -> list[ExpertAlignment]:
     """After backward: every expert's g̃_i = s (B_i G_A + G_B A_i) against η g_i = η Σ_t w_i δy_t x_tᵀ."""
-    from goat.layers import LoraExperts
+    from goat.adapters.layers import LoraExperts
 
     rows = []
     for name, module in model.named_modules():

@@ -23,7 +23,7 @@ import argparse
 import sys
 from typing import Any
 
-from goat.paper_results import TABLE_5
+from goat.report.paper import TABLE_5
 from goat.studies import common
 
 INITS = {"spread": "O", "principal": "P", "minor": "M", "random": "R", "zero": "zero"}

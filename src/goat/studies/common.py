@@ -26,11 +26,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from goat.model import GoatModel
+from goat.adapters.model import GoatModel
 from goat.studies.steps import StepRecorder
 from goat.train.runner import prepare, train
 from goat.train import settings as run_settings
-from goat.train.settings import RunConfig, flag_names
+from goat.train.run_config import RunConfig
+from goat.train.settings import flag_names
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from goat.paper_results import TABLE_6
+from goat.report.paper import TABLE_6
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from goat.paper_results import FIGURE_5_TEXT
+from goat.report.paper import FIGURE_5_TEXT
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from goat.paper_results import FIGURE_7_TEXT
+from goat.report.paper import FIGURE_7_TEXT
 from goat.studies import common
 from goat.studies.figures import load_heatmaps
 

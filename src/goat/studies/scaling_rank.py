@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from goat.paper_results import FIGURE_2_TEXT
+from goat.report.paper import FIGURE_2_TEXT
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
 

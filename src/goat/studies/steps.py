@@ -21,8 +21,9 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from goat.baselines import ADAPTER, SingleLoraLinear
-from goat.layers import LoraMoELinear
+from goat.adapters.config import ADAPTER
+from goat.adapters.peft_layers import SingleLoraLinear
+from goat.adapters.layers import LoraMoELinear
 
 
 @dataclass

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from goat.adapters.card import register_portable_name
 from goat.tasks.errors import DataUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -132,3 +133,16 @@ def embedded_causal_model_path(cache_root: Path | None = None) -> Path:
 def resolve_causal_model_path(model: str) -> str:
     """``'embedded'`` → the converted SmolLM2-135M-Instruct folder; anything else unchanged."""
     return str(embedded_causal_model_path()) if model == EMBEDDED_MODEL else model
+
+
+def embedded_folders() -> list[Path]:
+    """Where the packaged models live: an adapter trained on a model from there records ``embedded`` as its base."""
+    folders = [causal_cache_root()]
+    try:
+        folders.append(package_folder(MODEL_PACKAGE, MODEL_PIP_NAME))
+    except DataUnavailableError:  # not installed: nothing of it can be the base
+        pass
+    return folders
+
+
+register_portable_name(EMBEDDED_MODEL, embedded_folders)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from goat import svd_cache
+from goat.adapters import svd_cache
 
 
 def setting(text: str, **kwargs: Any) -> Any:

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from goat.model import GoatModel
+from goat.adapters.model import GoatModel
+from goat.train.arguments import TaskArguments
+from goat.train.run_config import RunConfig
 
 if TYPE_CHECKING:
-    from goat.train.arguments import TaskArguments
-    from goat.train.settings import RunConfig
-    from goat.train.trainer import GoatTrainer
+    from transformers import Trainer
 
-Evaluator = Callable[["GoatTrainer"], dict[str, float]]
+Evaluator = Callable[["Trainer"], dict[str, float]]  # called with the run's GoatTrainer after each epoch
 
 
 @dataclass

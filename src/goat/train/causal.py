@@ -47,7 +47,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -77,12 +77,11 @@ from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
 from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_train_records
-from goat.quantization import loading_kwargs
+from goat.adapters.quantization import loading_kwargs
 from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
+from goat.train.run_config import RunConfig
 from goat.train.bundle import Evaluator, Family, TaskBundle
 
-if TYPE_CHECKING:
-    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 

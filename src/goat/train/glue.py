@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -20,12 +19,11 @@ from goat.tasks.embedded import resolve_model_path
 from goat.tasks.hub import load_pretrained
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
 from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
-from goat.quantization import loading_kwargs
+from goat.adapters.quantization import loading_kwargs
 from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
+from goat.train.run_config import RunConfig
 from goat.train.bundle import Family, TaskBundle
 
-if TYPE_CHECKING:
-    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from goat.train.families import family_named
 from goat.train.reporters import configure_reporter
 from goat.train.results import config_hash
 from goat.train.run_folder import LAST_ADAPTER, Attempt, RunAlreadyComplete, RunFolder
-from goat.train.settings import RunConfig
+from goat.train.run_config import RunConfig
 from goat.train.trainer import DivergenceError, EpochEvaluation, GoatTrainer
 
 logger = logging.getLogger(__name__)

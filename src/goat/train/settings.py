@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import enum
-import functools
 import json
 import os
 import sys
@@ -36,10 +34,11 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
-from goat.config import GoatConfig
-from goat.train.arguments import GoatTrainingArguments, TaskArguments
+from goat.adapters.config import GoatConfig
+from goat.train.arguments import GoatTrainingArguments
 from goat.train.families import FAMILIES, Family, family_named
 from goat.train.reporters import REPORTERS
+from goat.train.run_config import RunConfig, plain
 
 # The TrainingArguments flags a GOAT run uses; --help lists these, --help_all every one.
 TRAINING_FLAGS_SHOWN = frozenset({
@@ -58,56 +57,6 @@ RENAMED = {
     "dataloader_workers": "dataloader_num_workers", "resume": "resume_from_checkpoint",
 }  # fmt: skip
 DEEPSPEED_PRESETS = ("zero2", "zero3")
-
-
-@dataclass
-class RunConfig:
-    """A resolved run: its family and its three dataclasses.
-
-    ``training`` is built with ``deepspeed=None``: transformers registers a DeepSpeed config as soon as
-    a ``TrainingArguments`` holding one exists, and under ZeRO-3 ``from_pretrained`` would then
-    partition the weights that the adapters' SVD initialisation reads. The runner adds ``deepspeed``
-    once the model is built.
-    """
-
-    family: str
-    data: TaskArguments
-    adapter: GoatConfig
-    training: GoatTrainingArguments
-    deepspeed: str | None = None
-
-    def settings(self) -> dict[str, Any]:
-        """Every setting by name: the adapter's and the task's, this project's run settings, and the
-        transformers training arguments that differ from transformers' defaults."""
-        ours = {f.name for f in dataclasses.fields(GoatTrainingArguments)} - {f.name for f in dataclasses.fields(TrainingArguments)}
-        changed = _changed_training_arguments(self.training)
-        values = {"family": self.family, **dataclasses.asdict(self.data), **self.adapter.to_dict()}
-        values.update({name: _plain(getattr(self.training, name)) for name in sorted(ours | changed | {"output_dir"})})
-        values["deepspeed"] = self.deepspeed
-        return values
-
-
-@functools.cache
-def _training_defaults() -> TrainingArguments:
-    return TrainingArguments(output_dir="unused")
-
-
-def _changed_training_arguments(training: TrainingArguments) -> set[str]:
-    defaults = _training_defaults()
-    return {
-        f.name for f in dataclasses.fields(TrainingArguments)
-        if f.init and f.name not in ("output_dir", "deepspeed")
-        and _plain(getattr(training, f.name)) != _plain(getattr(defaults, f.name))
-    }  # fmt: skip
-
-
-def _plain(value: Any) -> Any:
-    """Enums as their values, so settings print and hash as the user wrote them."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ YAML layers
@@ -329,12 +278,12 @@ def validate(config: RunConfig) -> None:
     unknown = [name for name in training.report_to if name not in REPORTERS]
     if unknown:
         raise ValueError(f"--report_to {unknown[0]!r} is unknown; choose from {', '.join(REPORTERS)}.")
-    if _plain(training.eval_strategy) != "no" or training.load_best_model_at_end:
+    if plain(training.eval_strategy) != "no" or training.load_best_model_at_end:
         raise ValueError(
             "goat evaluates after every epoch itself and exports the best epoch's adapter (adapter/); "
             "leave --eval_strategy no and --load_best_model_at_end off."
         )
-    if training.resume_from_checkpoint and _plain(training.save_strategy) == "no":
+    if training.resume_from_checkpoint and plain(training.save_strategy) == "no":
         raise ValueError("--resume_from_checkpoint needs checkpoints; drop --save_strategy no.")
     quantization = getattr(config.data, "quantization", None)
     if quantization is not None:

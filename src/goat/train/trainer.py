@@ -25,8 +25,8 @@ from transformers.trainer import SCHEDULER_NAME
 from transformers.utils import can_return_loss, find_labels
 
 import goat
-from goat import aux_loss
-from goat.model import GoatModel
+from goat.adapters import aux_loss
+from goat.adapters.model import GoatModel
 from goat.train.bundle import Evaluator
 from goat.train.console import QuietPrinter, QuietProgress, report_layer_loads
 from goat.train.results import ResultRow, append_result
@@ -45,7 +45,7 @@ class GoatTrainer(Trainer):
     """transformers.Trainer plus the MoE balance loss, divergence detection and adapter-only checkpoints.
 
     * ``loss = task_loss + aux_loss_coef * L_b``: the model adds the term to its own loss
-      (:mod:`goat.aux_loss`, the one implementation every trainer uses); this trainer tells it the
+      (:mod:`goat.adapters.aux_loss`, the one implementation every trainer uses); this trainer tells it the
       accumulation steps, so the balance loss enters every optimiser step with exactly
       ``aux_loss_coef`` whatever the gradient accumulation and world size (see :meth:`compute_loss`).
       The logged ``task_loss``/``aux_loss`` are per-step means over the logging window and all
@@ -118,7 +118,7 @@ class GoatTrainer(Trainer):
         processes that share that count). The auxiliary term is a per-micro-batch mean in both cases,
         so for the causal LM the model divides it by GA (times that process factor) on being told so
         here: the step's gradient then holds ``coef x mean(L_b)``, never ``GA x coef``. A loss the model
-        did not compute (``compute_loss_func``) gets the same term through :func:`goat.aux_loss.add_aux_loss`'s record.
+        did not compute (``compute_loss_func``) gets the same term through :func:`goat.adapters.aux_loss.add_aux_loss`'s record.
         """
         ga = self.current_gradient_accumulation_steps
         step_share = self._task_loss_is_step_share(num_items_in_batch)

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from torch import nn
@@ -48,10 +48,9 @@ from goat.tasks.vision_models import (
     smoke_open_clip,
 )
 from goat.train.arguments import TaskArguments, setting
+from goat.train.run_config import RunConfig
 from goat.train.bundle import Family, TaskBundle
 
-if TYPE_CHECKING:
-    from goat.train.settings import RunConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from goat import init as goat_init
-from goat.quantization import dense_weight
-from goat.config import SVD_INITS, GoatConfig
+from goat.adapters import init as goat_init
+from goat.adapters.quantization import dense_weight
+from goat.adapters.config import SVD_INITS, GoatConfig
 
 
 class Router(nn.Module):

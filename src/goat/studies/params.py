@@ -1,4 +1,4 @@
-"""``python -m goat.analysis.params``: the "# Params (%)" of Tables 1-4, counted and checked (App. F.1).
+"""``python -m goat.studies.params``: the "# Params (%)" of Tables 1-4, counted and checked (App. F.1).
 
 For each backbone of App. F.1 (RoBERTa-large, CLIP ViT-B/32 vision tower, LLaMA-2-7B) the model is
 built from a typed-in config on the ``meta`` device (shapes only: no weights, no hub access) and
@@ -38,8 +38,8 @@ from transformers import (
     RobertaConfig,
 )
 
-from goat.config import GoatConfig
-from goat.model import attach_uninitialised_adapters
+from goat.adapters.config import GoatConfig
+from goat.adapters.model import attach_uninitialised_adapters
 
 # Methods of App. F.1, in its order; "lora" stands for LoRA/PiSSA/MiLoRA/rsLoRA, "goat" for
 # MoLoRA/GOAT (identical shapes; both are built to show it).

@@ -4,9 +4,9 @@ GOAT's initialisation (paper §3.2, eq. 13) needs the thin SVD ``W = U diag(S) V
 adapted weight; so do MiLoRA and the authors' PiSSA. The SVD depends on the weight alone, so it is
 the same for every run, seed and method on one base model. Opt in with::
 
-    goat.get_goat_model(model, config, svd_cache_dir=goat.svd_cache.default_cache_dir())
+    goat.get_goat_model(model, config, svd_cache_dir=goat.adapters.svd_cache.default_cache_dir())
 
-or ``with goat.svd_cache.caching(directory): ...`` around any code that initialises adapters.
+or ``with goat.adapters.svd_cache.caching(directory): ...`` around any code that initialises adapters.
 
 * Key: a BLAKE2b digest of the weight's bytes, shape and dtype (``weight_key``); a changed weight
   is a different entry, so a stale factorisation is never served.

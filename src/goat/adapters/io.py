@@ -26,24 +26,23 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
-from peft import LoraConfig
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from goat.baselines import SingleAdapterLayer, has_svd_prior, peft_scaling_args
-from goat.config import PEFT_METHODS, GoatConfig
-from goat.layers import MoELinear
-from goat.quantization import stored_weight
+from goat.adapters.config import PEFT_METHODS, GoatConfig
+from goat.adapters.layers import MoELinear
+from goat.adapters.quantization import stored_weight
+from goat.adapters.record import CONFIG_NAME, FORMAT_VERSION, GOAT_RECORD_NAME, WEIGHTS_NAME, read_record
+from goat.adapters.single import SingleAdapterLayer, has_svd_prior, peft_scaling_args
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-GOAT_RECORD_NAME = "goat_adapter.json"
-FORMAT_VERSION = 2
 PEFT_PREFIX = "base_model.model."
 SAMPLES_PER_TENSOR = 64
 TASK_TYPES = {  # PEFT task type from the transformers class name, for AutoPeftModelFor*
@@ -93,6 +92,8 @@ def stock_lora_config(
     config: GoatConfig, adapted_layers: list[str], base_name: str | None, base_model: nn.Module
 ) -> LoraConfig:
     """The ``LoraConfig`` stock PEFT needs to rebuild this adapter on the original base weights."""
+    from peft import LoraConfig  # single adapters only: peft is loaded already
+
     alpha, use_rslora = peft_scaling_args(config)
     r = config.r
     if has_svd_prior(config):  # [A; A0], [B, -B0]: rank 2r at the same scaling (PEFT's PiSSA export)
@@ -186,22 +187,6 @@ def read_adapter(directory: str | Path, *, strict: bool = True) -> tuple[dict[st
     if stock:
         tensors = from_peft_tensors(tensors, GoatConfig.from_dict(record["goat_config"]))
     return record, tensors
-
-
-def read_record(directory: str | Path) -> dict[str, Any]:
-    """A saved adapter's record (``goat_config``, ``adapted_layers``, ...), in either format, without its tensors."""
-    directory = Path(directory)
-    if not (directory / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{directory} has no {CONFIG_NAME}; pass the folder written by save_pretrained.")
-    stock = (directory / GOAT_RECORD_NAME).is_file()
-    record_file = directory / (GOAT_RECORD_NAME if stock else CONFIG_NAME)
-    record = json.loads(record_file.read_text())
-    if record.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{record_file}: adapter format {record.get('format_version')!r} is not {FORMAT_VERSION}; "
-            "it was written by another version of goat — load it with that version and save it again."
-        )
-    return record
 
 
 def file_sha256(path: Path) -> str:

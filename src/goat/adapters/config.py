@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from goat.adapters.record import read_record
+
+ADAPTER = "default"  # the name of an adapter nobody named, as in PEFT
+
 # GOAT and the LoRA-MoE baselines: implemented here (layers.py).
 MOE_METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe")
 # Single-adapter baselines: peft implements them; ours wraps peft (baselines.py).
@@ -92,7 +96,7 @@ class GoatConfig:
     )
     aux_loss_coef: float = _help(
         "Balance-loss coefficient (App. B, eq. 26-28; the authors' rebuttal: 1e-3): the adapted model's "
-        "outputs.loss in training mode is task loss + aux_loss_coef * L_b (goat.aux_loss); 0 turns it off.",
+        "outputs.loss in training mode is task loss + aux_loss_coef * L_b (goat.adapters.aux_loss); 0 turns it off.",
         default=1e-3,
     )
     seed: int = _help("Seed of the adapter init (router, random (R) segments); goat.train also seeds data order and dropout with it.", default=0)
@@ -213,8 +217,6 @@ class GoatConfig:
     def from_pretrained(cls, directory: str | Path) -> GoatConfig:
         """The config of an adapter folder written by ``save_pretrained`` (either format), as PEFT's
         ``PeftConfig.from_pretrained``."""
-        from goat.adapter_io import read_record  # adapter_io imports this module
-
         return cls.from_dict(read_record(directory)["goat_config"])
 
     def to_json(self) -> str:

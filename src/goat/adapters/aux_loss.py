@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from goat.routing import auxiliary_loss, balance_loss
+from goat.adapters.routing import auxiliary_loss, balance_loss
 
 _STEPS: ContextVar[int | None] = ContextVar("goat_accumulation_steps", default=None)
 

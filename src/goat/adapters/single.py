@@ -1,15 +1,11 @@
-"""Single-adapter baselines over peft: lora, rslora, dora, pissa, milora, kasa.
+"""The single-adapter baselines' own part, without peft: GOAT's accessors on peft's LoRA layers, the
+SVD priors of PiSSA and MiLoRA, and KaSA's auxiliary loss.
 
-peft implements LoRA (Hu et al.), rsLoRA (use_rslora), DoRA (use_dora), PiSSA
-(init_lora_weights="pissa") and KaSA (kasa_config); we configure it and only add what peft lacks:
-MiLoRA (PiSSA on the *minor* singular triplets), the authors' shrunk PiSSA/MiLoRA priors, and a
-frozen base. Layers are peft's own LoRA layers (plain or bitsandbytes) extended by
-:class:`SingleAdapterLayer`.
-
-The frozen base weight is never modified, as for the MoE methods (:mod:`goat.layers`): an SVD
-prior's ``W_res = s B0 A0`` (the adapter's initial product) is a frozen path subtracted in the
-forward, so W0 stays exact for unload, disable and several adapters on one base. KaSA is the
-exception: peft truncates the base weight itself (its paper's design).
+:class:`SingleAdapterLayer` is mixed into peft's LoRA layers by :mod:`goat.adapters.peft_layers`,
+the one module that imports peft (it loads only when a model gets a single adapter). The frozen base
+weight is never modified, as for the MoE methods (:mod:`goat.adapters.layers`): an SVD prior's
+``W_res = s B0 A0`` (the adapter's initial product) is a frozen path subtracted in the forward, so
+W0 stays exact for unload, disable and several adapters on one base.
 """
 
 from __future__ import annotations
@@ -18,17 +14,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, inject_adapter_in_model
-from peft.tuners.lora import KasaConfig
-from peft.tuners.lora import Linear as PeftLoraLinear
-from peft.tuners.lora.variants import _kasa_layer_regularization_loss
 from torch import nn
 
-from goat import init as goat_init
-from goat.config import GoatConfig
-from goat.quantization import dense_weight, is_quantized
-
-ADAPTER = "default"
+from goat.adapters import init as goat_init
+from goat.adapters.config import GoatConfig
+from goat.adapters.quantization import dense_weight
 
 
 class SingleAdapterLayer:
@@ -127,30 +117,6 @@ class SingleAdapterLayer:
             self.set_initial_factors(adapter, tensors["initial_lora_A"], tensors["initial_lora_B"])
 
 
-class SingleLoraLinear(SingleAdapterLayer, PeftLoraLinear):
-    """peft's LoRA linear with :class:`SingleAdapterLayer`."""
-
-
-def _quantized_layer_classes() -> dict[type, type]:
-    """peft's bitsandbytes LoRA layers with :class:`SingleAdapterLayer`, keyed by the bnb layer type."""
-    try:
-        import bitsandbytes as bnb
-        from peft.tuners.lora.bnb import Linear4bit, Linear8bitLt
-    except ImportError:
-        return {}
-
-    class SingleLoraLinear4bit(SingleAdapterLayer, Linear4bit):
-        """peft's 4-bit LoRA linear with :class:`SingleAdapterLayer`."""
-
-    class SingleLoraLinear8bit(SingleAdapterLayer, Linear8bitLt):
-        """peft's 8-bit LoRA linear with :class:`SingleAdapterLayer`."""
-
-    return {bnb.nn.Linear4bit: SingleLoraLinear4bit, bnb.nn.Linear8bitLt: SingleLoraLinear8bit}
-
-
-QUANTIZED_LAYER_CLASSES = _quantized_layer_classes()
-
-
 def peft_scaling_args(config: GoatConfig) -> tuple[float, bool]:
     """(lora_alpha, use_rslora) giving peft the scaling s that ``config`` asks for."""
     rule = config.resolved_scaling
@@ -166,79 +132,6 @@ def peft_scaling_args(config: GoatConfig) -> tuple[float, bool]:
 def has_svd_prior(config: GoatConfig) -> bool:
     """True for the single adapters that start from SVD triplets of W0 (and carry ``s B0 A0``)."""
     return config.method in ("pissa", "milora")
-
-
-def uses_peft_pissa(config: GoatConfig, quantized: bool) -> bool:
-    """PiSSA as peft initialises it (top r triplets); peft cannot run it on a quantized weight."""
-    return config.method == "pissa" and not config.authors_svd_baselines and config.segment is None and not quantized
-
-
-def lora_config_for(config: GoatConfig, target_names: list[str], *, peft_pissa: bool = False) -> LoraConfig:
-    """The peft ``LoraConfig`` that implements ``config.method`` on exactly ``target_names``."""
-    alpha, use_rslora = peft_scaling_args(config)
-    lora_config = LoraConfig(
-        r=config.r,
-        lora_alpha=alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=target_names,
-        use_rslora=use_rslora,
-        use_dora=config.method == "dora",
-        init_lora_weights="pissa" if peft_pissa else True,
-        kasa_config=KasaConfig() if config.method == "kasa" else None,
-        bias="none",
-    )
-    lora_config._register_custom_module({**QUANTIZED_LAYER_CLASSES, nn.Linear: SingleLoraLinear})
-    return lora_config
-
-
-def _base_linear(module: nn.Module) -> nn.Module:
-    return module.get_base_layer() if isinstance(module, SingleAdapterLayer) else module
-
-
-def inject_single_adapter(
-    model: nn.Module,
-    config: GoatConfig,
-    target_names: list[str],
-    *,
-    init_weights: bool = True,
-    adapter_name: str = ADAPTER,
-) -> list[SingleAdapterLayer]:
-    """Add adapter ``adapter_name`` to every target with a peft LoRA layer configured for ``config.method``.
-
-    With ``init_weights=False`` no SVD prior is computed (the weights are about to be loaded). The
-    base weights are left as they were: peft's PiSSA init subtracts ``s B0 A0`` from W0 by assigning a
-    new tensor, and the original one is put back.
-    """
-    bases = {name: _base_linear(model.get_submodule(name)) for name in target_names}
-    quantized = any(is_quantized(base) for base in bases.values())
-    if quantized and config.method == "kasa":
-        raise ValueError(
-            "method='kasa' truncates the base weights by SVD, which a 4-bit/8-bit base cannot hold; "
-            "use lora, rslora, dora, pissa or milora, or an unquantized base."
-        )
-    peft_pissa = init_weights and uses_peft_pissa(config, quantized)
-    originals = {name: base.weight.data for name, base in bases.items()} if peft_pissa else {}
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(config.seed)  # peft draws lora_A from the global RNG
-    try:
-        inject_adapter_in_model(lora_config_for(config, target_names, peft_pissa=peft_pissa), model, adapter_name)
-    finally:
-        torch.random.set_rng_state(torch_state)
-        model.__dict__.pop("peft_config", None)  # peft's tuner leaves its config on the model; GoatModel keeps ours
-    layers = [model.get_submodule(name) for name in target_names]
-    if not has_svd_prior(config):
-        return layers
-    generator = torch.Generator().manual_seed(config.seed)
-    for name, layer in zip(target_names, layers):
-        if peft_pissa:
-            layer.set_initial_factors(adapter_name, layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight)
-            layer.get_base_layer().weight.data = originals[name]
-        elif init_weights:
-            svd_prior_init(layer, config, generator, adapter_name)
-        else:  # placeholders with the final shapes, filled by a load
-            A, B = layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight
-            layer.set_initial_factors(adapter_name, torch.zeros_like(A), torch.zeros_like(B))
-    return layers
 
 
 def prior_slices(config: GoatConfig, h: int, generator: torch.Generator) -> tuple[list[int], int]:
@@ -284,10 +177,15 @@ def svd_prior_init(layer: SingleAdapterLayer, config: GoatConfig, generator: tor
 
 def kasa_regularization(model: nn.Module) -> torch.Tensor | None:
     """KaSA's auxiliary loss (its paper eq. 9-11) of the active adapters, summed over layers; None without KaSA."""
-    losses = [
-        _kasa_layer_regularization_loss(m, m.active_name, KasaConfig().beta, KasaConfig().gamma)
-        for m in model.modules()
+    layers = [
+        m for m in model.modules()
         if isinstance(m, SingleAdapterLayer) and hasattr(m, "lora_diag") and m.active_name in m.lora_diag
         and not m.disable_adapters
-    ]
-    return torch.stack(losses).sum() if losses else None
+    ]  # fmt: skip
+    if not layers:
+        return None
+    from peft.tuners.lora import KasaConfig  # a model holding KaSA layers has imported peft already
+    from peft.tuners.lora.variants import _kasa_layer_regularization_loss
+
+    beta, gamma = KasaConfig().beta, KasaConfig().gamma
+    return torch.stack([_kasa_layer_regularization_loss(m, m.active_name, beta, gamma) for m in layers]).sum()

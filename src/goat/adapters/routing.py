@@ -7,16 +7,13 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from goat.baselines import kasa_regularization
-from goat.layers import MoELinear, Router
+from goat.adapters.layers import MoELinear, Router
+from goat.adapters.single import kasa_regularization
 
 
 def _routers(model: nn.Module) -> Iterator[tuple[str, Router]]:
     """The active router of every MoE layer, by layer name (a GoatModel's: named as in the model it wraps)."""
-    from goat.model import GoatModel  # here: goat.model imports goat.aux_loss, which imports this module
-
-    if isinstance(model, GoatModel):
-        model = model.get_base_model()
+    model = getattr(model, "get_base_model", lambda: model)()  # a GoatModel: the model it wraps
     for name, module in model.named_modules():
         if isinstance(module, MoELinear) and module.active is not None:
             yield name, module.active.router

@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import transformers
 
-from goat.plots import plot_quickstart
-from goat.quickstart_rates import TUNE_COMMAND, read_rates, rates_file, tune
-from goat.report import format_table, summarise
+from goat.quickstart.plots import plot_quickstart
+from goat.quickstart.rates import TUNE_COMMAND, read_rates, rates_file, tune
+from goat.report.table import format_table, summarise
 from goat.train.results import read_results
 from goat.train.runner import run
 from goat.train.settings import flag_names, resolve
@@ -90,6 +89,3 @@ def rate_note(methods: list[str], rates) -> str:  # noqa: ANN001 (quickstart_rat
         parts.append(f"untuned (the YAML's shared rate; run `{TUNE_COMMAND}`): {', '.join(untuned)}")
     return "; ".join(parts)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

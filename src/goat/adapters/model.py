@@ -1,16 +1,16 @@
-"""Attach adapters to any PyTorch model, save/load them, and read the MoE losses and statistics.
+""":class:`GoatModel`, the wrapper around a model with adapters, and its constructors
+(:func:`get_goat_model`, :func:`load_goat_model`), as PEFT's ``PeftModel`` and ``get_peft_model``.
 
 A :class:`GoatModel` holds one or more named adapters on one base model, one of them active, in
 PEFT's sense (``add_adapter``, ``set_adapter``, ``delete_adapter``, ``disable_adapter``,
 ``unload``, ``merge_and_unload``). The base weights are never modified (W_res is a frozen forward
-path, :mod:`goat.layers`), which makes switching, disabling and unloading exact.
+path, :mod:`goat.adapters.layers`), which makes switching, disabling and unloading exact.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,210 +19,30 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from goat import adapter_io, aux_loss, hub, svd_cache
-from goat.adapter_io import read_adapter
-from goat.baselines import ADAPTER, SingleAdapterLayer, inject_single_adapter
-from goat.config import PEFT_METHODS, GoatConfig
-from goat.layers import MOE_LAYER_TYPES, FullMoELinear, LoraMoELinear, MoELinear
-from goat.quantization import is_quantized, keep_training_layout
-
-logger = logging.getLogger(__name__)
-
-CONFIG_NAME = adapter_io.CONFIG_NAME
-WEIGHTS_NAME = adapter_io.WEIGHTS_NAME
-AdaptedLayer = MoELinear | SingleAdapterLayer
-ADAPTED_LAYER_TYPES = (MoELinear, SingleAdapterLayer)
-__all__ = ["GoatModel", "get_goat_model", "load_goat_model", "read_adapter", "MOE_LAYER_TYPES"]
-
-
-# ------------------------------------------------------------------------ targets
-def _matches(name: str, patterns: list[str] | str) -> bool:
-    if isinstance(patterns, str):
-        return re.fullmatch(patterns, name) is not None
-    return any(name == p or name.endswith("." + p) for p in patterns)
-
-
-def _under(name: str, prefixes: list[str]) -> bool:
-    return any(name == p or name.endswith("." + p) or f".{p}." in f".{name}" for p in prefixes)
-
-
-def _model_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Named modules, an adapted layer counted as one module (its base layer and adapters not listed)."""
-    found: dict[str, nn.Module] = {}
-
-    def walk(module: nn.Module, name: str) -> None:
-        found[name] = module
-        if isinstance(module, ADAPTED_LAYER_TYPES):
-            return
-        for child_name, child in module.named_children():
-            walk(child, f"{name}.{child_name}" if name else child_name)
-
-    walk(model, "")
-    return found
-
-
-def find_target_layers(model: nn.Module, config: GoatConfig) -> list[str]:
-    """Names of the ``nn.Linear`` layers ``config`` adapts (already adapted ones included), validated.
-
-    Raises ``ValueError`` for a target name that matches nothing, a target that is not an
-    ``nn.Linear``, or a layer too small for rank ``r``.
-    """
-    modules = _model_modules(model)
-    skip = list(config.exclude_modules) + list(config.modules_to_save)
-    linear_names = [
-        n for n, m in modules.items() if isinstance(m, (nn.Linear, *ADAPTED_LAYER_TYPES)) and n and not _under(n, skip)
-    ]
-    if config.target_modules is None:
-        targets = linear_names
-    else:
-        targets = [n for n in linear_names if _matches(n, config.target_modules)]
-        wanted = [config.target_modules] if isinstance(config.target_modules, str) else config.target_modules
-        suffixes = sorted({n.rsplit(".", 1)[-1] for n in linear_names})
-        for pattern in wanted:
-            hits = [n for n in modules if n and _matches(n, [pattern] if isinstance(config.target_modules, list) else pattern)]
-            if not hits:
-                raise ValueError(
-                    f"target_modules entry {pattern!r} matches no module of {type(model).__name__}; "
-                    f"its nn.Linear names end in: {', '.join(suffixes)}."
-                )
-            wrong = [n for n in hits if n not in linear_names and not _under(n, skip)]
-            if wrong:
-                raise ValueError(
-                    f"target_modules entry {pattern!r} matches {wrong[0]!r}, a {type(modules[wrong[0]]).__name__}; "
-                    "only nn.Linear layers can be adapted — name the Linear layers inside it instead."
-                )
-    if not targets:
-        raise ValueError("target_modules selects no nn.Linear layer; check target_modules/exclude_modules.")
-    if config.method != "full_moe":
-        for name in targets:
-            m, n = modules[name].out_features, modules[name].in_features
-            if config.r > min(m, n):
-                raise ValueError(
-                    f"r={config.r} exceeds min(out, in) = {min(m, n)} of layer {name!r}; lower r or "
-                    "exclude that layer via exclude_modules."
-                )
-    return targets
-
-
-def adapted_layer_names(model: nn.Module) -> list[str]:
-    """Names of the layers of ``model`` that carry adapters."""
-    return [n for n, m in _model_modules(model).items() if isinstance(m, ADAPTED_LAYER_TYPES)]
-
-
-# ---------------------------------------------------------------------- injection
-def _layer_generator(seed: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 100_003 + index)
-
-
-def _inject_moe(model: nn.Module, config: GoatConfig, targets: list[str], *, init_weights: bool, adapter_name: str) -> None:
-    """Build every layer's adapter first, then attach them all (a failing init leaves the model as it was)."""
-    layer_cls = FullMoELinear if config.method == "full_moe" else LoraMoELinear
-    if config.method == "full_moe" and any(is_quantized(_base_layer(model.get_submodule(n))) for n in targets):
-        raise ValueError(
-            "method='full_moe' trains E full-precision copies of every adapted weight, which defeats a "
-            "4-bit/8-bit base; use a LoRA method (goat, molora, ...) on a quantized base, or load it unquantized."
-        )
-    built = []
-    for index, name in enumerate(tqdm(targets, desc=f"init {config.method}", disable=not init_weights, leave=False)):
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        layer = getattr(parent, child)
-        wrapper = layer if isinstance(layer, MoELinear) else layer_cls(layer)
-        adapter = wrapper.make_adapter(config)
-        if init_weights:
-            adapter.initialize(config, _layer_generator(config.seed, index), wrapper.base_layer)
-        built.append((parent, child, wrapper, adapter))
-    for parent, child, wrapper, adapter in built:
-        wrapper.attach(adapter_name, adapter)
-        setattr(parent, child, wrapper)
-
-
-def _inject(model: nn.Module, config: GoatConfig, *, init_weights: bool, adapter_name: str) -> list[str]:
-    """Add adapter ``adapter_name`` to ``model``; on failure the model's layers are left as they were."""
-    if config.method == "full":
-        return []
-    targets = find_target_layers(model, config)
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    try:
-        if config.method in PEFT_METHODS:
-            inject_single_adapter(model, config, targets, init_weights=init_weights, adapter_name=adapter_name)
-        else:
-            _inject_moe(model, config, targets, init_weights=init_weights, adapter_name=adapter_name)
-    except Exception:
-        _remove_adapter(model, adapter_name)
-        for name, param in model.named_parameters():
-            param.requires_grad_(flags.get(name, False))
-        raise
-    for name in targets:  # new modules start in training mode; follow the model's (eval after from_pretrained)
-        model.get_submodule(name).train(model.training)
-    return targets
-
-
-def _remove_adapter(model: nn.Module, adapter_name: str) -> None:
-    """Delete ``adapter_name`` from every layer; a layer left without adapters becomes its base layer again."""
-    for name in adapted_layer_names(model):
-        layer = model.get_submodule(name)
-        if isinstance(layer, MoELinear):
-            if adapter_name in layer.adapters:
-                layer.delete_adapter(adapter_name)
-            empty = len(layer.adapters) == 0
-        else:
-            if adapter_name in layer._get_available_adapters():
-                layer.delete_adapter(adapter_name)
-                layer.initial_factors.pop(adapter_name, None)
-            empty = not layer._get_available_adapters()
-        if empty:
-            _replace_with_base(model, name)
-
-
-def _replace_with_base(model: nn.Module, name: str) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name), child, _base_layer(model.get_submodule(name)))
-
-
-def _saved_module_params(model: nn.Module, config: GoatConfig) -> dict[str, nn.Parameter]:
-    """Parameters of ``config.modules_to_save``, by name (trained in full alongside the adapter)."""
-    if not config.modules_to_save:
-        return {}
-    params = {}
-    for name, module in _model_modules(model).items():
-        if name and _matches(name, list(config.modules_to_save)):
-            params.update({f"{name}.{p}": param for p, param in module.named_parameters()})
-    return params
-
-
-def _set_trainable(model: nn.Module, config: GoatConfig, adapter_name: str) -> None:
-    """Only adapter ``adapter_name``'s parameters, and its ``modules_to_save``, are trainable."""
-    if config.method == "full":
-        model.requires_grad_(True)
-        return
-    model.requires_grad_(False)
-    for name in adapted_layer_names(model):
-        layer = model.get_submodule(name)
-        if isinstance(layer, MoELinear):
-            if adapter_name in layer.adapters:
-                layer.adapters[adapter_name].requires_grad_(True)
-            continue
-        for layer_name in layer.adapter_layer_names:
-            parts = getattr(layer, layer_name)
-            if adapter_name in parts:
-                parts[adapter_name].requires_grad_(True)
-    for param in _saved_module_params(model, config).values():
-        param.requires_grad_(True)
+from goat.adapters import aux_loss, card, io, svd_cache
+from goat.adapters.config import ADAPTER, PEFT_METHODS, GoatConfig
+from goat.adapters.injection import (
+    ADAPTED_LAYER_TYPES, AdaptedLayer, adapted_layer_names, inject, remove_adapter, remove_adapter_layers,
+    saved_module_params, set_trainable,
+)  # fmt: skip
+from goat.adapters.io import read_adapter
+from goat.adapters.layers import MoELinear
+from goat.adapters.quantization import keep_training_layout
+from goat.adapters.state import adapter_tensors, check_saved_adapter, check_tensors, full_shape, load_tensors
 
 
 def _refuse_adapted(model: nn.Module, fix: str) -> None:
     """``ValueError`` if ``model`` already holds adapters (ours or another peft model's)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
+    peft_tuners = sys.modules.get("peft.tuners.tuners_utils")  # without peft loaded no model holds its layers
     if isinstance(model, GoatModel):
         raise ValueError(f"this is already a GoatModel with adapters {list(model.adapter_configs)}; {fix}")
     ours = [n for n, m in model.named_modules() if isinstance(m, ADAPTED_LAYER_TYPES)]
     if ours:
         raise ValueError(f"{type(model).__name__} already holds adapter layers ({len(ours)}, e.g. {ours[0]!r}); {fix}")
-    foreign = [n for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
+    foreign = [] if peft_tuners is None else [
+        n for n, m in model.named_modules() if isinstance(m, peft_tuners.BaseTunerLayer)
+    ]
     if foreign:
         raise ValueError(
             f"{type(model).__name__} holds peft adapter layers ({len(foreign)}, e.g. {foreign[0]!r}); call the peft "
@@ -236,10 +56,10 @@ def get_goat_model(
     """Adapt ``model`` in place according to ``config`` and wrap it in a :class:`GoatModel`.
 
     Only adapter and router parameters (and ``config.modules_to_save``) stay trainable.
-    ``svd_cache_dir``: read/write the base weights' SVDs there (:mod:`goat.svd_cache`; e.g.
+    ``svd_cache_dir``: read/write the base weights' SVDs there (:mod:`goat.adapters.svd_cache`; e.g.
     ``svd_cache.default_cache_dir()``), so re-adapting the same base model skips them; a hit
     returns the factors exactly as first computed. (peft's own PiSSA init does not use it.)
-    ``model`` may be quantized (:mod:`goat.quantization`). It must not hold adapters already.
+    ``model`` may be quantized (:mod:`goat.adapters.quantization`). It must not hold adapters already.
     """
     config.validate()
     _refuse_adapted(model, "add another adapter with GoatModel.add_adapter(name, config), or call unload() first.")
@@ -259,110 +79,13 @@ def attach_uninitialised_adapters(model: nn.Module, config: GoatConfig, adapter_
 
 def _adapt(model: nn.Module, config: GoatConfig, *, init_weights: bool, adapter_name: str) -> GoatModel:
     """Inject the first adapter, recording what ``unload`` restores and the base fingerprint (from W0)."""
-    fingerprint = adapter_io.base_fingerprint(model, list(config.modules_to_save))
+    fingerprint = io.base_fingerprint(model, list(config.modules_to_save))
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    saved_modules = _saved_module_params(model, config).items()
+    saved_modules = saved_module_params(model, config).items()
     originals = {n: p.detach().to("cpu", copy=True) for n, p in saved_modules if not p.is_meta}
-    targets = _inject(model, config, init_weights=init_weights, adapter_name=adapter_name)
+    targets = inject(model, config, init_weights=init_weights, adapter_name=adapter_name)
     return GoatModel(model, config, targets, adapter_name=adapter_name, base_fingerprint=fingerprint,
                      original_requires_grad=flags, original_saved_modules=originals)  # fmt: skip
-
-
-def _base_layer(layer: nn.Module) -> nn.Module:
-    """The frozen linear layer inside an adapted layer (a plain layer is its own)."""
-    if isinstance(layer, MoELinear):
-        return layer.base_layer
-    return layer.get_base_layer() if isinstance(layer, SingleAdapterLayer) else layer
-
-
-# ------------------------------------------------------------------ saved tensors
-def _adapter_tensors(
-    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str]
-) -> dict[str, tuple[str | None, torch.Tensor]]:
-    """``{saved key: (parameter name in model or None, live tensor)}`` of one adapter."""
-    if config.method == "full":
-        return {name: (name, param) for name, param in model.named_parameters()}
-    tensors: dict[str, tuple[str | None, torch.Tensor]] = {}
-    for name in targets:
-        layer = model.get_submodule(name)
-        if isinstance(layer, MoELinear):
-            items, live_prefix = layer.adapters[adapter_name].saved_tensors(), f"{name}.adapters.{adapter_name}."
-        else:
-            items, live_prefix = layer.saved_tensors(adapter_name), f"{name}."
-        for key, (pname, tensor) in items.items():
-            tensors[f"{name}.{key}"] = (None if pname is None else live_prefix + pname, tensor)
-    for name, param in _saved_module_params(model, config).items():
-        tensors[name] = (name, param)
-    return tensors
-
-
-def _expected_shapes(base_model: nn.Module, config: GoatConfig, targets: list[str]) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of every tensor an adapter of ``config`` on ``base_model`` holds, computed on a
-    meta-device stand-in of the target layers: ``base_model`` is not touched."""
-    if config.method == "full":
-        return {name: _full_shape(p) for name, p in base_model.named_parameters()}
-    stand_in = nn.Module()
-    for name in targets:
-        base = _base_layer(base_model.get_submodule(name))
-        parent = stand_in
-        for part in name.split(".")[:-1]:
-            if part not in parent._modules:
-                parent.add_module(part, nn.Module())
-            parent = parent._modules[part]
-        linear = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None, device="meta")
-        parent.add_module(name.rsplit(".", 1)[-1], linear)
-    layer_config = dataclasses.replace(config, target_modules=list(targets), modules_to_save=[], exclude_modules=[])
-    _inject(stand_in, layer_config, init_weights=False, adapter_name=ADAPTER)
-    shapes = {key: tuple(t.shape) for key, (_, t) in _adapter_tensors(stand_in, ADAPTER, layer_config, targets).items()}
-    shapes.update({name: _full_shape(p) for name, p in _saved_module_params(base_model, config).items()})
-    return shapes
-
-
-def _full_shape(tensor: torch.Tensor) -> tuple[int, ...]:
-    """A tensor's shape, also for a parameter DeepSpeed ZeRO-3 has partitioned (whose local shape is 0)."""
-    return tuple(getattr(tensor, "ds_shape", tensor.shape))
-
-
-def _check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], directory: str | Path) -> None:
-    """Every expected tensor present with its shape, nothing else: else one ``ValueError`` naming them."""
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {expected[k]})" for k in sorted(set(state) & set(expected))
-             if tuple(state[k].shape) != expected[k]]  # fmt: skip
-    if missing or unexpected or wrong:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-                 f"wrong shapes {wrong[:3]}" if wrong else ""]  # fmt: skip
-        raise ValueError(
-            f"{directory} does not fit this model: {'; '.join(p for p in parts if p)}. Was it saved from "
-            "another base model or configuration?"
-        )
-
-
-def _load_tensors(
-    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor],
-    *, into_saved_modules: bool = True,
-) -> None:
-    """Copy ``state`` (keyed as :func:`_adapter_tensors` keys it, already checked) into the live adapter.
-
-    ``into_saved_modules=False``: leave the live ``modules_to_save`` alone (they belong to the active
-    adapter while ``adapter_name`` is loaded as an inactive one)."""
-    if config.method == "full":
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(state[name])
-        return
-    for name in targets:
-        layer = model.get_submodule(name)
-        prefix = f"{name}."
-        mine = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if isinstance(layer, MoELinear):
-            layer.adapters[adapter_name].load_saved(mine)
-        else:
-            layer.load_saved(adapter_name, mine)
-    if not into_saved_modules:
-        return
-    with torch.no_grad():
-        for name, param in _saved_module_params(model, config).items():
-            param.copy_(state[name])
 
 
 # ------------------------------------------------------------------------ wrapper
@@ -394,7 +117,7 @@ class GoatModel(nn.Module):
         self._original_requires_grad = original_requires_grad or {}
         self._original_saved_modules = dict(original_saved_modules or {})
         self._inactive_saved_modules: dict[str, dict[str, torch.Tensor]] = {}
-        _set_trainable(base_model, config, adapter_name)
+        set_trainable(base_model, config, adapter_name)
         if adapted_names:
             _guard_base_saving(base_model)
         # outputs.loss = task loss + aux_loss_coef * L_b in training mode, whichever trainer runs the model (App. B)
@@ -492,10 +215,10 @@ class GoatModel(nn.Module):
         """Add and initialise another adapter (inactive until :meth:`set_adapter`), as in PEFT."""
         self._check_new_adapter(adapter_name, config)
         with self.disable_adapter():  # the fingerprint and the new adapter's modules_to_save see the base
-            fingerprint = adapter_io.base_fingerprint(self.model, list(config.modules_to_save))
+            fingerprint = io.base_fingerprint(self.model, list(config.modules_to_save))
             saved_modules = self._snapshot_originals(config)
         with svd_cache.caching(svd_cache_dir):
-            targets = _inject(self.model, config, init_weights=True, adapter_name=adapter_name)
+            targets = inject(self.model, config, init_weights=True, adapter_name=adapter_name)
         self._register(adapter_name, config, targets, fingerprint, saved_modules)
 
     def load_adapter(self, directory: str | Path, adapter_name: str, *, strict: bool = True) -> None:
@@ -504,12 +227,12 @@ class GoatModel(nn.Module):
         config = GoatConfig.from_dict(meta["goat_config"])
         self._check_new_adapter(adapter_name, config)
         with self.disable_adapter():
-            fingerprint = adapter_io.base_fingerprint(self.model, list(config.modules_to_save))
+            fingerprint = io.base_fingerprint(self.model, list(config.modules_to_save))
             saved_modules = self._snapshot_originals(config)
-        targets = _check_saved_adapter(self.model, config, meta, state, fingerprint, directory, strict)
-        _inject(self.model, config, init_weights=False, adapter_name=adapter_name)
+        targets = check_saved_adapter(self.model, config, meta, state, fingerprint, directory, strict)
+        inject(self.model, config, init_weights=False, adapter_name=adapter_name)
         # the new adapter's modules_to_save are held aside until it is activated: the live ones are the active adapter's
-        _load_tensors(self.model, adapter_name, config, targets, state, into_saved_modules=False)
+        load_tensors(self.model, adapter_name, config, targets, state, into_saved_modules=False)
         saved_modules = {name: state[name].detach().to("cpu", copy=True) for name in saved_modules}
         self._register(adapter_name, config, targets, meta.get("base_fingerprint"), saved_modules)
 
@@ -523,7 +246,7 @@ class GoatModel(nn.Module):
         self.active_adapter = adapter_name
         self._activate_layers()
         self._swap_saved_modules(adapter_name, self._inactive_saved_modules.pop(adapter_name, {}))
-        _set_trainable(self.model, self.goat_config, adapter_name)
+        set_trainable(self.model, self.goat_config, adapter_name)
         aux_loss.mirror_into_model_config(self.model, self.goat_config)
 
     def delete_adapter(self, adapter_name: str) -> None:
@@ -534,7 +257,7 @@ class GoatModel(nn.Module):
             raise ValueError(f"{adapter_name!r} is the only adapter; unload() returns the base model without it.")
         if adapter_name == self.active_adapter:
             self.set_adapter(next(n for n in self.adapter_configs if n != adapter_name))
-        _remove_adapter(self.model, adapter_name)
+        remove_adapter(self.model, adapter_name)
         for registry in (self.adapter_configs, self.adapter_targets, self.base_fingerprints, self._inactive_saved_modules):
             registry.pop(adapter_name, None)
 
@@ -563,7 +286,7 @@ class GoatModel(nn.Module):
         self.base_fingerprints[name] = fingerprint
         self._inactive_saved_modules[name] = saved_modules
         self._activate_layers()
-        _set_trainable(self.model, self.goat_config, self.active_adapter)
+        set_trainable(self.model, self.goat_config, self.active_adapter)
         _guard_base_saving(self.model)
 
     def _activate_layers(self) -> None:
@@ -578,14 +301,14 @@ class GoatModel(nn.Module):
     def _snapshot_originals(self, config: GoatConfig) -> dict[str, torch.Tensor]:
         """Record the base values of ``config.modules_to_save`` (call with adapters disabled); returns a copy
         as the new adapter's starting values."""
-        for name, param in _saved_module_params(self.model, config).items():
+        for name, param in saved_module_params(self.model, config).items():
             self._original_saved_modules.setdefault(name, param.detach().to("cpu", copy=True))
-        return {name: self._original_saved_modules[name].clone() for name in _saved_module_params(self.model, config)}
+        return {name: self._original_saved_modules[name].clone() for name in saved_module_params(self.model, config)}
 
     def _swap_saved_modules(self, adapter_name: str, values: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
         """Replace the live values of ``adapter_name``'s modules_to_save by ``values`` (None: the base's
         originals); returns the values they held. Exact copies: switching back restores them bit for bit."""
-        params = _saved_module_params(self.model, self.adapter_configs[adapter_name])
+        params = saved_module_params(self.model, self.adapter_configs[adapter_name])
         held = {name: param.detach().to("cpu", copy=True) for name, param in params.items()}
         source = self._original_saved_modules if values is None else values
         with torch.no_grad():
@@ -647,7 +370,7 @@ class GoatModel(nn.Module):
         for handle in self._aux_loss_hooks:
             handle.remove()
         aux_loss.remove_from_model_config(self.model)
-        _remove_adapter_layers(self.model)
+        remove_adapter_layers(self.model)
         if not keep_requires_grad:
             for name, param in self.model.named_parameters():
                 param.requires_grad_(self._original_requires_grad.get(name, param.requires_grad))
@@ -677,7 +400,7 @@ class GoatModel(nn.Module):
         A non-empty ``state_dict`` of this wrapper supplies the trainable tensors instead of the live
         parameters: DeepSpeed ZeRO-3 hands the Trainer one, gathered, while its parameters are shards.
         """
-        tensors = _adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
+        tensors = adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
         out = {}
         for key, (pname, tensor) in tensors.items():
             if state_dict and pname is not None:
@@ -694,17 +417,17 @@ class GoatModel(nn.Module):
         meta, state = read_adapter(directory, strict=strict)
         if GoatConfig.from_dict(meta["goat_config"]) != self.goat_config or meta["adapted_layers"] != self.adapted_names:
             raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
-        adapter_io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
-        live = _adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
-        expected = {key: _full_shape(tensor) for key, (_, tensor) in live.items()}
-        _check_tensors(state, expected, directory)
-        _load_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names, state)
+        io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
+        live = adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
+        expected = {key: full_shape(tensor) for key, (_, tensor) in live.items()}
+        check_tensors(state, expected, directory)
+        load_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names, state)
 
     def save_pretrained(
         self, save_directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None, **_: Any
     ) -> None:
         """Write the active adapter: stock PEFT files for single-adapter methods, GOAT's for MoE methods
-        (:mod:`goat.adapter_io`), and a model card (README.md).
+        (:mod:`goat.adapters.io`), and a model card (README.md).
 
         ``state_dict``: see :meth:`adapter_state_dict`.
         """
@@ -722,20 +445,20 @@ class GoatModel(nn.Module):
         to the Hub repository ``repo_id``; returns the commit URL. The base model is never uploaded."""
         with tempfile.TemporaryDirectory() as folder:
             self._write(folder, None, repo_id=repo_id)
-            return hub.upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
+            return card.upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
     def _write(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None, repo_id: str | None = None) -> None:
-        record = adapter_io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.model)
-        card = hub.model_card(record, stock_peft=adapter_io.is_stock_peft(self.goat_config), repo_id=repo_id,
-                              task_type=adapter_io.task_type(self.model),
-                              num_labels=getattr(getattr(self.model, "config", None), "num_labels", None))  # fmt: skip
-        (Path(directory) / "README.md").write_text(card)
+        record = io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.model)
+        text = card.model_card(record, stock_peft=io.is_stock_peft(self.goat_config), repo_id=repo_id,
+                               task_type=io.task_type(self.model),
+                               num_labels=getattr(getattr(self.model, "config", None), "num_labels", None))  # fmt: skip
+        (Path(directory) / "README.md").write_text(text)
 
     def _record(self) -> dict[str, Any]:
         base_config = getattr(self.model, "config", None)
         return {
             # a portable identity (Hub id, or "embedded"), never a path of this machine
-            "base_model_name_or_path": hub.portable_base_id(getattr(base_config, "_name_or_path", None)),
+            "base_model_name_or_path": card.portable_base_id(getattr(base_config, "_name_or_path", None)),
             "goat_config": self.goat_config.to_dict(),
             "adapted_layers": self.adapted_names,
             "base_fingerprint": self.base_fingerprints[self.active_adapter],
@@ -754,12 +477,6 @@ def _layer_kind(config: GoatConfig) -> str:
     if config.method in PEFT_METHODS:
         return "peft"
     return config.method if config.method in ("full", "full_moe") else "lora_moe"
-
-
-def _remove_adapter_layers(model: nn.Module) -> None:
-    """Replace every adapted layer by its base layer (the adapters go with it)."""
-    for name in adapted_layer_names(model):
-        _replace_with_base(model, name)
 
 
 def _refusing(method: str, owner: str):  # noqa: ANN202
@@ -785,28 +502,6 @@ def _unguard_base_saving(base_model: nn.Module) -> None:
         base_model.__dict__.pop(method, None)
 
 
-# ---------------------------------------------------------------------- loading
-def _check_saved_adapter(
-    base_model: nn.Module,
-    config: GoatConfig,
-    meta: dict[str, Any],
-    state: dict[str, torch.Tensor],
-    fingerprint: dict[str, Any] | None,
-    directory: str | Path,
-    strict: bool,
-) -> list[str]:
-    """Everything a load needs, checked before the model is changed; returns the target layers."""
-    targets = [] if config.method == "full" else find_target_layers(base_model, config)
-    if targets != meta["adapted_layers"]:
-        raise ValueError(
-            f"{directory} was saved on a model with different adapted layers ({len(meta['adapted_layers'])} vs "
-            f"{len(targets)} here); is this the same base model?"
-        )
-    adapter_io.check_base(meta.get("base_fingerprint"), fingerprint, directory, strict)
-    _check_tensors(state, _expected_shapes(base_model, config, targets), directory)
-    return targets
-
-
 def load_goat_model(
     base_model: nn.Module, directory: str | Path, *, adapter_name: str = ADAPTER, strict: bool = True
 ) -> GoatModel:
@@ -826,9 +521,9 @@ def load_goat_model(
     _refuse_adapted(base_model, "pass the GoatModel itself to load another adapter onto it, or unload() it first.")
     meta, state = read_adapter(directory, strict=strict)
     config = GoatConfig.from_dict(meta["goat_config"])
-    fingerprint = adapter_io.base_fingerprint(base_model, list(config.modules_to_save))
-    targets = _check_saved_adapter(base_model, config, meta, state, fingerprint, directory, strict)
+    fingerprint = io.base_fingerprint(base_model, list(config.modules_to_save))
+    targets = check_saved_adapter(base_model, config, meta, state, fingerprint, directory, strict)
     model = attach_uninitialised_adapters(base_model, config, adapter_name)
-    _load_tensors(base_model, adapter_name, config, targets, state)
+    load_tensors(base_model, adapter_name, config, targets, state)
     model.base_fingerprints[adapter_name] = meta.get("base_fingerprint")
     return model

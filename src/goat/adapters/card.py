@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from goat.config import GoatConfig
+from goat.adapters.config import GoatConfig
 
 EMBEDDED = "embedded"  # the packaged base models (goat.tasks.embedded): MiniLM, SmolLM2-135M-Instruct
+PORTABLE_NAMES: dict[str, Callable[[], list[Path]]] = {}  # name -> the folders whose models it names
 TASK_CLASSES = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSequenceClassification",
                 "TOKEN_CLS": "AutoModelForTokenClassification", "QUESTION_ANS": "AutoModelForQuestionAnswering"}  # fmt: skip
 
@@ -28,20 +30,14 @@ def portable_base_id(name_or_path: str | None) -> str | None:
     cached = re.search(r"models--([^/\\]+?)--([^/\\]+)[/\\]snapshots", str(path))
     if cached:
         return f"{cached.group(1)}/{cached.group(2)}"
-    if any(_inside(path, folder) for folder in _embedded_folders()):
-        return EMBEDDED
-    return None
+    return next((name for name, folders in PORTABLE_NAMES.items() if any(_inside(path, f) for f in folders())), None)
 
 
-def _embedded_folders() -> list[Path]:
-    from goat.tasks import embedded
-
-    folders = [embedded.causal_cache_root()]
-    try:
-        folders.append(embedded.package_folder(embedded.MODEL_PACKAGE, embedded.MODEL_PIP_NAME))
-    except Exception:  # noqa: BLE001 (package not installed: nothing of it can be the base)
-        pass
-    return folders
+def register_portable_name(name: str, folders: Callable[[], list[Path]]) -> None:
+    """Record base models loaded from inside any of ``folders()`` as ``name``. The application
+    registers its packaged models as ``embedded`` (:mod:`goat.tasks.embedded`); ``folders`` is called
+    at each lookup, so it follows a cache folder that moves."""
+    PORTABLE_NAMES[name] = folders
 
 
 def _inside(path: Path, folder: Path) -> bool:

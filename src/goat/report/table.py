@@ -13,7 +13,7 @@ What is averaged, and what is not:
 
 Rows are configurations, columns tasks, cells mean ± sample std (n seeds), plus the average over
 tasks. ``--compare-paper`` lays the measured numbers beside the published ones (Tables 1-4, typed
-in :mod:`goat.paper_results`) with their difference. Runs of a paper analysis (``goat.studies``)
+in :mod:`goat.report.paper`) with their difference. Runs of a paper analysis (``goat.studies``)
 are listed only with ``--study <name>``.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from goat.paper_results import NAMES, PublishedTable, canonical_task, published_for
+from goat.report.paper import NAMES, PublishedTable, canonical_task, published_for
 from goat.train.results import NOT_HASHED, config_hash, read_results
 
 Table = dict[str, dict[str, tuple[float, float, int]]]  # row label -> task -> (mean, sample std, n seeds)
@@ -314,6 +314,3 @@ def compare_main(rows: list[dict[str, Any]], family: str, csv_path: str | None) 
         print(f"wrote {csv_path}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

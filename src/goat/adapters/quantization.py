@@ -1,11 +1,11 @@
 """A quantized base model (QLoRA, Dettmers et al. 2023): the bitsandbytes settings and weight access.
 
 Adapters on a 4-bit or 8-bit base work as on a full-precision one because the frozen base weights
-are never modified (:mod:`goat.layers`): W_res is a frozen low-rank path subtracted in the forward,
+are never modified (:mod:`goat.adapters.layers`): W_res is a frozen low-rank path subtracted in the forward,
 ``y = Q(W0) x - B_res A_res x + sum_j w_j s_j B_j A_j x``, so Theorem 3.4 holds relative to the
 quantized base. SVD priors (goat, pissa, milora) are computed from the dequantized weight.
 
-    base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.quantization.quantization_config("4bit"))
+    base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.adapters.quantization.quantization_config("4bit"))
     model = goat.get_goat_model(base, config)
 """
 
@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import copy
 import os
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import BitsAndBytesConfig
+
+if TYPE_CHECKING:
+    from transformers import BitsAndBytesConfig
 
 QUANTIZATIONS = ("4bit", "8bit")
 
@@ -28,6 +31,8 @@ def quantization_config(kind: str | None, *, compute_dtype: torch.dtype = torch.
     - ``8bit``: LLM.int8() (Dettmers et al. 2022);
     - ``None``: the base stays in its own dtype.
     """
+    from transformers import BitsAndBytesConfig
+
     if kind is None:
         return None
     if kind not in QUANTIZATIONS:

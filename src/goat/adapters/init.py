@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from goat import svd_cache
-from goat.config import Scaling
+from goat.adapters import svd_cache
+from goat.adapters.config import Scaling
 
 Factors = tuple[torch.Tensor, torch.Tensor]  # (A [E, d, n], B [E, m, d])
 
@@ -46,7 +46,7 @@ def segment_starts(h: int, d: int, num_experts: int, init: str, generator: torch
 def svd_float32(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Thin SVD of a weight in float32, whatever the model dtype (paper §3.2).
 
-    Served from the active :mod:`goat.svd_cache` if one is set (``get_goat_model(svd_cache_dir=)``).
+    Served from the active :mod:`goat.adapters.svd_cache` if one is set (``get_goat_model(svd_cache_dir=)``).
     """
     cache = svd_cache.active_cache()
     return _thin_svd(weight) if cache is None else cache.get_or_compute(weight, _thin_svd)

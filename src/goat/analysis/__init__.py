@@ -1,1 +1,0 @@
-"""Cost analyses of the adapter methods (paper App. F): ``params`` counts trainable parameters."""
