@@ -191,8 +191,9 @@ def test_the_trainers_sandbox_flag_reaches_the_evaluation(problems, monkeypatch,
     from types import SimpleNamespace
 
     from goat.train import causal
+    from goat.train.arguments import CausalLMArguments
 
-    defaults = {field.name: field.default for field in dataclasses.fields(causal.CausalLMArguments)}
+    defaults = {field.name: field.default for field in dataclasses.fields(CausalLMArguments)}
     assert defaults["allow_unconfined_sandbox"] is False
     seen = {}
 

@@ -15,7 +15,7 @@ from transformers import TrainingArguments
 from goat import GoatConfig
 from goat.train.__main__ import main
 from goat.train.arguments import GoatTrainingArguments
-from goat.train.glue import GlueArguments
+from goat.train.arguments import GlueArguments
 from goat.train.settings import _apply_global_batch, family_yaml, print_config, resolve
 
 

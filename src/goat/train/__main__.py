@@ -28,11 +28,11 @@ def _entry_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # bitsandbytes (loaded through transformers -> peft) warns on every start that the optional "kernels" package,
+    # a faster 4-bit CPU kernel fetched from the Hub, is absent; it then uses its own kernel.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from goat.train.families import FAMILIES
-    from goat.train.run_folder import RunAlreadyComplete
-    from goat.train.runner import prepare, train
     from goat.train.settings import help_text, print_config, resolve
-    from goat.train.trainer import DivergenceError
 
     entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     if entry.family is None or entry.family.startswith("-"):
@@ -47,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         if entry.print_config:
             print_config(config)
             return 0
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    # the trainer's stack (transformers' Trainer, datasets, the family's task stack) loads only for a run
+    from goat.train.run_folder import RunAlreadyComplete
+    from goat.train.runner import prepare, train
+    from goat.train.trainer import DivergenceError
+
+    try:
         prepared = prepare(config)
     except RunAlreadyComplete as done:
         print(f"{done} Best epoch: {(done.summary or {}).get('best')}")

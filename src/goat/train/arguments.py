@@ -1,7 +1,7 @@
-"""The run-level dataclasses: ``GoatTrainingArguments`` and the base of every family's task arguments.
+"""The run's settings dataclasses: ``GoatTrainingArguments`` and every family's task arguments.
 
 A run is three dataclasses (:mod:`goat.train.settings` parses them): the adapter (:class:`goat.GoatConfig`),
-the family's task arguments (a :class:`TaskArguments` subclass beside each builder) and
+the family's task arguments (a :class:`TaskArguments` subclass, below) and
 :class:`GoatTrainingArguments`, which is transformers' ``TrainingArguments`` (every standard flag
 works as in the transformers examples) with this project's run settings added and a few defaults
 changed to what a GOAT run needs.
@@ -85,4 +85,51 @@ class QuantizedBaseArguments:
         "Load the base quantized with bitsandbytes: 4bit (NF4 + double quantization, as QLoRA) or 8bit; W_res is then a "
         "frozen low-rank path in the forward.",
         default=None,
+    )
+
+
+# ------------------------------------------------------------------ each family's task arguments
+@dataclass
+class GlueArguments(QuantizedBaseArguments, TaskArguments):
+    """GLUE task, model and data settings."""
+
+    max_seq_length: int = setting("Max tokens per example.", default=128)
+    prompt_style: str = setting("Input encoding: plain (LoRA paper) or instruction (authors' prompts).", default="plain")
+    data_dir: str | None = setting("Local folder <task>/{train,validation}.jsonl instead of the hub.", default=None)
+
+
+@dataclass
+class VisionArguments(TaskArguments):
+    """Image-classification task, backbone and data settings."""
+
+    backbone: str = setting("Image backbone implementation: hf (transformers CLIP vision tower, as the authors ran) or open_clip.", default="hf")
+    pretrained: str = setting("Weights for backbones that name them apart from the model (open_clip: a tag such as openai, or a checkpoint file).", default="openai")
+    head: str = setting("Classifier head: linear (new, trained in full) or zeroshot (frozen class-name prompt embeddings; open_clip).", default="linear")
+    val_holdout: bool = setting("Train images: drop the authors' validation hold-out (a tenth of train, at most 5,000; none for EuroSAT).", default=True)
+    data_dir: str | None = setting("Local folder <task>/{train,test}/<class>/<image> instead of the hub.", default=None)
+
+
+@dataclass
+class CausalLMArguments(QuantizedBaseArguments, TaskArguments):
+    """Causal-LM task, model, data and generation settings."""
+
+    max_seq_length: int = setting("Max tokens per training example (longer ones are dropped from the subset).", default=512)
+    train_file: str | None = setting("Local training file (json, jsonl or parquet) instead of the hub dataset.", default=None)
+    eval_data: str | None = setting(
+        "Evaluation data: GSM8K test file (default: the hub), MT-Bench question.jsonl (required), LLM-Adapters "
+        "dataset/ folder (commonsense, required).",
+        default=None,
+    )
+    eval_sets: list[str] | None = setting("Commonsense sets to evaluate (default: all 8; aliases such as arc_c work).", default=None)
+    max_new_tokens: int = setting("Evaluation: new tokens per generated answer.", default=512)
+    num_beams: int = setting("Evaluation: beams (1 = greedy decoding).", default=1)
+    attn_implementation: str = setting(
+        "Attention: auto (flash_attention_2 when installed, on GPU with --bf16; else sdpa), flash_attention_2, sdpa or eager.",
+        default="auto",
+    )
+    allow_unconfined_sandbox: bool = setting(
+        "HumanEval: run the samples even where the code sandbox cannot confine them (not root, or no PID "
+        "namespace, allow-listed root or seccomp filter): the model's code then runs with the user's uid and "
+        "groups. Off: every sample is recorded as failed with a line naming what is missing.",
+        default=False,
     )

@@ -78,39 +78,15 @@ from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
 from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_train_records
 from goat.adapters.quantization import loading_kwargs
-from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
+from goat.train.arguments import CausalLMArguments
 from goat.train.run_config import RunConfig
-from goat.train.bundle import Evaluator, Family, TaskBundle
+from goat.train.bundle import Evaluator, TaskBundle
 
 
 logger = logging.getLogger(__name__)
 
 
 
-@dataclass
-class CausalLMArguments(QuantizedBaseArguments, TaskArguments):
-    """Causal-LM task, model, data and generation settings."""
-
-    max_seq_length: int = setting("Max tokens per training example (longer ones are dropped from the subset).", default=512)
-    train_file: str | None = setting("Local training file (json, jsonl or parquet) instead of the hub dataset.", default=None)
-    eval_data: str | None = setting(
-        "Evaluation data: GSM8K test file (default: the hub), MT-Bench question.jsonl (required), LLM-Adapters "
-        "dataset/ folder (commonsense, required).",
-        default=None,
-    )
-    eval_sets: list[str] | None = setting("Commonsense sets to evaluate (default: all 8; aliases such as arc_c work).", default=None)
-    max_new_tokens: int = setting("Evaluation: new tokens per generated answer.", default=512)
-    num_beams: int = setting("Evaluation: beams (1 = greedy decoding).", default=1)
-    attn_implementation: str = setting(
-        "Attention: auto (flash_attention_2 when installed, on GPU with --bf16; else sdpa), flash_attention_2, sdpa or eager.",
-        default="auto",
-    )
-    allow_unconfined_sandbox: bool = setting(
-        "HumanEval: run the samples even where the code sandbox cannot confine them (not root, or no PID "
-        "namespace, allow-listed root or seccomp filter): the model's code then runs with the user's uid and "
-        "groups. Off: every sample is recorded as failed with a line naming what is missing.",
-        default=False,
-    )
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
 MTBENCH_PENDING = "mtbench_pending_judge"
 
@@ -467,13 +443,3 @@ def tweet_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) 
 
 EVALUATORS[TWEET_TASK] = tweet_evaluator
 
-
-FAMILIES = tuple(
-    Family(family, f"{description} (LLaMA-2-7B, paper Table {table}).", CausalLMArguments, build_causal_lm)
-    for family, description, table in (
-        ("math", "Math: MetaMathQA, scored on GSM8K", 2),
-        ("code", "Code: Code-Feedback, scored by HumanEval pass@1", 2),
-        ("chat", "Chat: WizardLM, answers for the MT-Bench judge", 2),
-        ("commonsense", "Commonsense170K, scored on eight commonsense sets", 3),
-    )
-)

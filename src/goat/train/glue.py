@@ -9,7 +9,6 @@ packaged MiniLM and real labelled tweets (the embedded default, see dataset/READ
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -20,21 +19,11 @@ from goat.tasks.hub import load_pretrained
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
 from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
 from goat.adapters.quantization import loading_kwargs
-from goat.train.arguments import QuantizedBaseArguments, TaskArguments, setting
 from goat.train.run_config import RunConfig
-from goat.train.bundle import Family, TaskBundle
+from goat.train.bundle import TaskBundle
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class GlueArguments(QuantizedBaseArguments, TaskArguments):
-    """GLUE task, model and data settings."""
-
-    max_seq_length: int = setting("Max tokens per example.", default=128)
-    prompt_style: str = setting("Input encoding: plain (LoRA paper) or instruction (authors' prompts).", default="plain")
-    data_dir: str | None = setting("Local folder <task>/{train,validation}.jsonl instead of the hub.", default=None)
 
 
 def _subset(dataset, limit: int | None, seed: int):
@@ -91,5 +80,3 @@ def build_glue(config: RunConfig) -> TaskBundle:
         processing_class=tokenizer,
     )
 
-
-FAMILY = Family("glue", "GLUE / sequence classification (paper Table 4; Table 11 settings).", GlueArguments, build_glue)

@@ -4,7 +4,7 @@ One name per setting: the YAML key, the command-line flag (``--learning_rate``; 
 works too), the dataclass field and the column of results rows are the same word. A run is
 
 * :class:`goat.GoatConfig`: the adapter (``method``, ``r``, ``lora_alpha``, ``num_experts``, ...);
-* the family's task arguments (``GlueArguments`` ... beside each builder): task, model, data;
+* the family's task arguments (``GlueArguments`` ... in ``goat.train.arguments``): task, model, data;
 * :class:`~goat.train.arguments.GoatTrainingArguments`: transformers' ``TrainingArguments`` plus
   the run settings of this project (``global_batch_size``, ``results_dir``, ...).
 

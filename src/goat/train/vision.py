@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,9 +46,9 @@ from goat.tasks.vision_models import (
     smoke_clip_vision_config,
     smoke_open_clip,
 )
-from goat.train.arguments import TaskArguments, setting
+from goat.train.arguments import VisionArguments
 from goat.train.run_config import RunConfig
-from goat.train.bundle import Family, TaskBundle
+from goat.train.bundle import TaskBundle
 
 
 logger = logging.getLogger(__name__)
@@ -59,17 +58,6 @@ SMOKE_TOKENIZER = "ViT-B-32"  # the smoke open_clip text tower has this tokenize
 SMOKE_TEMPLATES = ('a photo of the number: "{}".',)
 HOLDOUT_SEED = 0  # the authors' train/validation split seed, whatever the run's seed
 Loaded = TypeVar("Loaded")
-
-
-@dataclass
-class VisionArguments(TaskArguments):
-    """Image-classification task, backbone and data settings."""
-
-    backbone: str = setting("Image backbone implementation: hf (transformers CLIP vision tower, as the authors ran) or open_clip.", default="hf")
-    pretrained: str = setting("Weights for backbones that name them apart from the model (open_clip: a tag such as openai, or a checkpoint file).", default="openai")
-    head: str = setting("Classifier head: linear (new, trained in full) or zeroshot (frozen class-name prompt embeddings; open_clip).", default="linear")
-    val_holdout: bool = setting("Train images: drop the authors' validation hold-out (a tenth of train, at most 5,000; none for EuroSAT).", default=True)
-    data_dir: str | None = setting("Local folder <task>/{train,test}/<class>/<image> instead of the hub.", default=None)
 
 
 def check_flags(args: VisionArguments, smoke: bool) -> None:
@@ -191,5 +179,3 @@ def build_vision(config: RunConfig) -> TaskBundle:
         data_collator=collate_image_batch,
     )  # fmt: skip
 
-
-FAMILY = Family("vision", "Image classification with CLIP ViT-B/32 (paper Table 1; Table 10 settings).", VisionArguments, build_vision)
