@@ -286,9 +286,9 @@ def load_base(model: str) -> nn.Module:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="embedded", help="'embedded' (SmolLM2-135M), a local path or hub id.")
+    parser.add_argument("--model_name_or_path", default="embedded", help="'embedded' (SmolLM2-135M), a local path or hub id.")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--decode_batch_sizes", type=int, nargs="+", default=[1, 16], help="Sequences per generate call.")
     parser.add_argument("--new_tokens", type=int, default=24, help="Tokens decoded per generate call.")
     parser.add_argument("--prompt_len", type=int, default=32, help="Prompt tokens per sequence.")
     parser.add_argument("--rounds", type=int, default=5, help="Timed interleaved rounds.")
@@ -305,7 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="Also write the settings and rows as JSON.")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.model, args.batch_sizes, args.new_tokens, args.prompt_len, args.rounds, args.warmup = "smoke", [1, 2], 4, 8, 1, 0
+        args.model_name_or_path, args.decode_batch_sizes, args.new_tokens, args.prompt_len, args.rounds, args.warmup = "smoke", [1, 2], 4, 8, 1, 0
     return args
 
 
@@ -314,15 +314,15 @@ def main(argv: list[str] | None = None) -> list[DecodeRow]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     settings = AdapterSettings(args.r, args.lora_alpha, args.num_experts, args.top_k, tuple(args.target_modules), args.seed)
-    models = build_decode_variants(load_base(args.model), settings, tuple(args.variants))
+    models = build_decode_variants(load_base(args.model_name_or_path), settings, tuple(args.variants))
     if args.reference_commit:
         models = add_reference_variants(models, args.reference_commit)
     rows = interleaved_decode(
-        models, args.batch_sizes, new_tokens=args.new_tokens, prompt_len=args.prompt_len, rounds=args.rounds,
+        models, args.decode_batch_sizes, new_tokens=args.new_tokens, prompt_len=args.prompt_len, rounds=args.rounds,
         warmup=args.warmup, seed=args.seed,
     )  # fmt: skip
     print(
-        f"model={args.model}, float32, CPU, {torch.get_num_threads()} thread(s); greedy decoding with a KV cache, "
+        f"model={args.model_name_or_path}, float32, CPU, {torch.get_num_threads()} thread(s); greedy decoding with a KV cache, "
         f"prompt {args.prompt_len} + {args.new_tokens} new tokens; r={args.r}, E={args.num_experts}, k={args.top_k} "
         f"on {','.join(args.target_modules)}; median of {args.rounds} interleaved rounds; ratio = time / LoRA (unmerged)"
     )

@@ -66,7 +66,7 @@ import layer_speed  # noqa: E402
 import svd_init  # noqa: E402
 
 import goat  # noqa: E402
-from goat.analysis import params  # noqa: E402
+from goat.studies import params  # noqa: E402
 
 LAYER_VARIANTS = ("lora", "molora", "goat", "loop")
 STEP_METHODS = ("lora", "molora", "goat")
@@ -99,7 +99,7 @@ class Settings:
     layer_warmup: int = 3
     layers: int = 32  # decoder layers of the 7B-shaped model, at most
     seq_len: int = 1024
-    batch_size: int = 1
+    per_device_train_batch_size: int = 1
     step_rounds: int = 3
     steps: int = 3
     step_warmup: int = 1
@@ -472,7 +472,7 @@ def layers_that_fit(settings: Settings, svd: dict[str, Any], device: torch.devic
 # ------------------------------------------------------------------- 3. the model step
 def token_batch(config: LlamaConfig, settings: Settings) -> torch.Tensor:
     generator = torch.Generator().manual_seed(settings.seed + 1)
-    return torch.randint(0, config.vocab_size, (settings.batch_size, settings.seq_len), generator=generator).to(
+    return torch.randint(0, config.vocab_size, (settings.per_device_train_batch_size, settings.seq_len), generator=generator).to(
         settings.device
     )
 
@@ -588,7 +588,7 @@ class LlamaStage:
         self.step_rows = measure_steps(self.models, inits, self.ids, settings)
         return {
             "layers": self.layers, "of_layers": settings.layers, "layers_why": self.why, "seq_len": settings.seq_len,
-            "batch_size": settings.batch_size, "targets": targets, "goat_init_svds": self.layers * len(targets),
+            "per_device_train_batch_size": settings.per_device_train_batch_size, "targets": targets, "goat_init_svds": self.layers * len(targets),
             "rows": self.step_rows, "paper_table_7_ratios": paper_ratios(),
         }  # fmt: skip
 
@@ -741,7 +741,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top_k", type=int, default=defaults.top_k)
     parser.add_argument("--layers", type=int, default=defaults.layers, help="Decoder layers of the 7B-shaped model, at most.")
     parser.add_argument("--seq_len", type=int, default=defaults.seq_len)
-    parser.add_argument("--batch_size", type=int, default=defaults.batch_size, help="Training-step batch size.")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=defaults.per_device_train_batch_size, help="Training-step batch size.")
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--time_budget_s", type=float, default=defaults.time_budget_s, help="Sections past it are skipped.")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -750,7 +750,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     chosen = {k: getattr(args, k) for k in ("r", "lora_alpha", "num_experts", "top_k", "layers", "seq_len",
-                                            "batch_size", "learning_rate", "time_budget_s", "seed")}  # fmt: skip
+                                            "per_device_train_batch_size", "learning_rate", "time_budget_s", "seed")}  # fmt: skip
     if args.smoke:
         return smoke(Settings())
     return Settings(**chosen)

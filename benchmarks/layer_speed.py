@@ -45,10 +45,10 @@ class Setting:
 
     features: int
     tokens: int
-    rank: int
-    experts: int
+    r: int
+    num_experts: int
     top_k: int
-    dropout: float
+    lora_dropout: float
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,10 @@ def build_variants(setting: Setting, seed: int = 0) -> dict[str, nn.Module]:
     torch.manual_seed(seed)
     base = _Projection(setting.features)
     common = dict(
-        r=setting.rank, lora_alpha=2.0 * setting.rank, lora_dropout=setting.dropout, target_modules=["proj"]
+        r=setting.r, lora_alpha=2.0 * setting.r, lora_dropout=setting.lora_dropout, target_modules=["proj"]
     )
     lora = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="lora", **common))
-    moe = dict(common, num_experts=setting.experts, top_k=setting.top_k)
+    moe = dict(common, num_experts=setting.num_experts, top_k=setting.top_k)
     ours = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="goat", **moe))
     loop = PerExpertLoopLinear(copy.deepcopy(ours.base_model.proj))
     return {"lora": lora.train(), "goat": ours.train(), "loop": loop.train()}
@@ -193,10 +193,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=int, nargs="+", default=[1024, 2048], help="n = m of the layer(s).")
     parser.add_argument("--tokens", type=int, default=2048, help="Tokens per forward (batch x sequence).")
-    parser.add_argument("--rank", type=int, default=32, help="Total rank r (LoRA rank; E experts of r/E).")
-    parser.add_argument("--experts", type=int, default=8, help="Experts E.")
-    parser.add_argument("--top-k", type=int, default=2, help="Experts per token k.")
-    parser.add_argument("--dropout", type=float, default=0.05, help="Adapter dropout (paper: 0.05).")
+    parser.add_argument("--r", type=int, default=32, help="Total rank r (LoRA rank; E experts of r/E).")
+    parser.add_argument("--num_experts", type=int, default=8, help="Experts E.")
+    parser.add_argument("--top_k", type=int, default=2, help="Experts per token k.")
+    parser.add_argument("--lora_dropout", type=float, default=0.05, help="Adapter dropout (paper: 0.05).")
     parser.add_argument("--repeats", type=int, default=20, help="Timed rounds per setting.")
     parser.add_argument("--warmup", type=int, default=3, help="Untimed rounds first.")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="Also write the rows and settings as JSON.")
     args = parser.parse_args(argv)
     if args.quick:
-        args.features, args.tokens, args.rank, args.experts, args.repeats, args.warmup = [64], 128, 8, 4, 3, 1
+        args.features, args.tokens, args.r, args.num_experts, args.repeats, args.warmup = [64], 128, 8, 4, 3, 1
     return args
 
 
@@ -215,11 +215,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
         torch.set_num_threads(args.threads)
     rows: list[Row] = []
     for features in args.features:
-        setting = Setting(features, args.tokens, args.rank, args.experts, args.top_k, args.dropout)
+        setting = Setting(features, args.tokens, args.r, args.num_experts, args.top_k, args.lora_dropout)
         rows += benchmark(setting, repeats=args.repeats, warmup=args.warmup, seed=args.seed)
     print(
         f"one adapted Linear(n, n), float32, CPU, {torch.get_num_threads()} thread(s); forward+backward; "
-        f"r={args.rank}, E={args.experts}, k={args.top_k}, dropout={args.dropout}; "
+        f"r={args.r}, E={args.num_experts}, k={args.top_k}, lora_dropout={args.lora_dropout}; "
         f"median of {args.repeats} interleaved rounds"
     )
     print(format_table(rows))

@@ -2,7 +2,8 @@
 
 Table 7 compares LoRA-MoE variants (MoLoRA, HydraLoRA, GOAT) by memory and epoch time on one A100
 for LLaMA-2-7B. Here every method trains the same model on the same batch, one step being
-forward + backward + AdamW step (+ the balance loss of App. B with coefficient 1e-3 for MoE methods).
+forward + backward + AdamW step (+ the balance loss of App. B for MoE methods, which the adapted model adds to
+its own loss with ``GoatConfig.aux_loss_coef``, 1e-3 by default).
 
 Each measurement runs in a fresh child process (forked before any model is built), so memory
 figures never mix. Machine load drifts between children, so ``--rounds`` repeats the whole set of
@@ -19,7 +20,7 @@ What "peak memory" means:
   only, no allocator cache or CUDA context); ``train Δ`` subtracts the allocation before the first step.
 
     python benchmarks/step_cost.py                       # packaged MiniLM encoder, batch 16 x 128
-    python benchmarks/step_cost.py --model roberta-base --json step_cost.json
+    python benchmarks/step_cost.py --model_name_or_path roberta-base --json step_cost.json
     python benchmarks/step_cost.py --smoke               # tiny config-built BERT, seconds
 """
 
@@ -47,7 +48,6 @@ from goat.tasks.embedded import embedded_model_path
 
 METHODS = ("full", "lora", "molora", "hydralora", "goat")
 BERT_TARGETS = ("query", "key", "value", "output.dense", "intermediate.dense")  # "output.dense": attention + MLP
-BALANCE_COEF = 1e-3  # App. B coefficient (authors' rebuttal)
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,13 @@ class Spec:
     """What one child process measures."""
 
     method: str
-    model: str  # "embedded", a hub id / local path, or "smoke"
+    model_name_or_path: str  # "embedded", a hub id / local path, or "smoke"
     targets: tuple[str, ...]
-    rank: int
-    alpha: float
-    experts: int
+    r: int
+    lora_alpha: float
+    num_experts: int
     top_k: int
-    batch_size: int
+    per_device_train_batch_size: int
     seq_len: int
     steps: int
     warmup: int
@@ -116,7 +116,7 @@ def build_model(spec: Spec) -> nn.Module:
     """The sequence classifier with 2 labels: the packaged MiniLM, a hub/local model, or a tiny BERT."""
     hf_logging.set_verbosity_error()  # "newly initialised classifier" is expected
     torch.manual_seed(spec.seed)
-    if spec.model == "smoke":
+    if spec.model_name_or_path == "smoke":
         config = BertConfig(
             vocab_size=100,
             hidden_size=32,
@@ -127,10 +127,10 @@ def build_model(spec: Spec) -> nn.Module:
             num_labels=2,
         )
         return BertForSequenceClassification(config)
-    if spec.model == "embedded":
+    if spec.model_name_or_path == "embedded":
         path = str(embedded_model_path())
     else:
-        path = spec.model
+        path = spec.model_name_or_path
     return AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
 
 
@@ -140,9 +140,9 @@ def adapter_config(spec: Spec) -> goat.GoatConfig:
         return goat.GoatConfig(method="full")
     return goat.GoatConfig(
         method=spec.method,
-        r=spec.rank,
-        lora_alpha=spec.alpha,
-        num_experts=spec.experts,
+        r=spec.r,
+        lora_alpha=spec.lora_alpha,
+        num_experts=spec.num_experts,
         top_k=spec.top_k,
         target_modules=list(spec.targets),
         modules_to_save=["classifier"],
@@ -154,8 +154,8 @@ def make_batch(spec: Spec, vocab_size: int, device: torch.device) -> dict[str, t
     """Random token ids and labels, identical for every method (seeded)."""
     generator = torch.Generator().manual_seed(spec.seed + 1)
     low = min(1000, vocab_size // 2)  # skip special tokens in real vocabularies
-    ids = torch.randint(low, vocab_size, (spec.batch_size, spec.seq_len), generator=generator)
-    labels = torch.randint(0, 2, (spec.batch_size,), generator=generator)
+    ids = torch.randint(low, vocab_size, (spec.per_device_train_batch_size, spec.seq_len), generator=generator)
+    labels = torch.randint(0, 2, (spec.per_device_train_batch_size,), generator=generator)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -181,7 +181,7 @@ def measure(spec: Spec) -> Result:
     times = []
     for step in tqdm(range(spec.warmup + spec.steps), desc=spec.method, leave=False):
         start = time.perf_counter()
-        loss = model(**batch).loss + goat.auxiliary_loss(model, BALANCE_COEF).to(device)
+        loss = model(**batch).loss  # training mode: task loss + aux_loss_coef * L_b (goat.adapters.aux_loss)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -270,15 +270,15 @@ def format_table(results: list[Result]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="embedded", help="'embedded' (packaged MiniLM), a hub id or a path.")
+    parser.add_argument("--model_name_or_path", default="embedded", help="'embedded' (packaged MiniLM), a hub id or a path.")
     parser.add_argument("--targets", nargs="+", default=list(BERT_TARGETS), help="Linear names to adapt.")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=goat.METHODS)
-    parser.add_argument("--rank", type=int, default=32, help="Total rank r (authors' GLUE script: 32).")
-    parser.add_argument("--alpha", type=float, default=64.0, help="LoRA alpha (authors' GLUE script: 64).")
-    parser.add_argument("--experts", type=int, default=8)
-    parser.add_argument("--top-k", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seq-len", type=int, default=128, help="Tokens per example (GLUE max length: 128).")
+    parser.add_argument("--r", type=int, default=32, help="Total rank r (authors' GLUE script: 32).")
+    parser.add_argument("--lora_alpha", type=float, default=64.0, help="LoRA alpha (authors' GLUE script: 64).")
+    parser.add_argument("--num_experts", type=int, default=8)
+    parser.add_argument("--top_k", type=int, default=2)
+    parser.add_argument("--per_device_train_batch_size", type=int, default=16, help="Examples per step.")
+    parser.add_argument("--seq_len", type=int, default=128, help="Tokens per example (GLUE max length: 128).")
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per method and round.")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first (AdamW state is allocated here).")
     parser.add_argument("--rounds", type=int, default=3, help="Repeats of the whole method set (medians).")
@@ -291,8 +291,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="Also write the settings and rows as JSON.")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.model, args.rank, args.alpha, args.experts = "smoke", 8, 16.0, 4
-        args.batch_size, args.seq_len, args.steps, args.warmup, args.rounds = 2, 16, 2, 1, 1
+        args.model_name_or_path, args.r, args.lora_alpha, args.num_experts = "smoke", 8, 16.0, 4
+        args.per_device_train_batch_size, args.seq_len, args.steps, args.warmup, args.rounds = 2, 16, 2, 1, 1
     return args
 
 
@@ -300,13 +300,13 @@ def main(argv: list[str] | None = None) -> list[Result]:
     args = parse_args(argv)
     base = Spec(
         method="",
-        model=args.model,
+        model_name_or_path=args.model_name_or_path,
         targets=tuple(args.targets),
-        rank=args.rank,
-        alpha=args.alpha,
-        experts=args.experts,
+        r=args.r,
+        lora_alpha=args.lora_alpha,
+        num_experts=args.num_experts,
         top_k=args.top_k,
-        batch_size=args.batch_size,
+        per_device_train_batch_size=args.per_device_train_batch_size,
         seq_len=args.seq_len,
         steps=args.steps,
         warmup=args.warmup,
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     results = with_ratios(run_rounds(base, list(args.methods), args.rounds))
     memory = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "process RSS high-water (ru_maxrss)"
     print(
-        f"model={args.model}, batch {args.batch_size} x {args.seq_len}, r={args.rank}, E={args.experts}, "
+        f"model={args.model_name_or_path}, batch {args.per_device_train_batch_size} x {args.seq_len}, r={args.r}, E={args.num_experts}, "
         f"k={args.top_k}, device={args.device}; step = fwd + bwd + AdamW, median of {args.steps} steps, "
         f"then median over {args.rounds} round(s); "
         f"peak = {memory}; train Δ = peak - memory before the first step"

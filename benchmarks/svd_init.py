@@ -12,7 +12,7 @@ then sums them over each model's adapted layers. Weights are random (SVD time de
 shape, not the values). Float32 on the CPU unless ``--device`` says otherwise.
 
     python benchmarks/svd_init.py                          # RoBERTa-large and CLIP ViT-B/32 shapes
-    python benchmarks/svd_init.py --models llama-2-7b      # 4096 x 11008 weights: minutes on a CPU
+    python benchmarks/svd_init.py --backbones llama-2-7b   # 4096 x 11008 weights: minutes on a CPU
     python benchmarks/svd_init.py --quick
 """
 
@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from goat.adapters import init as goat_init
 from goat.adapters import svd_cache
-from goat.analysis import params
+from goat.studies import params
 
 Shape = tuple[int, int]  # (out_features m, in_features n) = weight shape
 QUICK_MODEL = {"tiny": Counter({(64, 64): 4, (256, 64): 1, (64, 256): 1})}
@@ -54,7 +54,7 @@ class ShapeTiming:
 
 @dataclass(frozen=True)
 class ModelTiming:
-    model: str
+    backbone: str
     layers: int
     svd_s: float
     miss_s: float
@@ -107,10 +107,10 @@ def format_tables(shape_rows: list[ShapeTiming], model_rows: list[ModelTiming]) 
             f"{f'{r.out_features} x {r.in_features}':>14} {r.svd_s:>8.3f} {r.miss_s:>8.3f} {r.hit_s:>8.3f} "
             f"{r.speedup:>8.1f} {r.entry_mib:>9.1f}"
         )
-    lines += ["", f"{'model':<14} {'layers':>6} {'svd s':>8} {'miss s':>8} {'hit s':>8} {'svd/hit':>8}"]
+    lines += ["", f"{'backbone':<14} {'layers':>6} {'svd s':>8} {'miss s':>8} {'hit s':>8} {'svd/hit':>8}"]
     for m in model_rows:
         lines.append(
-            f"{m.model:<14} {m.layers:>6} {m.svd_s:>8.1f} {m.miss_s:>8.1f} {m.hit_s:>8.1f} {m.svd_s / m.hit_s:>8.1f}"
+            f"{m.backbone:<14} {m.layers:>6} {m.svd_s:>8.1f} {m.miss_s:>8.1f} {m.hit_s:>8.1f} {m.svd_s / m.hit_s:>8.1f}"
         )
     return "\n".join(lines)
 
@@ -118,12 +118,12 @@ def format_tables(shape_rows: list[ShapeTiming], model_rows: list[ModelTiming]) 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--models", nargs="+", choices=list(params.BACKBONES), default=["roberta-large", "clip-vit-b32"]
+        "--backbones", nargs="+", choices=list(params.BACKBONES), default=["roberta-large", "clip-vit-b32"]
     )
     parser.add_argument("--repeats", type=int, default=3, help="Timings per shape (median).")
     parser.add_argument("--device", default="cpu", help="Where the SVD runs ('cpu', 'cuda', ...).")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
-    parser.add_argument("--cache-dir", help="Folder for the cache entries (default: a temporary folder, removed).")
+    parser.add_argument("--svd_cache_dir", help="Folder for the cache entries (default: a temporary folder, removed).")
     parser.add_argument("--quick", action="store_true", help="Three tiny shapes, one repeat.")
     parser.add_argument("--json", metavar="PATH", help="Also write the rows as JSON.")
     return parser.parse_args(argv)
@@ -133,11 +133,11 @@ def main(argv: list[str] | None = None) -> tuple[list[ShapeTiming], list[ModelTi
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    models = QUICK_MODEL if args.quick else {name: model_shapes(name) for name in args.models}
+    models = QUICK_MODEL if args.quick else {name: model_shapes(name) for name in args.backbones}
     repeats = 1 if args.quick else args.repeats
     shapes = sorted({s for counts in models.values() for s in counts}, key=lambda s: s[0] * s[1])
     with tempfile.TemporaryDirectory() as tmp:
-        cache_dir = Path(args.cache_dir or tmp)
+        cache_dir = Path(args.svd_cache_dir or tmp)
         timings = {s: time_shape(s, cache_dir, repeats, torch.device(args.device)) for s in tqdm(shapes, desc="shapes")}
     shape_rows = [timings[s] for s in shapes]
     model_rows = model_totals(models, timings)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> tuple[list[ShapeTiming], list[ModelTi
         payload = {
             "settings": {k: v for k, v in vars(args).items() if k != "json"},
             "shapes": [dict(asdict(r), speedup=r.speedup) for r in shape_rows],
-            "models": [asdict(m) for m in model_rows],
+            "backbones": [asdict(m) for m in model_rows],
         }
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return shape_rows, model_rows

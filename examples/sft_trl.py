@@ -7,10 +7,10 @@ routers as transformers' MoE settings (``router_aux_loss_coef`` = ``GoatConfig.a
 returns ``aux_loss`` = L_b, which TRL weights as it does Mixtral's (goat.adapters.aux_loss).
 
     python examples/sft_trl.py                          # 30 steps of 4 tweets, CPU float32
-    python examples/sft_trl.py --max_steps 2 --eval 8   # a smoke run
+    python examples/sft_trl.py --max_steps 2 --max_eval_samples 8   # a smoke run
 
 Speed: on a 2-core machine that was shared with other jobs (load average 10) a step took about 60 s;
-on an idle machine of that size expect several times faster. Fewer --max_steps and --eval run shorter.
+on an idle machine of that size expect several times faster. Fewer --max_steps and --max_eval_samples run shorter.
 
 It prints the accuracy of greedy answers on held-out tweets before and after, and saves the adapter.
 """
@@ -57,15 +57,15 @@ def accuracy(model: torch.nn.Module, tokenizer, split: Dataset) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max_steps", type=int, default=30)
-    parser.add_argument("--train", type=int, default=120, help="training tweets")
-    parser.add_argument("--eval", type=int, default=30, help="held-out tweets scored before and after")
+    parser.add_argument("--max_train_samples", type=int, default=120, help="training tweets")
+    parser.add_argument("--max_eval_samples", type=int, default=30, help="held-out tweets scored before and after")
     parser.add_argument("--output_dir", default="outputs/sft_trl")
     ns = parser.parse_args()
 
     path = resolve_causal_model_path("embedded")  # converted once from the packaged GGUF file, then cached
     tokenizer = AutoTokenizer.from_pretrained(path)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    data = load_tweet_sentiment(n_train=ns.train, n_eval=ns.eval, seed=0)
+    data = load_tweet_sentiment(n_train=ns.max_train_samples, n_eval=ns.max_eval_samples, seed=0)
     config = goat.GoatConfig(method="goat", r=16, num_experts=4, top_k=2, lora_dropout=0.0,
                              target_modules=["q_proj", "v_proj"], aux_loss_coef=1e-3)  # fmt: skip
     model = goat.get_goat_model(base, config)
@@ -80,7 +80,7 @@ def main() -> None:
     trainer = SFTTrainer(model=model, args=args, train_dataset=pairs(data["train"]), processing_class=tokenizer)
     trainer.train()
     after = accuracy(model, tokenizer, data["validation"])
-    print(f"held-out accuracy on {ns.eval} tweets: {before:.3f} before, {after:.3f} after {ns.max_steps} steps")
+    print(f"held-out accuracy on {ns.max_eval_samples} tweets: {before:.3f} before, {after:.3f} after {ns.max_steps} steps")
     model.save_pretrained(Path(ns.output_dir) / "adapter")
     print(f"adapter saved to {Path(ns.output_dir) / 'adapter'}; load it with goat.GoatModel.from_pretrained(base, folder)")
 

@@ -10,7 +10,7 @@ TASKS="gsm8k"                 # trains on MetaMathQA, scores GSM8K (configs/math
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
 SEEDS="0"
 METHODS="molora hydralora goat"
-LRS="1e-5 2e-5 5e-5"
+LEARNING_RATES="1e-5 2e-5 5e-5"
 RESULTS_DIR=results
 OUT_DIR=outputs
 EXTRA_ARGS=""                 # e.g. --set bf16=true deepspeed=configs/deepspeed/zero2.json
@@ -21,7 +21,7 @@ source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --lrs $LRS ${MODEL:+--model_name_or_path "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --learning_rates $LEARNING_RATES ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 goat_run "$PYTHON" -m goat.studies.lr_sweep "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

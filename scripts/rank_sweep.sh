@@ -10,7 +10,7 @@ TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
 SEEDS="0"
 METHODS="goat molora hydralora full_moe"
-RANKS="8 16 32 64 128"
+R_VALUES="8 16 32 64 128"
 RESULTS_DIR=results
 OUT_DIR=outputs
 EXTRA_ARGS=""
@@ -21,7 +21,7 @@ source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --ranks $RANKS ${MODEL:+--model_name_or_path "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --methods $METHODS --r_values $R_VALUES ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 goat_run "$PYTHON" -m goat.studies.rank_sweep "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

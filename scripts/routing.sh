@@ -21,5 +21,5 @@ if [ "$SMOKE" = 1 ]; then
 else
   GRID=(--tasks $TASKS ${MODEL:+--model_name_or_path "$MODEL"})
 fi
-goat_run "$PYTHON" -m goat.studies.routing "${GRID[@]}" --aux-loss-coefs $AUX_LOSS_COEFS \
+goat_run "$PYTHON" -m goat.studies.routing "${GRID[@]}" --aux_loss_coefs $AUX_LOSS_COEFS \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

@@ -9,7 +9,7 @@ FAMILY=vision
 TASKS="cars dtd eurosat gtsrb resisc45 sun397 svhn"
 MODEL=""                      # empty: configs/$FAMILY.yaml's model
 SEEDS="0"
-RANKS="32 128"
+R_VALUES="32 128"
 SEGMENTS=""                   # empty: every segment
 RESULTS_DIR=results
 OUT_DIR=outputs
@@ -21,7 +21,7 @@ source scripts/common.sh
 if [ "$SMOKE" = 1 ]; then
   GRID=(--smoke)
 else
-  GRID=(--family "$FAMILY" --tasks $TASKS --ranks $RANKS ${SEGMENTS:+--segments $SEGMENTS} ${MODEL:+--model_name_or_path "$MODEL"})
+  GRID=(--family "$FAMILY" --tasks $TASKS --r_values $R_VALUES ${SEGMENTS:+--segments $SEGMENTS} ${MODEL:+--model_name_or_path "$MODEL"})
 fi
 goat_run "$PYTHON" -m goat.studies.segments "${GRID[@]}" \
   --seeds $SEEDS --results_dir "$RESULTS_DIR" --output_dir "$OUT_DIR" $EXTRA_ARGS

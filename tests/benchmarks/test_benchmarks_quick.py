@@ -37,7 +37,7 @@ def test_layer_speed_quick(tmp_path: Path) -> None:
 
 def test_per_expert_loop_reference_matches_goat() -> None:
     layer_speed = load("layer_speed")
-    setting = layer_speed.Setting(features=48, tokens=64, rank=8, experts=4, top_k=2, dropout=0.0)
+    setting = layer_speed.Setting(features=48, tokens=64, r=8, num_experts=4, top_k=2, lora_dropout=0.0)
     assert layer_speed.check_loop_matches_goat(layer_speed.build_variants(setting), setting) < 1e-4
 
 
@@ -57,5 +57,5 @@ def test_step_cost_smoke(tmp_path: Path) -> None:
 def test_svd_init_quick(tmp_path: Path) -> None:
     svd_init = load("svd_init")
     shapes, models = svd_init.main(["--quick", "--json", str(tmp_path / "svd.json")])
-    assert len(shapes) == 3 and [m.model for m in models] == ["tiny"]
+    assert len(shapes) == 3 and [m.backbone for m in models] == ["tiny"]
     assert all(s.svd_s > 0 and s.hit_s > 0 for s in shapes)

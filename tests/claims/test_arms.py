@@ -39,29 +39,29 @@ def peaked(at: float, diverge_above: float = math.inf):
 
 def test_search_extends_toward_the_best_edge_until_bracketed(tmp_path):
     arm, _ = search(tmp_path, peaked(4e-3))
-    assert arm.bracketed and arm.complete and arm.best_lr == 4e-3
+    assert arm.bracketed and arm.complete and arm.best_learning_rate == 4e-3
     assert sorted(arm.curve) == [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3]  # one rate past the best, none further
 
 
 def test_search_extends_downward_too(tmp_path):
     arm, _ = search(tmp_path, peaked(6.25e-5))
-    assert arm.bracketed and arm.best_lr == 6.25e-5 and min(arm.curve) == 3.125e-5
+    assert arm.bracketed and arm.best_learning_rate == 6.25e-5 and min(arm.curve) == 3.125e-5
 
 
 def test_a_diverged_neighbour_brackets_the_optimum(tmp_path):
     arm, _ = search(tmp_path, peaked(1e-2, diverge_above=1.5e-3))
-    assert arm.bracketed and arm.best_lr == 1e-3 and arm.diverged_runs == 2  # 2e-3 diverged on both sweep seeds
+    assert arm.bracketed and arm.best_learning_rate == 1e-3 and arm.diverged_runs == 2  # 2e-3 diverged on both sweep seeds
 
 
 def test_a_rate_where_one_seed_diverged_is_never_best(tmp_path):
     score = lambda c: None if (c.learning_rate == 5e-4 and c.seed == 1) else peaked(5e-4)(c)  # noqa: E731
     arm, _ = search(tmp_path, score)
-    assert arm.complete and arm.best_lr != 5e-4
+    assert arm.complete and arm.best_learning_rate != 5e-4
 
 
 def test_search_gives_up_unbracketed_after_its_extensions(tmp_path):
     arm, _ = search(tmp_path, peaked(1.0), max_extensions=2)
-    assert arm.complete and not arm.bracketed and arm.best_lr == max(arm.curve) == 4e-3
+    assert arm.complete and not arm.bracketed and arm.best_learning_rate == max(arm.curve) == 4e-3
     assert "not bracketed" in arm.status()
 
 

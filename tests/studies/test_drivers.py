@@ -31,14 +31,14 @@ def test_ablation_table5(flags, tmp_path, rows_of):
 
 
 def test_lr_sweep_table6(flags, tmp_path):
-    assert lr_sweep.main([*flags, "--methods", "goat", "--lrs", "1e-5"]) == 0
+    assert lr_sweep.main([*flags, "--methods", "goat", "--learning_rates", "1e-5"]) == 0
     (row,) = read_csv(tmp_path / "study" / "table6.csv")
-    assert float(row["lr"]) == 1e-5 and row["paper_goat"] == "58.74" and float(row["goat"]) >= 0
+    assert float(row["learning_rate"]) == 1e-5 and row["paper_goat"] == "58.74" and float(row["goat"]) >= 0
     assert (tmp_path / "study" / "lr_sweep.png").stat().st_size > 0
 
 
 def test_segments_figure1_runs_every_segment(flags, tmp_path, rows_of):
-    assert segments.main([*flags, "--ranks", "16"]) == 0  # h = 32: segments 0 and 1, found from the first run
+    assert segments.main([*flags, "--r_values", "16"]) == 0  # h = 32: segments 0 and 1, found from the first run
     table = read_csv(tmp_path / "study" / "figure1.csv")
     assert [int(r["segment"]) for r in table] == [0, 1]
     assert sorted(float(r["normalised"]) for r in table) in ([0.0, 1.0], [0.5, 0.5])
@@ -65,9 +65,9 @@ def test_loss_curves_figure4(flags, tmp_path):
 
 
 def test_rank_sweep_figure5(flags, tmp_path, rows_of):
-    assert rank_sweep.main([*flags, "--methods", "goat", "--ranks", "16"]) == 0
+    assert rank_sweep.main([*flags, "--methods", "goat", "--r_values", "16"]) == 0
     table = read_csv(tmp_path / "study" / "figure5.csv")
-    assert [(r["method"], r["rank"]) for r in table] == [("goat", "16")]
+    assert [(r["method"], r["r"]) for r in table] == [("goat", "16")]
     assert [(r["hparams"]["r"], r["hparams"]["lora_alpha"]) for r in rows_of()] == [(16, 32.0)]  # lora_alpha = 2r
 
 

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from goat.analysis import params
+from goat.studies import params
 
 ADAPTER_METHODS = ("lora", "dora", "goat", "molora", "hydralora", "adamole", "full_moe")
 
@@ -19,9 +19,9 @@ ADAPTER_METHODS = ("lora", "dora", "goat", "molora", "hydralora", "adamole", "fu
 @pytest.mark.parametrize("method", ADAPTER_METHODS)
 def test_built_count_matches_formula(backbone: params.Backbone, method: str) -> None:
     config = backbone.config(2)
-    trainable, _ = params.built_count(backbone, method, backbone.rank, layers=2)
+    trainable, _ = params.built_count(backbone, method, backbone.r, layers=2)
     linears = backbone.layer_linears(config)
-    assert trainable == params.formula_count(method, linears, 2, backbone.rank, backbone.experts)
+    assert trainable == params.formula_count(method, linears, 2, backbone.r, backbone.num_experts)
 
 
 @pytest.mark.parametrize("backbone", [params.ROBERTA, params.VIT], ids=["roberta-large", "clip-vit-b32"])
@@ -30,8 +30,8 @@ def test_paper_closed_form_is_exact_for_encoders(backbone: params.Backbone, meth
     """For RoBERTa/ViT, App. F.1's (18Hr + 9He)L etc. are exactly the per-shape sums."""
     config = backbone.config(None)
     linears = backbone.layer_linears(config)
-    exact = params.formula_count(method, linears, config.num_hidden_layers, backbone.rank, backbone.experts)
-    assert backbone.paper_count(method, config, backbone.rank, backbone.experts) == exact
+    exact = params.formula_count(method, linears, config.num_hidden_layers, backbone.r, backbone.num_experts)
+    assert backbone.paper_count(method, config, backbone.r, backbone.num_experts) == exact
 
 
 @pytest.mark.parametrize(
@@ -53,8 +53,8 @@ def test_paper_percentages_use_e8_and_the_fft_formula(backbone, method, rank, pr
     """App. F.1's printed % = count / its FFT formula with e = 8, truncated to two decimals."""
     config = backbone.config(None)
     linears = backbone.layer_linears(config)
-    count = params.formula_count(method, linears, config.num_hidden_layers, rank, backbone.experts)
-    percent = 100 * count / backbone.paper_count("full", config, rank, backbone.experts)
+    count = params.formula_count(method, linears, config.num_hidden_layers, rank, backbone.num_experts)
+    percent = 100 * count / backbone.paper_count("full", config, rank, backbone.num_experts)
     assert math.floor(percent * 100) / 100 == pytest.approx(printed)
 
 
@@ -69,7 +69,7 @@ def test_llama_counts_use_its_real_shapes() -> None:
 
 def test_table_rows_and_csv(tmp_path) -> None:
     rows = params.table(params.VIT, layers=2, methods=("full", "lora", "goat"))
-    assert [(r.method, r.rank) for r in rows] == [("full", 8), ("lora", 8), ("goat", 8), ("lora", 16), ("lora", 32)]
+    assert [(r.method, r.r) for r in rows] == [("full", 8), ("lora", 8), ("goat", 8), ("lora", 16), ("lora", 32)]
     assert all(r.matches_formula for r in rows)
     params.write_csv(rows, tmp_path / "p.csv")
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + len(rows)

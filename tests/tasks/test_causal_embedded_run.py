@@ -1,4 +1,4 @@
-"""``python -m goat.train commonsense --task tweet_sentiment --model embedded`` end to end, in miniature:
+"""``python -m goat.train commonsense --task tweet_sentiment --model_name_or_path embedded`` end to end, in miniature:
 GOAT on the packaged SmolLM2 (adapters on q and v only, to keep the SVD initialisation short), two
 optimiser steps, eight held-out tweets answered greedily and scored by answer extraction."""
 

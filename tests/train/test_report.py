@@ -10,7 +10,7 @@ import pytest
 from goat.report.table import format_table, main, summarise
 from goat.train.results import ResultRow, append_result, read_results
 
-BASE = {"method": "goat", "r": 8, "lr": 1e-4, "epochs": 2.0}
+BASE = {"method": "goat", "r": 8, "learning_rate": 1e-4, "num_train_epochs": 2.0}
 
 
 def _run(root, run_id: str, values: list[float], *, seed: int = 0, task: str = "rte", status_last: str = "complete",
@@ -40,11 +40,11 @@ def test_best_epoch_of_each_complete_run_then_mean_and_sample_std_over_seeds(tmp
 
 
 def test_runs_at_other_learning_rates_are_other_rows_never_averaged(tmp_path):
-    _run(tmp_path, "a@0", [0.80], lr=5e-4)
-    _run(tmp_path, "b@0", [0.50], lr=1e3)
+    _run(tmp_path, "a@0", [0.80], learning_rate=5e-4)
+    _run(tmp_path, "b@0", [0.50], learning_rate=1e3)
     _, table = summarise(read_results(tmp_path, "glue"))
-    assert set(table) == {"goat (lr=0.0005)", "goat (lr=1000.0)"}
-    assert table["goat (lr=0.0005)"]["rte"][0] == pytest.approx(80.0)
+    assert set(table) == {"goat (learning_rate=0.0005)", "goat (learning_rate=1000.0)"}
+    assert table["goat (learning_rate=0.0005)"]["rte"][0] == pytest.approx(80.0)
 
 
 def test_a_rank_sweep_is_not_averaged_either(tmp_path):

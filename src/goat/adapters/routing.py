@@ -36,9 +36,9 @@ def balance_loss(model: nn.Module, *, ran_only: bool = False) -> torch.Tensor:
     return torch.stack([loss.float() for loss in losses]).sum()
 
 
-def auxiliary_loss(model: nn.Module, balance_coef: float, *, ran_only: bool = False) -> torch.Tensor:
-    """What a method adds to the task loss: ``balance_coef * L_b`` (+ KaSA's own regularisers)."""
-    loss = balance_coef * balance_loss(model, ran_only=ran_only)
+def auxiliary_loss(model: nn.Module, aux_loss_coef: float, *, ran_only: bool = False) -> torch.Tensor:
+    """What a method adds to the task loss: ``aux_loss_coef * L_b`` (+ KaSA's own regularisers)."""
+    loss = aux_loss_coef * balance_loss(model, ran_only=ran_only)
     kasa = kasa_regularization(model)
     return loss if kasa is None else loss.to(kasa.device) + kasa
 

@@ -45,9 +45,9 @@ def compare(a: SeedValues, b: SeedValues) -> stats.Paired | None:
     return stats.paired([a[s] for s in seeds], [b[s] for s in seeds])
 
 
-def neighbour(lr: float, direction: int) -> float:
-    """The next rate of the ×2 log grid above (+1) or below (−1) ``lr``, rounded to 4 significant digits."""
-    return float(f"{lr * GRID_FACTOR ** direction:.4g}")
+def neighbour(learning_rate: float, direction: int) -> float:
+    """The next rate of the ×2 log grid above (+1) or below (−1) ``learning_rate``, rounded to 4 significant digits."""
+    return float(f"{learning_rate * GRID_FACTOR ** direction:.4g}")
 
 
 @dataclass
@@ -57,7 +57,7 @@ class TunedArm:
     name: str
     config: Config  # the swept configuration (its learning_rate and seed vary)
     curve: dict[float, SeedValues]
-    best_lr: float | None
+    best_learning_rate: float | None
     bracketed: bool
     complete: bool  # every requested sweep run has finished
     tuned: SeedValues = field(default_factory=dict)
@@ -71,19 +71,19 @@ class TunedArm:
         """``bracketed at X``, ``not bracketed (best X at the edge of ...)`` or ``sweep running``."""
         if not self.complete:
             return "sweep running"
-        if self.best_lr is None:
+        if self.best_learning_rate is None:
             return "every rate diverged"
         if self.bracketed:
-            return f"bracketed at {self.best_lr:g}"
-        return f"not bracketed (best {self.best_lr:g} at the edge of {min(self.curve):g}-{max(self.curve):g})"
+            return f"bracketed at {self.best_learning_rate:g}"
+        return f"not bracketed (best {self.best_learning_rate:g} at the edge of {min(self.curve):g}-{max(self.curve):g})"
 
     def at(self, ledger: Ledger, seeds: Sequence[int]) -> SeedValues:
         """The tuned rate on ``seeds`` (requested as needed); empty until the sweep is decided."""
-        if self.best_lr is None or not self.complete:
+        if self.best_learning_rate is None or not self.complete:
             return {}
-        values = run_arm(ledger, replace(self.config, learning_rate=self.best_lr), seeds)
+        values = run_arm(ledger, replace(self.config, learning_rate=self.best_learning_rate), seeds)
         self.tuned.update(values)
-        self.curve.setdefault(self.best_lr, {}).update(values)
+        self.curve.setdefault(self.best_learning_rate, {}).update(values)
         return dict(self.tuned)
 
 
@@ -144,7 +144,7 @@ def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> 
         for lr, values in sorted(arm.curve.items()):
             interval = summary(values)
             rows.append({
-                **describe(arm), "learning_rate": lr, "best": arm.best_lr == lr, "bracketed": arm.bracketed,
+                **describe(arm), "learning_rate": lr, "best": arm.best_learning_rate == lr, "bracketed": arm.bracketed,
                 "n": len(finished(values)), "diverged": sum(v is None for v in values.values()),
                 "mean": interval.mean if interval else None, "ci_low": interval.low if interval else None,
                 "ci_high": interval.high if interval else None,

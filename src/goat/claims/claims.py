@@ -48,7 +48,7 @@ def curve_table(curve: Curve) -> str:
         for method in CURVE_METHODS:
             arm = curve.arms[(method, budget)]
             value = curve.best(method, budget)
-            cells.append(f"{value:.2f} ({arm.best_lr:g}, {arm.status()})" if value is not None else arm.status())
+            cells.append(f"{value:.2f} ({arm.best_learning_rate:g}, {arm.status()})" if value is not None else arm.status())
         mark = " **← regime**" if budget == curve.regime else ""
         lines.append(f"| {budget[0]} × {budget[1]:g} ({task.steps(budget)}){mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -68,7 +68,7 @@ def section_0(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> 
                 for seed, value in sorted(values.items()):
                     rows.append({"kind": "curve", "task": task.name, "method": method, "max_train_samples": budget[0],
                                  "num_train_epochs": budget[1], "learning_rate": lr, "seed": seed, "value": value,
-                                 "best": lr == arm.best_lr, "bracketed": arm.bracketed})  # fmt: skip
+                                 "best": lr == arm.best_learning_rate, "bracketed": arm.bracketed})  # fmt: skip
             configs += arm_configs([arm])
         if measure:
             figures += [f for f in (plots.learning_curve(curve, out / f"curve_{task.name}.png"),
@@ -119,10 +119,10 @@ def regime_arm(ledger: Any, task: TaskScale, curve: Curve, name: str, method: st
     """
     if curve.regime is None:
         return None
-    start = task.start_lrs
+    start = task.start_learning_rates
     curve_arm = curve.arms.get((method, curve.regime))
-    if curve_arm is not None and curve_arm.best_lr is not None and not fields:
-        start = (neighbour(curve_arm.best_lr, -1), curve_arm.best_lr, neighbour(curve_arm.best_lr, +1))
+    if curve_arm is not None and curve_arm.best_learning_rate is not None and not fields:
+        start = (neighbour(curve_arm.best_learning_rate, -1), curve_arm.best_learning_rate, neighbour(curve_arm.best_learning_rate, +1))
     return tune(ledger, name, regime_config(task, curve, method, **fields), start, task.sweep_seeds, max_extensions=EXTENSIONS[task.name])
 
 
@@ -136,7 +136,7 @@ def judged(ledger: Any, task: TaskScale, a: TunedArm | None, b: TunedArm | None,
     if a is None or b is None:
         return Comparison(label_a, label_b, None, effect, complete=False)
     arms = (a, b)
-    if not (a.complete and b.complete) or not (a.bracketed and b.bracketed) or a.best_lr is None or b.best_lr is None:
+    if not (a.complete and b.complete) or not (a.bracketed and b.bracketed) or a.best_learning_rate is None or b.best_learning_rate is None:
         return Comparison(label_a, label_b, None, effect, arms)
     seeds = list(task.seeds[: task.min_seeds])
     va, vb = a.at(ledger, seeds), b.at(ledger, seeds)
@@ -149,11 +149,11 @@ def judged(ledger: Any, task: TaskScale, a: TunedArm | None, b: TunedArm | None,
 
 def ablation(ledger: Any, task: TaskScale, arm: TunedArm | None, name: str, effect: Effect, **fields: Any) -> tuple[Comparison, dict]:
     """``arm`` − the same configuration with ``fields`` changed, both at ``arm``'s tuned rate (the paper's ablations)."""
-    if arm is None or not arm.complete or not arm.bracketed or arm.best_lr is None:
+    if arm is None or not arm.complete or not arm.bracketed or arm.best_learning_rate is None:
         return Comparison(arm.name if arm else "goat", name, None, effect, (arm,) if arm else (), complete=arm is not None and arm.complete), {}
     seeds = list(task.seeds[: task.min_seeds])
     base = arm.at(ledger, seeds)
-    variant = run_arm(ledger, replace(arm.config, learning_rate=arm.best_lr, **fields), seeds)
+    variant = run_arm(ledger, replace(arm.config, learning_rate=arm.best_learning_rate, **fields), seeds)
     complete = all(s in base and s in variant for s in seeds)
     return Comparison(arm.name, name, compare(base, variant), effect, (arm,), complete), variant
 
@@ -215,8 +215,8 @@ def claim_1(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         "closest to each task: the classifier from Table 4 (GLUE average: GOAT 89.76, LoRA 88.46, PiSSA 85.00, MiLoRA 89.51, "
         "MoLoRA 89.52, HydraLoRA 88.56, AdaMoLE 89.12); the causal LM from Table 3 (commonsense average: GOAT 82.73, LoRA "
         "77.61, PiSSA 73.78, MoLoRA 80.43).",
-        "Every method at its own bracketed best learning rate, in the task's regime (section 0); total rank 8 (α = 2r), E = 8, "
-        "k = 2, balance coefficient 1e-3.",
+        f"Every method at its own bracketed best learning rate, in the task's regime (section 0); total rank {Config.r} (α = 2r), "
+        f"E = {Config.num_experts}, k = {Config.top_k}, balance coefficient {Config.aux_loss_coef:g}.",
         "\n\n".join(parts), comparisons, verdicts_of(comparisons),
         "each comparison GOAT − baseline against the paper's δ; the claim as a whole is reproduced only if every row is",
         configs, rows, figures,
@@ -238,8 +238,8 @@ def claim_2(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
             comparison, values[init] = ablation(ledger, task, goat, INIT_NAMES[init], Effect(INIT_EFFECTS[init], "Table 5"), init=init)
             here.append(comparison)
         comparisons += here
-        configs += arm_configs([goat]) + [replace(goat.adapters.config, learning_rate=goat.best_lr, init=i, seed=s)
-                                          for i, v in values.items() for s in v] if goat and goat.best_lr else []  # fmt: skip
+        configs += arm_configs([goat]) + [replace(goat.config, learning_rate=goat.best_learning_rate, init=i, seed=s)
+                                          for i, v in values.items() for s in v] if goat and goat.best_learning_rate else []  # fmt: skip
         table = ["| init | accuracy (mean ± 95% CI) | paper Table 5 Avg. |", "|---|---|---|"]
         paper = {"spread": 81.49, "principal": 81.11, "minor": 81.14, "random": 81.22, "zero": 81.06}
         spread = {s: goat.tuned[s] for s in task.seeds[: task.min_seeds] if goat and s in goat.tuned}
@@ -364,10 +364,10 @@ MECHANISM_FACTOR = 2.0
 def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Section:
     found = curves(ledger, scale)
     parts, comparisons, configs, rows = [], [], [], []
-    for task in (t for t in scale.tasks if t.name in scale.rank_tasks):
+    for task in (t for t in scale.tasks if t.name in scale.r_tasks):
         curve = found[task.name]
         here, arms = [], []
-        for r in scale.ranks:
+        for r in scale.r_values:
             goat = regime_arm(ledger, task, curve, f"goat r={r}", "goat", r=r)
             molora = regime_arm(ledger, task, curve, f"molora r={r}", "molora", r=r)
             here.append(judged(ledger, task, goat, molora, Effect(RANK32_MOLORA_EFFECT if r == 32 else None, "§4.6 / Fig. 5, rank 32: 83.04 vs 82.15"),
@@ -381,8 +381,8 @@ def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
     return Section(
         5, "GOAT's margin over MoLoRA holds at a larger total rank",
         "§4.6 / Fig. 5: GOAT leads at every total rank 8-128; at rank 32, GOAT 83.04 vs MoLoRA 82.15 (δ = 0.89). Rank 8 is claim 1.",
-        f"GOAT and MoLoRA at total rank {', '.join(map(str, scale.ranks))} (α = 2r, E = 8, k = 2), each with its own bracketing search, "
-        f"on the {', '.join(scale.rank_tasks)} task only: the causal LM's runs (about 8 min each here) do not fit the ledger's budget.",
+        f"GOAT and MoLoRA at total rank {', '.join(map(str, scale.r_values))} (α = 2r, E = 8, k = 2), each with its own bracketing search, "
+        f"on the {', '.join(scale.r_tasks)} task only: the causal LM's runs (about 8 min each here) do not fit the ledger's budget.",
         "\n\n".join(parts), comparisons, verdicts_of(comparisons), "GOAT − MoLoRA at each one's tuned rate against δ", configs, rows, [],
     )  # fmt: skip
 
@@ -394,13 +394,13 @@ def claim_6(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
     for task in scale.tasks:
         curve = found[task.name]
         goat = goat_arm(ledger, task, curve)
-        if goat is None or goat.best_lr is None or not goat.bracketed:
+        if goat is None or goat.best_learning_rate is None or not goat.bracketed:
             parts.append(f"{task_heading(task, curve)}: waits for GOAT's search ({goat.status() if goat else 'pending'}).")
-            comparisons.append(Comparison("CV @ 0", "CV @ 0.001", None, Effect(None, "App. B"), (goat,) if goat else (), complete=False))
+            comparisons.append(Comparison("CV @ 0", f"CV @ {Config.aux_loss_coef:g}", None, Effect(None, "App. B"), (goat,) if goat else (), complete=False))
             continue
         seeds = list(task.seeds[: task.min_seeds])
-        coefs = sorted({1e-3, *scale.aux_coefs})
-        cfgs = {c: [replace(goat.adapters.config, learning_rate=goat.best_lr, aux_loss_coef=c, seed=s) for s in seeds] for c in coefs}
+        coefs = sorted({Config.aux_loss_coef, *scale.aux_loss_coefs})
+        cfgs = {c: [replace(goat.config, learning_rate=goat.best_learning_rate, aux_loss_coef=c, seed=s) for s in seeds] for c in coefs}
         records = {c: {cfg.seed: ledger.get(cfg) for cfg in cs} for c, cs in cfgs.items()}
         configs += [cfg for cs in cfgs.values() for cfg in cs]
         complete = all(r is not None for rs in records.values() for r in rs.values())
@@ -411,10 +411,10 @@ def claim_6(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
                 continue
             cv_rows.append(Comparison("CV @ 0", f"CV @ {c:g}", compare(pick(0.0, "load_cv"), pick(c, "load_cv")), Effect(None, "App. B"),
                                       (goat,), complete, unit=""))  # fmt: skip
-        deviation = pick(1e-3, "load_deviation")
+        deviation = pick(Config.aux_loss_coef, "load_deviation")
         margin = {s: PAPER_LOAD_BOUND - v for s, v in deviation.items() if v is not None}
         bound = stats.Paired(stats.mean_ci(list(margin.values())), math.nan) if len(margin) >= 2 else None
-        cv_rows.append(Comparison(f"{PAPER_LOAD_BOUND:g}", "largest |load − 1/E| @ 0.001", bound, Effect(None, "Fig. 7 / §4.7: within 0.02"),
+        cv_rows.append(Comparison(f"{PAPER_LOAD_BOUND:g}", f"largest |load − 1/E| @ {Config.aux_loss_coef:g}", bound, Effect(None, "Fig. 7 / §4.7: within 0.02"),
                                   (goat,), complete, unit=""))  # fmt: skip
         comparisons += cv_rows
         table = ["| balance coefficient | accuracy (mean ± 95% CI) | load CV | largest |load − 1/E| |", "|---|---|---|---|"]
@@ -423,13 +423,13 @@ def claim_6(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
             table.append(f"| {c:g} | {acc.text() if acc else '–'} | {cv.text(3) if cv else '–'} | {dev.text(3) if dev else '–'} |")
             rows.append({"kind": "arm", "task": task.name, "aux_loss_coef": c, **plots.interval_columns(acc),
                          "load_cv": plots.values_text(pick(c, "load_cv"), digits=4)})  # fmt: skip
-        parts.append(f"{task_heading(task, curve)}; GOAT at {goat.best_lr:g}.\n\n" + "\n".join(table) + "\n\n" + comparison_table(cv_rows))
+        parts.append(f"{task_heading(task, curve)}; GOAT at {goat.best_learning_rate:g}.\n\n" + "\n".join(table) + "\n\n" + comparison_table(cv_rows))
     rows += [c.row() for c in comparisons]
     return Section(
         6, "The balance loss keeps the expert load near uniform",
         "App. B / Fig. 7 (§4.7): with E = 8, k = 2 and the balance loss (coefficient 1e-3, the rebuttal's value) the load stays "
         "within 0.02 of the uniform 0.125. The paper gives no accuracy figure for the balance loss: accuracy is reported, not judged.",
-        f"GOAT at its bracketed rate with balance coefficients {', '.join(f'{c:g}' for c in sorted({1e-3, *scale.aux_coefs}))}; load "
+        f"GOAT at its bracketed rate with balance coefficients {', '.join(f'{c:g}' for c in sorted({Config.aux_loss_coef, *scale.aux_loss_coefs}))}; load "
         "per MoE layer on the held-out tweets after training: CV = sd / mean of the experts' shares (0 = uniform) averaged over "
         "layers, and the largest |share − 1/E| over layers and experts.",
         "\n\n".join(parts), comparisons, verdicts_of(comparisons),
@@ -445,8 +445,9 @@ PAPER_LOAD_BOUND = 0.02
 def step_cost_command(scale: Scale, methods: Sequence[str], json_path: Path | None = None) -> list[str]:
     """``benchmarks/step_cost.py`` for one round of ``methods`` (its measurement is reused, not copied)."""
     command = [
-        "benchmarks/step_cost.py", "--model", scale.step_model, "--methods", *methods, "--rank", "8", "--alpha", "16",
-        "--experts", "8", "--top-k", "2", "--batch-size", str(scale.step_batch), "--seq-len", str(scale.step_seq_len),
+        "benchmarks/step_cost.py", "--model_name_or_path", scale.step_model, "--methods", *methods, "--r", str(Config.r),
+        "--lora_alpha", f"{2 * Config.r:g}", "--num_experts", str(Config.num_experts), "--top_k", str(Config.top_k),
+        "--per_device_train_batch_size", str(scale.step_batch), "--seq_len", str(scale.step_seq_len),
         "--steps", str(scale.step_steps), "--warmup", "2", "--rounds", "1",
     ]  # fmt: skip
     return command + (["--json", str(json_path)] if json_path else [])
@@ -521,14 +522,14 @@ def claim_8(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
     for task in scale.tasks:
         curve = found[task.name]
         arms = {m: regime_arm(ledger, task, curve, m, m) for m in CONVERGENCE_METHODS}
-        if any(a is None or not a.complete or a.best_lr is None for a in arms.values()):
+        if any(a is None or not a.complete or a.best_learning_rate is None for a in arms.values()):
             parts.append(f"{task_heading(task, curve)}: waits for the searches of claim 1.")
             comparisons += [Comparison(f"{m} steps", "goat steps", None, Effect(None, "Fig. 4"), complete=False) for m in CONVERGENCE_METHODS[1:]]
             continue
         seeds = list(task.seeds[: task.min_seeds])
         losses = {}
         for method, arm in arms.items():
-            cfgs = [replace(arm.config, learning_rate=arm.best_lr, seed=s) for s in seeds]
+            cfgs = [replace(arm.config, learning_rate=arm.best_learning_rate, seed=s) for s in seeds]
             configs += cfgs
             losses[method] = {c.seed: r.losses for c in cfgs if (r := ledger.get(c)) is not None and r.value is not None and r.losses}
         complete = all(len(v) == len(seeds) for v in losses.values())
@@ -541,7 +542,7 @@ def claim_8(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         for m, v in losses.items():
             final = summary({s: c[-1][1] for s, c in v.items()}) if v else None
             reach = summary({s: x for s, x in steps[m].items()})
-            table.append(f"| {m} ({arms[m].best_lr:g}) | {final.text(3) if final else '–'} | {reach.text(1) if reach else '–'} |")
+            table.append(f"| {m} ({arms[m].best_learning_rate:g}) | {final.text(3) if final else '–'} | {reach.text(1) if reach else '–'} |")
             rows.append({"kind": "arm", "task": task.name, "method": m, "threshold": threshold, **plots.interval_columns(reach)})
         threshold_text = f"{threshold:.3f}" if threshold is not None else "–"
         parts.append(f"{task_heading(task, curve)}; threshold: training loss {threshold_text} (the highest of the methods' mean "

@@ -28,7 +28,7 @@ CURVE_METHODS = ("lora", "goat")
 def base_config(task: TaskScale, method: str, budget: Budget) -> Config:
     """A run of ``task`` with ``method`` at ``budget`` (learning rate and seed are set by the search)."""
     samples, epochs = budget
-    return Config(task.family, task.task, method, learning_rate=task.start_lrs[0], seed=task.curve_seeds[0],
+    return Config(task.family, task.task, method, learning_rate=task.start_learning_rates[0], seed=task.curve_seeds[0],
                   max_train_samples=samples, num_train_epochs=epochs, max_eval_samples=task.max_eval_samples, bf16=task.bf16)  # fmt: skip
 
 
@@ -44,16 +44,16 @@ class Curve:
     def best(self, method: str, budget: Budget) -> float | None:
         """The tuned accuracy (mean over the curve seeds at the best rate) of ``method`` at ``budget``."""
         arm = self.arms[(method, budget)]
-        if arm.best_lr is None:
+        if arm.best_learning_rate is None:
             return None
-        interval = summary({s: arm.curve[arm.best_lr].get(s) for s in self.task.curve_seeds})
+        interval = summary({s: arm.curve[arm.best_learning_rate].get(s) for s in self.task.curve_seeds})
         return interval.mean if interval else None
 
 
 def learning_curve(ledger: Ledger, task: TaskScale, max_extensions: int = 4) -> Curve:
     """Tune both methods at every budget (requesting what is missing) and apply the regime rule."""
     arms = {
-        (method, budget): tune(ledger, f"{method} @ {budget[0]}×{budget[1]:g}", base_config(task, method, budget), task.start_lrs,
+        (method, budget): tune(ledger, f"{method} @ {budget[0]}×{budget[1]:g}", base_config(task, method, budget), task.start_learning_rates,
                                task.curve_seeds, max_extensions=max_extensions)
         for method in CURVE_METHODS for budget in task.budgets
     }  # fmt: skip

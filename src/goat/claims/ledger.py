@@ -29,6 +29,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from goat.adapters.config import GoatConfig
 from goat.train.results import read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -40,19 +41,20 @@ LOGGING_STEPS = 5  # the training-loss curve (Fig. 4) is read at this step inter
 
 @dataclass(frozen=True)
 class Config:
-    """One training run. α is always 2r (the paper's ratio, Table 10); names are the CLI's."""
+    """One training run. α is always 2r (the paper's ratio, Table 10); names are the CLI's, and the adapter
+    settings default to :class:`~goat.adapters.config.GoatConfig`'s (one default per setting)."""
 
     family: str
     task: str
     method: str
     learning_rate: float
     seed: int
-    r: int = 8
-    num_experts: int = 8
-    top_k: int = 2
-    scaling: str | None = None  # None: the method's own rule (goat's is Theorem 3.5, "theory"); or alpha, rs, ...
-    init: str = "spread"
-    aux_loss_coef: float = 1e-3
+    r: int = GoatConfig.r
+    num_experts: int = GoatConfig.num_experts
+    top_k: int = GoatConfig.top_k
+    scaling: str | None = GoatConfig.scaling  # None: the method's own rule (goat's is Theorem 3.5, "theory"); or alpha, rs, ...
+    init: str = GoatConfig.init
+    aux_loss_coef: float = GoatConfig.aux_loss_coef
     max_train_samples: int = 2000
     num_train_epochs: float = 1.0
     max_eval_samples: int = 1000

@@ -22,7 +22,7 @@ from goat.claims.scale import Scale, TaskScale
 
 def stand_in_value(config: Config, task: TaskScale) -> float:
     """A made-up score for planning only: peaked at the start grid's middle rate, with seed noise of sd ≈ 3 points."""
-    middle = sorted(task.start_lrs)[len(task.start_lrs) // 2]
+    middle = sorted(task.start_learning_rates)[len(task.start_learning_rates) // 2]
     noise = (zlib.crc32(config.key().encode()) % 1000) / 1000 * 10 - 5
     return 60.0 - 4 * abs(math.log2(config.learning_rate / middle)) + noise
 

@@ -36,12 +36,12 @@ class TaskScale:
     budgets: tuple[Budget, ...]  # the learning curve, cheapest first
     curve_seeds: tuple[int, ...]
     plateau_tolerance: float  # accuracy points: "near the plateau" (see goat.claims.curve)
-    start_lrs: tuple[float, ...]  # every bracketing search starts here (x2 log grid)
+    start_learning_rates: tuple[float, ...]  # every bracketing search starts here (x2 log grid)
     sweep_seeds: tuple[int, ...]  # the learning-rate search runs on these
     seeds: tuple[int, ...]  # the pool a comparison draws its seeds from, in order
     min_seeds: int  # every compared arm runs at least this many seeds
     primary_max_seeds: int  # primary comparisons grow to resolve δ, up to this many seeds
-    batch_size: int
+    global_batch_size: int  # examples per optimizer step (the family YAML's global_batch_size for the task)
     seconds_per_step: float  # measured here, one worker with one torch thread: for --plan
     seconds_per_eval: float
     table: str  # the paper table whose effects apply (classifier: GLUE Table 4; causal LM: commonsense Table 3)
@@ -49,7 +49,7 @@ class TaskScale:
 
     def steps(self, budget: Budget) -> int:
         samples, epochs = budget
-        return int(-(-samples // self.batch_size) * epochs)
+        return int(-(-samples // self.global_batch_size) * epochs)
 
 
 # Paper effects (accuracy points, GOAT minus the method). Table 4: RoBERTa-large GLUE average (GOAT 89.76);
@@ -75,9 +75,9 @@ class Scale:
     secondary: tuple[str, ...]  # claim 1's other baselines (min_seeds)
     causal_baselines: tuple[str, ...]
     inits: tuple[str, ...]
-    ranks: tuple[int, ...]
-    rank_tasks: tuple[str, ...]  # the tasks claim 5 runs on (the causal LM's budget does not stretch to it)
-    aux_coefs: tuple[float, ...]
+    r_values: tuple[int, ...]  # claim 5's total ranks r (rank 8 is claim 1's)
+    r_tasks: tuple[str, ...]  # the tasks claim 5 runs on (the causal LM's budget does not stretch to it)
+    aux_loss_coefs: tuple[float, ...]
     step_model: str
     step_rounds: int
     step_batch: int
@@ -97,8 +97,8 @@ CLASSIFIER = TaskScale(
     description="packaged all-MiniLM-L6-v2 + linear head on the packaged tweets (3 classes), scored by accuracy",
     max_eval_samples=1000, bf16=False,
     budgets=((500, 1.0), (1000, 1.0), (2000, 1.0), (4000, 1.0), (2000, 3.0), (8000, 1.0)),
-    curve_seeds=(0,), plateau_tolerance=1.0, start_lrs=(5e-4, 1e-3, 2e-3),
-    sweep_seeds=(0, 1), seeds=tuple(range(12)), min_seeds=5, primary_max_seeds=12, batch_size=16,
+    curve_seeds=(0,), plateau_tolerance=1.0, start_learning_rates=(5e-4, 1e-3, 2e-3),
+    sweep_seeds=(0, 1), seeds=tuple(range(12)), min_seeds=5, primary_max_seeds=12, global_batch_size=16,
     seconds_per_step=0.75, seconds_per_eval=30.0, table="GLUE average, Table 4", effects=GLUE_EFFECTS,
 )  # fmt: skip
 CAUSAL = TaskScale(
@@ -107,15 +107,15 @@ CAUSAL = TaskScale(
                  "answer is <label>', scored by the label read from the greedy generation"),
     max_eval_samples=500, bf16=True,
     budgets=((160, 1.0), (320, 1.0), (640, 1.0)),
-    curve_seeds=(0,), plateau_tolerance=2.0, start_lrs=(5e-4, 1e-3, 2e-3),
-    sweep_seeds=(0,), seeds=tuple(range(10)), min_seeds=3, primary_max_seeds=10, batch_size=16,
+    curve_seeds=(0,), plateau_tolerance=2.0, start_learning_rates=(5e-4, 1e-3, 2e-3),
+    sweep_seeds=(0,), seeds=tuple(range(10)), min_seeds=3, primary_max_seeds=10, global_batch_size=16,
     seconds_per_step=9.0, seconds_per_eval=120.0, table="commonsense average, Table 3", effects=COMMONSENSE_EFFECTS,
 )  # fmt: skip
 
 FULL = Scale(
     name="full", classifier=CLASSIFIER, causal=CAUSAL,
     primary=("lora", "molora", "pissa"), secondary=("milora", "hydralora", "adamole"), causal_baselines=("lora", "molora", "pissa"),
-    inits=("principal", "minor", "random", "zero"), ranks=(32,), rank_tasks=("classifier",), aux_coefs=(0.0, 1e-2),
+    inits=("principal", "minor", "random", "zero"), r_values=(32,), r_tasks=("classifier",), aux_loss_coefs=(0.0, 1e-2),
     step_model="embedded", step_rounds=5, step_batch=16, step_seq_len=64, step_steps=5, seconds_per_step_child=10.0,
     mechanism_batch=32, mechanism_models=("minilm", "smollm2"),
 )  # fmt: skip
@@ -125,16 +125,16 @@ SMOKE = Scale(
     classifier=TaskScale(
         name="classifier", family="glue", task="tweet_sentiment", description="smoke: packaged MiniLM, a few tweets",
         max_eval_samples=16, bf16=False, budgets=((16, 1.0),), curve_seeds=(0,), plateau_tolerance=1.0,
-        start_lrs=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, batch_size=16,
+        start_learning_rates=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, global_batch_size=16,
         seconds_per_step=0.5, seconds_per_eval=2.0, table="GLUE average, Table 4", effects=GLUE_EFFECTS,
     ),
     causal=TaskScale(
         name="causal", family="commonsense", task="tweet_sentiment", description="smoke: packaged SmolLM2, a few tweets",
         max_eval_samples=4, bf16=False, budgets=((4, 1.0),), curve_seeds=(0,), plateau_tolerance=2.0,
-        start_lrs=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, batch_size=16,
+        start_learning_rates=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, global_batch_size=16,
         seconds_per_step=5.0, seconds_per_eval=10.0, table="commonsense average, Table 3", effects=COMMONSENSE_EFFECTS,
     ),
-    primary=("lora",), secondary=(), causal_baselines=("lora",), inits=("zero",), ranks=(), rank_tasks=("classifier",), aux_coefs=(0.0,),
+    primary=("lora",), secondary=(), causal_baselines=("lora",), inits=("zero",), r_values=(), r_tasks=("classifier",), aux_loss_coefs=(0.0,),
     step_model="smoke", step_rounds=2, step_batch=2, step_seq_len=16, step_steps=2, seconds_per_step_child=2.0,
     mechanism_batch=4, mechanism_models=("tiny",),
 )  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 TUNE_SEEDS = (1, 2)
-START_LRS = (5e-4, 1e-3, 2e-3)
+START_LEARNING_RATES = (5e-4, 1e-3, 2e-3)
 TUNE_COMMAND = "python -m goat.quickstart --tune"
 
 
@@ -72,14 +72,14 @@ def tune(methods: list[str], r: int, out: Path, workers: int, *, max_train_sampl
     while True:
         ledger.requested.clear()
         found = {
-            m: arms.tune(ledger, m, Config("glue", "tweet_sentiment", m, START_LRS[0], TUNE_SEEDS[0], r=r, max_train_samples=max_train_samples,
-                                           num_train_epochs=num_train_epochs, max_eval_samples=max_eval_samples), START_LRS, TUNE_SEEDS)
+            m: arms.tune(ledger, m, Config("glue", "tweet_sentiment", m, START_LEARNING_RATES[0], TUNE_SEEDS[0], r=r, max_train_samples=max_train_samples,
+                                           num_train_epochs=num_train_epochs, max_eval_samples=max_eval_samples), START_LEARNING_RATES, TUNE_SEEDS)
             for m in methods
         }  # fmt: skip
         if not ledger.requested:
             break
         train_requested(ledger, workers_)
-    outcome = {m: f"{a.status()}, mean {arms.sweep_means(a.curve, TUNE_SEEDS)[a.best_lr]:.2f}" if a.best_lr else a.status() for m, a in found.items()}
-    bracketed = {m: a.best_lr for m, a in found.items() if a.bracketed and a.best_lr is not None}
+    outcome = {m: f"{a.status()}, mean {arms.sweep_means(a.curve, TUNE_SEEDS)[a.best_learning_rate]:.2f}" if a.best_learning_rate else a.status() for m, a in found.items()}
+    bracketed = {m: a.best_learning_rate for m, a in found.items() if a.bracketed and a.best_learning_rate is not None}
     write_rates(bracketed, outcome)
     return outcome

@@ -30,13 +30,13 @@ def parse_config(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def configurations(methods: list[str], configs: list[str], rank: int) -> list[tuple[str, dict, dict]]:
+def configurations(methods: list[str], configs: list[str], r: int) -> list[tuple[str, dict, dict]]:
     out = []
     for text in configs:
-        k, experts = parse_config(text)
+        k, num_experts = parse_config(text)
         for method in methods:
-            overrides = {"method": method, "r": rank, "lora_alpha": 2.0 * rank, "num_experts": experts, "top_k": k}
-            out.append((f"{method}-{text}", overrides, {"method": method, "config": text, "experts": experts, "top_k": k}))
+            overrides = {"method": method, "r": r, "lora_alpha": 2.0 * r, "num_experts": num_experts, "top_k": k}
+            out.append((f"{method}-{text}", overrides, {"method": method, "config": text, "num_experts": num_experts, "top_k": k}))
     return out
 
 
@@ -50,14 +50,14 @@ def figure_rows(results: list[common.RunResult], configs: list[str]) -> list[dic
     ]
 
 
-def plot(rows: list[dict[str, Any]], configs: list[str], rank: int, path: Path) -> Path:
+def plot(rows: list[dict[str, Any]], configs: list[str], r: int, path: Path) -> Path:
     """Average metric per kinE configuration, one line per method."""
     positions = {c: i for i, c in enumerate(configs)}
     series = {
         m: ([positions[r["config"]] for r in rows if r["method"] == m], [r["value"] for r in rows if r["method"] == m])
         for m in sorted({r["method"] for r in rows})
     }
-    panel = Panel(f"Figure 6: experts and activation (total rank {rank})", "k in E", "average metric (x100)", series,
+    panel = Panel(f"Figure 6: experts and activation (total rank r = {r})", "k in E", "average metric (x100)", series,
                   xticks=list(positions.values()), xticklabels=configs)  # fmt: skip
     return line_panels([panel], path)
 

@@ -15,19 +15,20 @@ from typing import Any
 from goat.report.paper import TABLE_6
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
+from goat.train.settings import flag_names
 
 METHODS = ("molora", "hydralora", "goat")
 SMOKE_METHODS = ("molora", "goat")
-PAPER_LRS = (1e-5, 2e-5, 5e-5)
-SMOKE_LRS = (2e-4, 1e-3)
+PAPER_LEARNING_RATES = (1e-5, 2e-5, 5e-5)
+SMOKE_LEARNING_RATES = (2e-4, 1e-3)
 
 
-def table(results: list[common.RunResult], methods: list[str], lrs: list[float]) -> list[dict[str, Any]]:
+def table(results: list[common.RunResult], methods: list[str], learning_rates: list[float]) -> list[dict[str, Any]]:
     """One row per learning rate: the task-averaged metric per method, and the paper's Table 6 row."""
-    averages = common.average_over_tasks(results, lambda r: (r.run.columns["lr"], r.run.columns["method"]))
+    averages = common.average_over_tasks(results, lambda r: (r.run.columns["learning_rate"], r.run.columns["method"]))
     rows = []
-    for lr in lrs:
-        row: dict[str, Any] = {"lr": lr}
+    for lr in learning_rates:
+        row: dict[str, Any] = {"learning_rate": lr}
         paper = TABLE_6.rows.get(f"{lr:.0e}")
         for method in methods:
             row[method] = averages.get((lr, method))
@@ -38,7 +39,7 @@ def table(results: list[common.RunResult], methods: list[str], lrs: list[float])
 
 def plot(rows: list[dict[str, Any]], methods: list[str], metric: str, path: Path) -> Path:
     """Metric against learning rate, one line per method."""
-    series = {m: ([r["lr"] for r in rows], [r[m] for r in rows]) for m in methods}
+    series = {m: ([r["learning_rate"] for r in rows], [r[m] for r in rows]) for m in methods}
     panel = Panel("Table 6: learning-rate sweep", "learning rate", f"{metric} (x100)", series, logx=True)
     return line_panels([panel], path)
 
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m goat.studies.lr_sweep", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="math", tasks=["gsm8k"])
     parser.add_argument("--methods", nargs="+", default=None, help="Methods (default molora hydralora goat, Table 6's; smoke molora goat).")
-    parser.add_argument("--lrs", type=float, nargs="+", default=None, help="Learning rates (default 1e-5 2e-5 5e-5; smoke 2e-4 1e-3).")
+    parser.add_argument(*flag_names("learning_rates"), type=float, nargs="+", default=None,
+                        help="Values of learning_rate (default 1e-5 2e-5 5e-5; smoke 2e-4 1e-3).")  # fmt: skip
     return parser
 
 
@@ -57,23 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     common.configure_logging()
     try:
         settings = common.resolve(ns, "lr_sweep", family="math", tasks=["gsm8k"])
-        lrs = list(settings.pick(ns.lrs, PAPER_LRS, SMOKE_LRS))
+        learning_rates = list(settings.pick(ns.learning_rates, PAPER_LEARNING_RATES, SMOKE_LEARNING_RATES))
         methods = list(settings.pick(ns.methods, METHODS, SMOKE_METHODS))
         configs = [
-            (f"{method}-lr{lr:g}", {"method": method, "learning_rate": lr}, {"method": method, "lr": lr})
-            for lr in lrs for method in methods
+            (f"{method}-lr{lr:g}", {"method": method, "learning_rate": lr}, {"method": method, "learning_rate": lr})
+            for lr in learning_rates for method in methods
         ]  # fmt: skip
         results = common.execute(settings, common.expand(settings, configs))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = table(results, methods, lrs)
+    rows = table(results, methods, learning_rates)
     out = settings.out
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "table6.csv", rows)
     plot(rows, methods, results[0].metric, out / "lr_sweep.png")
-    header = ["lr", *methods, *(f"paper {m}" for m in methods)]
-    text = common.markdown_table(header, [[f"{r['lr']:g}", *(r[m] for m in methods), *(r[f"paper_{m}"] for m in methods)] for r in rows])
+    header = ["learning_rate", *methods, *(f"paper {m}" for m in methods)]
+    text = common.markdown_table(header, [[f"{r['learning_rate']:g}", *(r[m] for m in methods), *(r[f"paper_{m}"] for m in methods)] for r in rows])
     report = f"{common.banner(settings, 'Table 6 learning-rate sweep', results)}\n{TABLE_6.citation()}\n\n{text}\n"
     (out / "table6.md").write_text(report)
     print(f"\n{report}\nwrote {out / 'table6.csv'}, {out / 'lr_sweep.png'}")

@@ -57,16 +57,16 @@ class Linear:
 
 @dataclass(frozen=True)
 class Backbone:
-    """A model of App. F.1: config, adapted linears per layer, rank/experts and the paper's numbers."""
+    """A model of App. F.1: config, adapted linears per layer, r / num_experts and the paper's numbers."""
 
     name: str
     config: Callable[[int | None], PretrainedConfig]  # layers override -> config
     model_class: type
     target_modules: tuple[str, ...]
     layer_linears: Callable[[PretrainedConfig], list[Linear]]
-    rank: int
-    experts: int
-    extra_lora_ranks: tuple[int, ...]
+    r: int
+    num_experts: int
+    extra_lora_r: tuple[int, ...]  # App. F.1's LoRA rows at other ranks r
     paper_count: Callable[[str, PretrainedConfig, int, int], float | None]  # (method, config, r, e)
     paper_percent: dict[str, float]  # printed in App. F.1; "lora@16" = LoRA at rank 16
 
@@ -75,8 +75,8 @@ class Backbone:
 class Row:
     backbone: str
     method: str
-    rank: int
-    experts: int
+    r: int
+    num_experts: int  # E of the MoE methods; 1 for single-adapter methods and full fine-tuning
     trainable: int
     formula: int
     base_total: int
@@ -196,9 +196,9 @@ ROBERTA = Backbone(
     # "output.dense" matches both the attention output and the MLP output linear (144 layers in all).
     target_modules=("query", "key", "value", "output.dense", "intermediate.dense"),
     layer_linears=_encoder_linears,
-    rank=32,
-    experts=8,
-    extra_lora_ranks=(),
+    r=32,
+    num_experts=8,
+    extra_lora_r=(),
     paper_count=roberta_paper_count,
     paper_percent={"full_moe": 698, "lora": 4.00, "dora": 4.00, "goat": 4.50, "hydralora": 2.75, "adamole": 4.56},
 )
@@ -209,9 +209,9 @@ VIT = Backbone(
     model_class=AutoModel,
     target_modules=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
     layer_linears=_encoder_linears,
-    rank=8,
-    experts=8,
-    extra_lora_ranks=(16, 32),
+    r=8,
+    num_experts=8,
+    extra_lora_r=(16, 32),
     paper_count=vit_paper_count,
     paper_percent={
         "full_moe": 770,
@@ -231,9 +231,9 @@ LLAMA = Backbone(
     model_class=AutoModelForCausalLM,
     target_modules=("q_proj", "k_proj", "v_proj", "up_proj", "down_proj"),
     layer_linears=_llama_linears,
-    rank=32,
-    experts=8,
-    extra_lora_ranks=(),
+    r=32,
+    num_experts=8,
+    extra_lora_r=(),
     paper_count=llama_paper_count,
     paper_percent={"lora": 0.84, "dora": 0.84, "goat": 0.96, "hydralora": 0.84, "adamole": 0.97},
 )
@@ -281,7 +281,7 @@ def build_on_meta(backbone: Backbone, layers: int | None = None) -> tuple[nn.Mod
     return model, config
 
 
-def built_count(backbone: Backbone, method: str, rank: int, layers: int | None = None) -> tuple[int, int]:
+def built_count(backbone: Backbone, method: str, r: int, layers: int | None = None) -> tuple[int, int]:
     """(trainable parameters of the adapted model, parameters of the base model), built on meta.
 
     The adapter layers are the ones ``get_goat_model`` creates; their initial values (an SVD for
@@ -292,7 +292,7 @@ def built_count(backbone: Backbone, method: str, rank: int, layers: int | None =
     if method == "full":
         return base_total, base_total
     config = GoatConfig(
-        method=method, r=rank, num_experts=backbone.experts, top_k=2, target_modules=list(backbone.target_modules)
+        method=method, r=r, num_experts=backbone.num_experts, top_k=2, target_modules=list(backbone.target_modules)
     )
     trainable, _ = attach_uninitialised_adapters(model, config).trainable_parameter_count()
     return trainable, base_total
@@ -301,22 +301,22 @@ def built_count(backbone: Backbone, method: str, rank: int, layers: int | None =
 def table(backbone: Backbone, layers: int | None = None, methods: tuple[str, ...] = METHODS) -> list[Row]:
     """One :class:`Row` per method (plus App. F.1's extra LoRA ranks) for ``backbone``."""
     config = backbone.config(layers)
-    L, e = config.num_hidden_layers, backbone.experts
+    L, e = config.num_hidden_layers, backbone.num_experts
     linears = backbone.layer_linears(config)
-    runs = [(m, backbone.rank) for m in methods] + [("lora", r) for r in backbone.extra_lora_ranks if "lora" in methods]
+    runs = [(m, backbone.r) for m in methods] + [("lora", r) for r in backbone.extra_lora_r if "lora" in methods]
     rows = []
     for method, rank in tqdm(runs, desc=backbone.name, leave=False):
         trainable, base_total = built_count(backbone, method, rank, layers)
         formula = base_total if method == "full" else formula_count(method, linears, L, rank, e)
-        key = method if rank == backbone.rank else f"{method}@{rank}"
+        key = method if rank == backbone.r else f"{method}@{rank}"
         paper_key = "goat" if key == "molora" else key
         fft = backbone.paper_count("full", config, rank, e)
         rows.append(
             Row(
                 backbone=backbone.name,
                 method=method,
-                rank=rank,
-                experts=e if method not in ("lora", "dora", "full") else 1,
+                r=rank,
+                num_experts=e if method not in ("lora", "dora", "full") else 1,
                 trainable=trainable,
                 formula=formula,
                 base_total=base_total,
@@ -340,7 +340,7 @@ def format_rows(rows: list[Row]) -> str:
         paper = "-" if row.paper_count is None else f"{row.paper_count:,.0f}"
         printed = "-" if row.paper_percent is None else f"{row.paper_percent:g}"
         lines.append(
-            f"{row.backbone:<14} {row.method:<10} {row.rank:>3} {row.experts:>2} {row.trainable:>14,} "
+            f"{row.backbone:<14} {row.method:<10} {row.r:>3} {row.num_experts:>2} {row.trainable:>14,} "
             f"{'yes' if row.matches_formula else 'NO':>9} {paper:>14} {row.percent_of_base:>8.2f} "
             f"{row.percent_of_paper_fft:>11.2f} {printed:>8}"
         )

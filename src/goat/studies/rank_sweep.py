@@ -15,40 +15,41 @@ from typing import Any
 from goat.report.paper import FIGURE_5_TEXT
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
+from goat.train.settings import flag_names
 
 VISION_TASKS = ("cars", "dtd", "eurosat", "gtsrb", "resisc45", "sun397", "svhn")
 PAPER_METHODS = ("goat", "molora", "hydralora", "full_moe")
 SMOKE_METHODS = ("goat", "molora")
-PAPER_RANKS = (8, 16, 32, 64, 128)
-SMOKE_RANKS = (8, 32)
+PAPER_R_VALUES = (8, 16, 32, 64, 128)
+SMOKE_R_VALUES = (8, 32)
 RANKLESS = ("full_moe", "full")
 
 
-def configurations(methods: list[str], ranks: list[int]) -> list[tuple[str, dict, dict]]:
+def configurations(methods: list[str], r_values: list[int]) -> list[tuple[str, dict, dict]]:
     configs = []
     for method in methods:
         if method in RANKLESS:
-            configs.append((method, {"method": method}, {"method": method, "rank": None}))
+            configs.append((method, {"method": method}, {"method": method, "r": None}))
             continue
-        for rank in ranks:
-            configs.append((f"{method}-r{rank}", {"method": method, "r": rank, "lora_alpha": 2.0 * rank}, {"method": method, "rank": rank}))
+        for r in r_values:
+            configs.append((f"{method}-r{r}", {"method": method, "r": r, "lora_alpha": 2.0 * r}, {"method": method, "r": r}))
     return configs
 
 
 def figure_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
     """Task-averaged metric per (method, rank), beside the values the paper's text quotes."""
-    averages = common.average_over_tasks(results, lambda r: (r.run.columns["method"], r.run.columns["rank"]))
+    averages = common.average_over_tasks(results, lambda r: (r.run.columns["method"], r.run.columns["r"]))
     return [
-        {"method": m, "rank": r, "value": round(v, 4), "paper_text": FIGURE_5_TEXT.get(m) if r == 32 else None}
+        {"method": m, "r": r, "value": round(v, 4), "paper_text": FIGURE_5_TEXT.get(m) if r == 32 else None}
         for (m, r), v in sorted(averages.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
     ]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    ranked = [r for r in rows if r["rank"] is not None]
-    ranks = sorted({r["rank"] for r in ranked})
-    series = {m: ([r["rank"] for r in ranked if r["method"] == m], [r["value"] for r in ranked if r["method"] == m]) for m in sorted({r["method"] for r in ranked})}
-    hlines = {r["method"]: r["value"] for r in rows if r["rank"] is None}
+    ranked = [r for r in rows if r["r"] is not None]
+    ranks = sorted({r["r"] for r in ranked})
+    series = {m: ([r["r"] for r in ranked if r["method"] == m], [r["value"] for r in ranked if r["method"] == m]) for m in sorted({r["method"] for r in ranked})}
+    hlines = {r["method"]: r["value"] for r in rows if r["r"] is None}
     panel = Panel("Figure 5: performance across ranks", "total rank r", "average metric (x100)", series, logx=True, hlines=hlines,
                   xticks=ranks, xticklabels=[str(r) for r in ranks])  # fmt: skip
     return line_panels([panel], path)
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m goat.studies.rank_sweep", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
     parser.add_argument("--methods", nargs="+", default=None, help=f"Methods (default {' '.join(PAPER_METHODS)}; smoke {' '.join(SMOKE_METHODS)}).")
-    parser.add_argument("--ranks", type=int, nargs="+", default=None, help="Total ranks (default 8 16 32 64 128; smoke 8 32).")
+    parser.add_argument(*flag_names("r_values"), type=int, nargs="+", default=None, help="Values of the total rank r (default 8 16 32 64 128; smoke 8 32).")
     return parser
 
 
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = common.resolve(ns, "rank_sweep", family="vision", tasks=VISION_TASKS)
         methods = list(settings.pick(ns.methods, PAPER_METHODS, SMOKE_METHODS))
-        ranks = list(settings.pick(ns.ranks, PAPER_RANKS, SMOKE_RANKS))
-        results = common.execute(settings, common.expand(settings, configurations(methods, ranks)))
+        r_values = list(settings.pick(ns.r_values, PAPER_R_VALUES, SMOKE_R_VALUES))
+        results = common.execute(settings, common.expand(settings, configurations(methods, r_values)))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "figure5.csv", rows)
     plot(rows, out / "figure5.png")
-    text = common.markdown_table(["method", "rank", "average", "paper text (r=32)"], [[r["method"], r["rank"] or "–", r["value"], r["paper_text"]] for r in rows])
+    text = common.markdown_table(["method", "r", "average", "paper text (r=32)"], [[r["method"], r["r"] or "–", r["value"], r["paper_text"]] for r in rows])
     print(f"\n{common.banner(settings, 'Figure 5 rank sweep', results)}\n\n{text}\n\nwrote {out / 'figure5.png'}, {out / 'figure5.csv'}")
     return 0
 

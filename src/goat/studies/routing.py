@@ -1,7 +1,7 @@
 """Figure 7: expert load per task and per layer of trained GOAT models, with and without the balance loss.
 
-Each task trains GOAT (E = 8, k = 2) once with the balance loss (``--aux-loss-coef 1e-3``, the
-rebuttal's value) and once without (0). The load is the fraction of routed tokens each expert
+Each task trains GOAT (E = 8, k = 2) once with the balance loss (``--aux_loss_coef 1e-3``, the
+rebuttal's value and ``GoatConfig``'s default) and once without (0). The load is the fraction of routed tokens each expert
 receives on the evaluation set after the last epoch (``routing_epoch<N>.json``, written by the
 trainer); the figure averages it over layers per task, and the per-layer view shows every
 adapted layer. §4.7: with 8 experts the uniform load is 0.125 and the paper reports deviations
@@ -19,15 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from goat.adapters.config import GoatConfig
 from goat.report.paper import FIGURE_7_TEXT
 from goat.studies import common
 from goat.studies.figures import load_heatmaps
+from goat.train.settings import flag_names
 
 PAPER_TASKS = (
     "vision:cars", "vision:dtd", "vision:eurosat", "vision:gtsrb", "glue:cola", "glue:sst2", "glue:rte",
     "math:gsm8k", "code:humaneval",
 )  # fmt: skip
-COEFS = (1e-3, 0.0)
+COEFS = (GoatConfig.aux_loss_coef, 0.0)  # with the balance loss (the default coefficient) and without
 
 
 def final_routing(run_dir: Path) -> dict[str, list[float]]:
@@ -97,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.routing", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=PAPER_TASKS)
-    parser.add_argument("--aux-loss-coefs", type=float, nargs="+", default=list(COEFS), help="Balance-loss coefficients (default 1e-3 0).")
+    parser.add_argument(*flag_names("aux_loss_coefs"), type=float, nargs="+", default=list(COEFS),
+                        help=f"Balance-loss coefficients aux_loss_coef (default {' '.join(f'{c:g}' for c in COEFS)}).")  # fmt: skip
     parser.add_argument("--method", default="goat", help="MoE method whose routers are read (default goat).")
     return parser
 

@@ -1,7 +1,7 @@
 """Figure 2: SVD-initialised LoRA at several scalings s and ranks r — training loss and the
 equivalent-gradient norm of Lemma 2.2 per step.
 
-Each configuration ``r:s`` is PiSSA (``--method pissa --rank r --scaling s``): ``B A`` holds the top
+Each configuration ``r:s`` is PiSSA (``--method pissa --r r --scaling s``): ``B A`` holds the top
 r singular triplets divided by s, so the equivalent weight ``W + s B A`` is the same for every s
 (eq. 7) while the equivalent gradient ``s (U_r U_rᵀ g + g V_r V_rᵀ)`` grows with s (eq. 8). The
 left panels of the paper vary s at a fixed rank, the right ones r (§2.2 quotes r = 1 vs 64 at
@@ -26,26 +26,26 @@ SMOKE_CONFIGS = ("8:2", "8:16", "1:2")
 
 
 def parse_config(text: str) -> tuple[int, float]:
-    """``r:s`` -> (rank, scaling)."""
-    rank, sep, scaling = text.partition(":")
+    """``r:s`` -> (r, scaling)."""
+    r, sep, scaling = text.partition(":")
     try:
         if not sep:
             raise ValueError
-        return int(rank), float(scaling)
+        return int(r), float(scaling)
     except ValueError:
-        raise ValueError(f"--configs entry {text!r}: write rank:scaling, e.g. 8:2.") from None
+        raise ValueError(f"--configs entry {text!r}: write r:scaling, e.g. 8:2.") from None
 
 
-def label(rank: int, scaling: float) -> str:
-    return f"r={rank},s={scaling:g}"
+def label(r: int, scaling: float) -> str:
+    return f"r={r},s={scaling:g}"
 
 
 def configurations(configs: list[str]) -> list[tuple[str, dict, dict]]:
     out = []
     for text in configs:
-        rank, scaling = parse_config(text)
-        overrides = {"method": "pissa", "r": rank, "scaling": scaling, "logging_steps": 1}
-        out.append((label(rank, scaling), overrides, {"config": label(rank, scaling), "rank": rank, "scaling": scaling}))
+        r, scaling = parse_config(text)
+        overrides = {"method": "pissa", "r": r, "scaling": scaling, "logging_steps": 1}
+        out.append((label(r, scaling), overrides, {"config": label(r, scaling), "r": r, "scaling": scaling}))
     return out
 
 
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.scaling_rank", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=["eurosat"])
-    parser.add_argument("--configs", nargs="+", default=None, help=f"rank:scaling pairs (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).")
+    parser.add_argument("--configs", nargs="+", default=None, help=f"r:scaling pairs (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).")
     return parser
 
 

@@ -19,21 +19,22 @@ from tqdm.auto import tqdm
 
 from goat.studies import common
 from goat.studies.figures import Panel, line_panels
+from goat.train.settings import flag_names
 
 VISION_TASKS = ("cars", "dtd", "eurosat", "gtsrb", "resisc45", "sun397", "svhn")
-PAPER_RANKS = (32, 128)
-SMOKE_RANKS = (128,)
+PAPER_R_VALUES = (32, 128)
+SMOKE_R_VALUES = (128,)
 
 
-def segment_run(target: common.Target, seed: int, rank: int, segment: int) -> common.Run:
-    overrides = {"method": "pissa", "segment": segment, "r": rank, "lora_alpha": 2.0 * rank}
-    return common.Run(f"r{rank}-seg{segment}", target, seed, overrides, {"rank": rank, "segment": segment})
+def segment_run(target: common.Target, seed: int, r: int, segment: int) -> common.Run:
+    overrides = {"method": "pissa", "segment": segment, "r": r, "lora_alpha": 2.0 * r}
+    return common.Run(f"r{r}-seg{segment}", target, seed, overrides, {"r": r, "segment": segment})
 
 
-def run_all(settings: common.StudySettings, ranks: list[int], segments: list[int] | None) -> list[common.RunResult]:
+def run_all(settings: common.StudySettings, r_values: list[int], segments: list[int] | None) -> list[common.RunResult]:
     """Every segment at every rank on every task and seed; all segments when ``segments`` is None."""
     results = []
-    groups = [(t, r, s) for t in settings.targets for r in ranks for s in settings.seeds]
+    groups = [(t, r, s) for t in settings.targets for r in r_values for s in settings.seeds]
     bar = tqdm(total=len(groups) * len(segments or [0]), desc=settings.name, unit="run")
     for target, rank, seed in groups:
         todo = list(segments) if segments is not None else [0]
@@ -52,26 +53,26 @@ def run_all(settings: common.StudySettings, ranks: list[int], segments: list[int
 
 def figure_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
     """Mean over seeds per (rank, task, segment), and its min-max normalisation per (rank, task)."""
-    means = common.mean_over(results, lambda r: (r.run.columns["rank"], str(r.run.target), r.run.columns["segment"]))
+    means = common.mean_over(results, lambda r: (r.run.columns["r"], str(r.run.target), r.run.columns["segment"]))
     rows = []
     for rank, task in sorted({(k[0], k[1]) for k in means}):
         segments = sorted(k[2] for k in means if k[:2] == (rank, task))
         values = [means[(rank, task, s)] for s in segments]
         for segment, value, norm in zip(segments, values, common.min_max(values)):
-            rows.append({"rank": rank, "task": task, "segment": segment, "value": round(value, 4), "normalised": round(norm, 4)})
+            rows.append({"r": rank, "task": task, "segment": segment, "value": round(value, 4), "normalised": round(norm, 4)})
     return rows
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """One panel per rank: normalised metric against segment index, one line per dataset."""
     panels = []
-    for rank in sorted({r["rank"] for r in rows}):
+    for rank in sorted({r["r"] for r in rows}):
         series = {}
-        for task in sorted({r["task"] for r in rows if r["rank"] == rank}):
-            points = [r for r in rows if r["rank"] == rank and r["task"] == task]
+        for task in sorted({r["task"] for r in rows if r["r"] == rank}):
+            points = [r for r in rows if r["r"] == rank and r["task"] == task]
             series[task.split(":")[-1]] = ([p["segment"] for p in points], [p["normalised"] for p in points])
-        ticks = sorted({r["segment"] for r in rows if r["rank"] == rank})
-        panels.append(Panel(f"rank {rank}", "segment index i (0 = principal)", "min-max normalised metric", series, xticks=ticks,
+        ticks = sorted({r["segment"] for r in rows if r["r"] == rank})
+        panels.append(Panel(f"r = {rank}", "segment index i (0 = principal)", "min-max normalised metric", series, xticks=ticks,
                             xticklabels=[str(t) for t in ticks]))  # fmt: skip
     return line_panels(panels, path, suptitle="Figure 1: single LoRA initialised from SVD segment i")
 
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.segments", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
-    parser.add_argument("--ranks", type=int, nargs="+", default=None, help="Ranks r (default 32 128; smoke 128).")
+    parser.add_argument(*flag_names("r_values"), type=int, nargs="+", default=None, help="Values of the rank r (default 32 128; smoke 128).")
     parser.add_argument("--segments", type=int, nargs="+", default=None, help="Segment indices (default: all, 0..h/r-1).")
     return parser
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     common.configure_logging()
     try:
         settings = common.resolve(ns, "segments", family="vision", tasks=VISION_TASKS)
-        results = run_all(settings, list(settings.pick(ns.ranks, PAPER_RANKS, SMOKE_RANKS)), ns.segments)
+        results = run_all(settings, list(settings.pick(ns.r_values, PAPER_R_VALUES, SMOKE_R_VALUES)), ns.segments)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "figure1.csv", rows)
     plot(rows, out / "figure1.png")
-    text = common.markdown_table(["rank", "task", "segment", "value", "normalised"], [list(r.values()) for r in rows])
+    text = common.markdown_table(["r", "task", "segment", "value", "normalised"], [list(r.values()) for r in rows])
     print(f"\n{common.banner(settings, 'Figure 1 segments', results)}\n\n{text}\n\nwrote {out / 'figure1.png'}, {out / 'figure1.csv'}")
     return 0
 

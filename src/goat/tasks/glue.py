@@ -96,7 +96,7 @@ def load_glue(task: TextClassificationTask, dataset_id: str = "nyu-mll/glue", da
             f"cannot load GLUE {task.name} from the hub ({dataset_id!r}: {type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). With network, check the id; offline, "
             "pass --data-dir with train/validation files, or run the embedded default: "
-            "--task tweet_sentiment --model embedded."
+            "--task tweet_sentiment --model_name_or_path embedded."
         ) from error
 
 

@@ -22,5 +22,5 @@ def load_pretrained(loader: Callable[..., Loaded], name_or_path: str, **kwargs: 
         first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise DataUnavailableError(
             f"cannot load {name_or_path!r} ({first_line.strip()}). Check the hub id or local folder; without "
-            "network, download it elsewhere and pass the folder, or use the offline default --model embedded."
+            "network, download it elsewhere and pass the folder, or use the offline default --model_name_or_path embedded."
         ) from error

