@@ -45,3 +45,126 @@ def test_other_reporters_and_bad_names(no_network):
 
 def test_unreachable_address_is_detected_quickly():
     assert reporters.network_reachable(("127.0.0.1", 9), timeout_s=0.5) is False
+
+
+# --------------------------------------------------------------------------- W&B runs a researcher can slice
+SLICED_BY = ("method", "r", "lora_alpha", "num_experts", "top_k", "task", "model_name_or_path", "learning_rate", "seed",
+             "family", "global_batch_size", "config_hash")  # fmt: skip
+
+
+class _Recorder:
+    """A stand-in for the ``wandb`` module: records init, config updates and logs (no wandb, no network)."""
+
+    def __init__(self):
+        self.run, self.inits, self.logged, self.finished = None, [], [], 0
+        self.config = self
+
+    def init(self, **kwargs):
+        self.inits.append(kwargs)
+        self.run = type("Run", (), {"_label": lambda self, **k: None})()
+        self.settings_seen: dict = {}
+
+    def update(self, values, allow_val_change=False):
+        self.settings_seen.update(values)
+
+    def __setitem__(self, key, value):
+        self.settings_seen[key] = value
+
+    def define_metric(self, *args, **kwargs):
+        pass
+
+    def log(self, data):
+        self.logged.append(data)
+
+    def finish(self):
+        self.finished += 1
+        self.run = None
+
+
+def test_the_wandb_callback_groups_by_configuration_names_every_setting_and_writes_into_the_run_folder(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")  # transformers' WandbCallback needs it installed; the recorder replaces it here
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from goat.train.console import GoatWandbCallback, track_in_wandb
+    from transformers.integrations import WandbCallback
+
+    for name in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_PROJECT", "goat-glue")
+    settings = {"family": "glue", "task": "rte", "method": "goat", "r": 8, "learning_rate": 1e-4, "config_hash": "abc123"}
+    callbacks = [object(), WandbCallback()]
+    track_in_wandb(callbacks, settings, group="rte-goat-r8a16-e8k2-lr0.0001-abc123", job_type="rte", run_dir=tmp_path / "run")
+    callback = callbacks[1]
+    assert isinstance(callback, GoatWandbCallback)
+    recorder = callback._wandb = _Recorder()
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), run_name="rte-goat-s0", report_to=[], use_cpu=True)
+    state, control = TrainerState(), TrainerControl()
+    callback.on_train_begin(args, state, control, model=None)
+    (init,) = recorder.inits
+    assert init == {"project": "goat-glue", "name": "rte-goat-s0", "group": "rte-goat-r8a16-e8k2-lr0.0001-abc123",
+                    "job_type": "rte", "dir": str(tmp_path / "run")}  # fmt: skip
+    assert (tmp_path / "run").is_dir()
+    # every setting under its one name, over transformers' TrainingArguments entries (same names, same values)
+    assert {k: recorder.settings_seen[k] for k in settings} == settings and "per_device_train_batch_size" in recorder.settings_seen
+    # evaluation under eval/, training numbers under train/
+    callback.on_log(args, state, control, logs={"eval_accuracy": 0.7, "eval_loss": 0.6, "epoch": 1.0})
+    callback.on_log(args, state, control, logs={"loss": 0.5, "aux_loss": 0.01})
+    callback.on_predict(args, state, control, metrics={"validation_loss": 0.6, "validation_runtime": 1.0})  # Trainer.predict
+    keys = {k for data in recorder.logged for k in data}
+    assert {"eval/accuracy", "eval/loss", "eval/validation_loss", "eval/validation_runtime", "train/loss", "train/aux_loss"} <= keys
+    assert not [k for k in keys if k.startswith("train/") and ("accuracy" in k or "validation" in k or "eval" in k)]
+    callback.on_train_end(args, state, control)
+    assert recorder.finished == 1  # the next run of the process begins its own
+    # the user's environment wins
+    monkeypatch.setenv("WANDB_RUN_GROUP", "mine")
+    monkeypatch.setenv("WANDB_JOB_TYPE", "sweep")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    callback.on_train_begin(args, state, control, model=None)
+    assert (recorder.inits[-1]["group"], recorder.inits[-1]["job_type"], recorder.inits[-1]["dir"]) == (
+        "mine", "sweep", str(tmp_path / "elsewhere"))  # fmt: skip
+
+
+def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folder(tiny_model_dir, rte_dir, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    from goat.train.__main__ import main
+    from goat.train.results import read_results
+
+    for name in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_DIR", "WANDB_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    seen = {}
+    finish = wandb.finish
+
+    def finish_and_record(*args, **kwargs):  # the run as it stands when training ends
+        run = wandb.run
+        seen.update(config=dict(run.config), group=run.group, job_type=run.job_type, dir=run.dir, summary=dict(run.summary),
+                    name=run.name, project=run.project)  # fmt: skip
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "finish", finish_and_record)
+    code = main([
+        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data_dir", str(rte_dir), "--num_experts", "4",
+        "--num_train_epochs", "1", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--warmup_steps", "0",
+        "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), "--report_to", "wandb",
+        "--disable_tqdm", "true", "--logging_steps", "2",
+    ])  # fmt: skip
+    assert code == 0 and seen, "the run ends with training"
+    (row,) = read_results(tmp_path / "res", "glue")
+    run_folder = tmp_path / "out" / "glue" / row["run_name"]
+    assert seen["name"] == row["run_name"] and seen["project"] == "goat-glue"
+    assert seen["group"].startswith("rte-goat-r8a16-e4k2-lr0.0001-") and seen["group"].endswith(row["config_hash"])
+    assert seen["job_type"] == "rte"
+    config = seen["config"]
+    assert {name for name in SLICED_BY if name not in config} == set()
+    assert (config["method"], config["r"], config["num_experts"], config["task"], config["config_hash"]) == (
+        "goat", 8, 4, "rte", row["config_hash"])  # fmt: skip
+    assert config["model_name_or_path"] == str(tiny_model_dir) and config["learning_rate"] == 1e-4
+    summary = set(seen["summary"])
+    assert {"eval/accuracy", "eval/validation_loss", "train/loss", "train/aux_loss", "train/expert_load_per_layer"} <= summary
+    assert not [k for k in summary if k.startswith("train/") and ("accuracy" in k or "validation" in k)]
+    assert str(seen["dir"]).startswith(str(run_folder / "wandb")) and list((run_folder / "wandb").glob("offline-run-*"))
+    assert not (cwd / "wandb").exists()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -16,6 +19,7 @@ from goat import GoatConfig
 from goat.train.__main__ import main
 from goat.train.arguments import GoatTrainingArguments
 from goat.train.arguments import GlueArguments
+from goat.train import settings
 from goat.train.settings import _apply_global_batch, family_yaml, print_config, resolve
 
 
@@ -124,6 +128,41 @@ def test_print_config_round_trips_as_a_flat_config(tmp_path, capsys):
     print_config(original, buffer_b)
     assert buffer_a.getvalue() == buffer_b.getvalue()
     assert dataclasses.asdict(again.adapter) == dataclasses.asdict(original.adapter)
+
+
+def test_print_config_writes_only_what_a_user_could_write(capsys):
+    assert main(["glue", "--task", "rte", "--print_config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["global_batch_size"] == 256 and printed["per_device_train_batch_size"] == 32
+    # derived (from global_batch_size, or on a CPU) and machine-dependent settings are not the user's
+    assert not {"gradient_accumulation_steps", "use_cpu", "dataloader_pin_memory", "svd_cache_dir", "family"} & set(printed)
+    assert main(["glue", "--task", "rte", "--use_cpu", "--deepspeed", "zero2", "--print_config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["use_cpu"] is True and printed["deepspeed"] == "zero2"  # asked for: as written, not the packaged path
+
+
+@pytest.mark.parametrize("argv", [["--task", "rte", "--r", "16"], ["--task", "mrpc", "--per_device_train_batch_size", "16"]])
+def test_the_printed_config_resolves_the_same_under_any_number_of_processes(argv, tmp_path, capsys, monkeypatch):
+    assert main(["glue", *argv, "--print_config"]) == 0  # printed by one process
+    path = tmp_path / "printed.yaml"
+    path.write_text(capsys.readouterr().out)
+    for processes in (1, 2, 4, 8):  # as torchrun's WORLD_SIZE would say (without starting torch.distributed)
+        monkeypatch.setattr(settings, "world_size", lambda processes=processes: processes)
+        original, again = resolve("glue", argv), resolve("glue", [], config_files=[str(path)])
+        assert again.settings() == original.settings()
+        assert again.training.gradient_accumulation_steps == 256 // (original.training.per_device_train_batch_size * processes)
+        assert main(["glue", "--config", str(path), "--print_config"]) == 0
+        assert capsys.readouterr().out == path.read_text()  # and prints itself back
+
+
+def test_print_config_is_valid_yaml_whatever_the_environment(tmp_path):
+    # transformers prints "[INFO] Running in WANDB offline mode" on importing its W&B integration
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run([sys.executable, "-m", "goat.train", "glue", "--task", "rte", "--print_config"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("# python -m goat.train glue") and yaml.safe_load(result.stdout)["task"] == "rte"
+    assert "[INFO]" not in result.stdout
 
 
 def test_help_lists_the_familys_settings_with_defaults(capsys):

@@ -1,14 +1,16 @@
 """``python -m goat.train <family> [--config FILE.yaml ...] [--print_config] [flags]``.
 
-Errors in settings and while loading model and data (a bad flag, an unknown task or method, a
-missing dataset, an unreachable hub) are printed on one line (exit 2); a diverged run prints one
-line naming the step and the learning rate (exit 3); any other error during training is a bug and
-keeps its traceback.
+Errors in settings and while loading model and data (a bad flag or value, a YAML file that does not
+parse, an unknown task or method, a missing dataset, an unreachable hub) are printed on one line
+(exit 2); a diverged run prints one line naming the step and the learning rate (exit 3); any other
+error during training is a bug and keeps its traceback. Until the run starts, whatever a library
+prints goes to stderr, so ``--print_config`` and ``--help`` write only their text to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
@@ -18,7 +20,9 @@ EXIT_DIVERGED = 3
 
 
 def _entry_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m goat.train", add_help=False, allow_abbrev=False)
+    from goat.train.settings import FlagParser
+
+    parser = FlagParser(prog="python -m goat.train", add_help=False, allow_abbrev=False)
     parser.add_argument("family", nargs="?")
     parser.add_argument("--config", nargs="+", default=[])
     parser.add_argument("--print_config", "--print-config", action="store_true")
@@ -34,18 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     from goat.train.families import FAMILIES
     from goat.train.settings import help_text, print_config, resolve
 
-    entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    if entry.family is None or entry.family.startswith("-"):
-        print(f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
-              "       python -m goat.train <family> --help   (its settings and their defaults)")  # fmt: skip
-        return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
+    out = sys.stdout
     try:
-        if entry.help_all or "-h" in rest or "--help" in rest:
-            print(help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all))
-            return 0
-        config = resolve(entry.family, rest, config_files=entry.config)
+        # transformers prints a line on importing its W&B integration under WANDB_MODE=offline: a log, not output
+        with contextlib.redirect_stdout(sys.stderr):
+            entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+            if entry.family is None or entry.family.startswith("-"):
+                print(f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
+                      "       python -m goat.train <family> --help   (its settings and their defaults)", file=out)  # fmt: skip
+                return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
+            if entry.help_all or "-h" in rest or "--help" in rest:
+                print(help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all), file=out)
+                return 0
+            config = resolve(entry.family, rest, config_files=entry.config)
         if entry.print_config:
-            print_config(config)
+            print_config(config, out)
             return 0
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

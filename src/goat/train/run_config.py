@@ -29,6 +29,9 @@ class RunConfig:
     adapter: GoatConfig
     training: GoatTrainingArguments
     deepspeed: str | None = None
+    # The training settings as the YAML layers and flags wrote them, before TrainingArguments or the global
+    # batch derive anything from them (what --print_config writes); empty for a RunConfig built in code.
+    written: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def settings(self) -> dict[str, Any]:
         """Every setting by name: the adapter's and the task's, this project's run settings, and the

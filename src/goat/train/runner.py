@@ -16,6 +16,7 @@ import torch
 from transformers import set_seed
 
 from goat.train.arguments import GoatTrainingArguments
+from goat.train.console import track_in_wandb
 from goat.train.families import family_named
 from goat.train.reporters import configure_reporter
 from goat.train.results import config_hash
@@ -34,14 +35,21 @@ def run_settings(config: RunConfig) -> dict[str, Any]:
     return {**config.settings(), "global_batch_size": effective}
 
 
-def default_run_name(config: RunConfig, settings_hash: str) -> str:
-    """``<task>-<method>-r<r>a<lora_alpha>[-e<E>k<k>]-lr<lr>-s<seed>-<hash>``: one folder per configuration and seed."""
+def _configuration_label(config: RunConfig) -> str:
+    """``<task>-<method>-r<r>a<lora_alpha>[-e<E>k<k>]-lr<lr>``: what a reader needs to tell configurations apart."""
     adapter = config.adapter
     moe = f"-e{adapter.num_experts}k{adapter.top_k}" if adapter.is_moe else ""
-    return (
-        f"{config.data.task}-{adapter.method}-r{adapter.r}a{adapter.lora_alpha:g}{moe}"
-        f"-lr{config.training.learning_rate:g}-s{config.training.seed}-{settings_hash[:6]}"
-    )
+    return f"{config.data.task}-{adapter.method}-r{adapter.r}a{adapter.lora_alpha:g}{moe}-lr{config.training.learning_rate:g}"
+
+
+def default_run_name(config: RunConfig, settings_hash: str) -> str:
+    """``<task>-<method>-r<r>a<lora_alpha>[-e<E>k<k>]-lr<lr>-s<seed>-<hash>``: one folder per configuration and seed."""
+    return f"{_configuration_label(config)}-s{config.training.seed}-{settings_hash[:6]}"
+
+
+def configuration_group(config: RunConfig, settings_hash: str) -> str:
+    """The W&B group of a run: its run name without the seed, with the whole config hash (its seeds share it)."""
+    return f"{_configuration_label(config)}-{settings_hash}"
 
 
 def training_arguments(config: RunConfig, output_dir: Path, run_name: str) -> GoatTrainingArguments:
@@ -113,6 +121,8 @@ def prepare(config: RunConfig) -> PreparedRun:
             processing_class=bundle.processing_class,
             callbacks=[evaluation],
         )
+        track_in_wandb(trainer.callback_handler.callbacks, {**settings, "config_hash": settings_hash},
+                       group=configuration_group(config, settings_hash), job_type=config.data.task, run_dir=folder.path)  # fmt: skip
     except BaseException as error:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")
         raise

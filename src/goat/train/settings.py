@@ -13,7 +13,10 @@ transformers' ``HfArgumentParser`` turns them into flags. Each layer overrides o
     dataclass defaults < configs/<family>.yaml ``defaults:`` < its ``tasks: <task>:`` block
     < each ``--config`` file in order (flat, or with its own ``defaults:``/``tasks:``) < command line
 
-A key that is no setting of the family is an error naming the nearest one.
+A key that is no setting of the family is an error naming the nearest one. A bad value is a
+one-line ``ValueError`` naming the setting, and the YAML file (with its line, for a YAML syntax
+error) where one is involved: ``--r: 'abc' is not an integer``, ``my.yaml: r: 'abc' is not an
+integer``, ``my.yaml line 3: mapping values are not allowed here``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,7 +37,9 @@ from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
-from transformers.trainer_utils import SchedulerType
+from transformers.hf_argparser import string_to_bool
+from transformers.trainer_utils import HubStrategy, IntervalStrategy, SaveStrategy, SchedulerType
+from transformers.training_args import OptimizerNames
 
 from goat.adapters.config import GoatConfig
 from goat.train.arguments import GoatTrainingArguments
@@ -57,32 +64,66 @@ RENAMED = {
     "dataloader_workers": "dataloader_num_workers", "resume": "resume_from_checkpoint",
 }  # fmt: skip
 DEEPSPEED_PRESETS = ("zero2", "zero3")
+# Settings of GoatTrainingArguments whose default depends on the machine: --print_config writes them only when set.
+MACHINE_DEFAULTS = frozenset({"use_cpu", "svd_cache_dir"})
+# Settings that take one name of a list (transformers' enums; the flags accept any word, TrainingArguments checks).
+NAMED_CHOICES = {
+    "lr_scheduler_type": SchedulerType, "optim": OptimizerNames, "eval_strategy": IntervalStrategy,
+    "logging_strategy": IntervalStrategy, "save_strategy": SaveStrategy, "hub_strategy": HubStrategy,
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ YAML layers
 def family_yaml(family: str) -> dict[str, Any]:
     """``configs/<family>.yaml`` from inside the installed package."""
     text = resources.files("goat").joinpath("configs", f"{family}.yaml").read_text()
-    return yaml.safe_load(text) or {}
+    return _mapping(_parse_yaml(text, f"configs/{family}.yaml"), f"configs/{family}.yaml", "the file")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--config {path}: no such file.")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path}: not a text (UTF-8) file.") from None
+    data = _parse_yaml(text, str(path))
+    if data is not None and not isinstance(data, dict):
         raise ValueError(f"--config {path}: a YAML mapping of setting: value is expected.")
-    return data
+    return data or {}
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load``; a syntax error becomes one line naming the file and the line: ``my.yaml line 3: <problem>``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error).splitlines()[0]
+        where = f"{source} line {mark.line + 1}" if mark is not None else source
+        raise ValueError(f"{where}: {problem}.") from None
+
+
+def _mapping(value: Any, source: str, what: str) -> dict[str, Any]:
+    """``value`` as a dict of settings (None: empty); anything else is an error naming ``what`` in ``source``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        kind = type(value).__name__
+        raise ValueError(f"{source}: {what}: a mapping is expected, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}.")
+    return dict(value)
 
 
 def _layers(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(defaults, per-task blocks) of a YAML file: nested (``defaults:``/``tasks:``) or flat."""
     if "defaults" in data or "tasks" in data:
-        extra = sorted(set(data) - {"defaults", "tasks"})
+        extra = sorted(map(str, set(data) - {"defaults", "tasks"}))
         if extra:
             raise ValueError(f"{source}: with defaults:/tasks: sections, settings go inside them, not at the top level ({extra}).")
-        return dict(data.get("defaults") or {}), {k: dict(v or {}) for k, v in (data.get("tasks") or {}).items()}
+        tasks = _mapping(data.get("tasks"), source, "tasks")
+        blocks = {task: _mapping(block, source, f"tasks: {task}") for task, block in tasks.items()}
+        return _mapping(data.get("defaults"), source, "defaults"), blocks
     return dict(data), {}
 
 
@@ -128,7 +169,49 @@ def family_tasks(family: Family) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- parsing
-class RunParser(HfArgumentParser):
+KINDS: dict[Callable[..., Any], str] = {int: "an integer", float: "a number", string_to_bool: "a boolean (true or false)"}
+
+
+class OneLineErrors:
+    """argparse's errors as one-line ``ValueError`` errors naming the flag (``--r: 'abc' is not an integer``),
+    not the usage text and an exit."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ValueError(_flag_error(self, message))
+
+
+class FlagParser(OneLineErrors, argparse.ArgumentParser):
+    """A plain ``ArgumentParser`` whose errors are one-line ``ValueError`` errors."""
+
+
+def _flag_error(parser: Any, message: str) -> str:
+    """``argument --r: invalid int value: 'abc'`` -> ``--r: 'abc' is not an integer``."""
+    match = re.fullmatch(r"argument (\S+): (.*)", message, re.DOTALL)
+    if not match:
+        return message
+    flag, problem = match.group(1).split("/")[0], match.group(2)
+    action = parser._option_string_actions.get(flag)
+    if kind := re.fullmatch(r"invalid (int|float) value: (.*)", problem):
+        problem = f"{kind.group(2)} is not {KINDS[int if kind.group(1) == 'int' else float]}"
+    elif kind := re.match(r"Truthy value expected: got (.*) but expected", problem):
+        problem = f"{kind.group(1)!r} is not {KINDS[string_to_bool]}"
+    elif kind := re.fullmatch(r"invalid choice: (.*) \(choose from .*\)", problem, re.DOTALL):
+        problem = _not_one_of(kind.group(1).strip("'"), list(action.choices) if action and action.choices else [])
+    elif problem == "expected one argument":
+        problem = "needs a value"
+    elif problem == "expected at least one argument":
+        problem = "needs at least one value"
+    return f"{flag}: {problem}"
+
+
+def _not_one_of(value: Any, choices: list[Any]) -> str:
+    names = [str(choice) for choice in choices]
+    close = difflib.get_close_matches(str(value), names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{value!r} is unknown; {hint}choose one of {', '.join(names)}"
+
+
+class RunParser(OneLineErrors, HfArgumentParser):
     """HfArgumentParser over several dataclasses that may share a setting (``seed``: adapter init and
     training), with settings that take one of several kinds (``scaling``: a rule name or a number)."""
 
@@ -183,7 +266,7 @@ def build_parser(family: Family, *, show_all: bool = False) -> RunParser:
 
 def _task_flag(argv: list[str]) -> str | None:
     """``--task`` of the command line, read first: the task chooses the YAML blocks."""
-    task_flag = argparse.ArgumentParser(add_help=False)
+    task_flag = FlagParser(add_help=False, allow_abbrev=False)
     task_flag.add_argument("--task")
     return task_flag.parse_known_args(argv)[0].task
 
@@ -198,22 +281,60 @@ def help_text(family_name: str, argv: list[str], *, config_files: list[str] | No
 
 
 def _coerce(parser: argparse.ArgumentParser, values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
-    """YAML values through the flags' own types (YAML reads ``1e-4`` as a string), unknown keys refused."""
-    actions = {action.dest: action for action in parser._actions}
+    """YAML values through the flags' own types (YAML reads ``1e-4`` as a string), unknown keys refused; a value
+    of the wrong kind is an error naming its file and key (``my.yaml: r: 'abc' is not an integer``)."""
+    actions: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        actions.setdefault(action.dest, action)  # --svd_cache before its --no_svd_cache
     coerced = {}
     for key, value in values.items():
         if key not in actions:
             raise ValueError(f"{sources.get(key, 'settings')}: {key!r} is not a setting of this family; {_nearest(key, actions)}")
-        convert = actions[key].type
-        if callable(convert) and isinstance(value, str):
-            value = convert(value)
-        elif callable(convert) and isinstance(value, list):
-            value = [convert(v) if isinstance(v, str) else v for v in value]
-        coerced[key] = value
+        try:
+            coerced[key] = _convert(actions[key], value)
+        except _BadValue as bad:
+            raise ValueError(f"{sources.get(key, 'settings')}: {key}: {bad}") from None
     return coerced
 
 
-def _nearest(key: str, choices: Any) -> str:
+class _BadValue(Exception):
+    """A YAML value of the wrong kind (the message says which)."""
+
+
+def _convert(action: argparse.Action, value: Any) -> Any:
+    """A YAML value as the flag would read it: words through the flag's type; other values checked, not changed."""
+    single = action.nargs not in ("+", "*") and (action.type in KINDS or action.choices)
+    if isinstance(value, (list, dict)) and single:
+        raise _BadValue(f"{value!r} is not {KINDS.get(action.type, 'a single value')}")
+    if isinstance(value, list):
+        return [_convert_one(action, item) for item in value]
+    return _convert_one(action, value)
+
+
+def _convert_one(action: argparse.Action, value: Any) -> Any:
+    convert = action.type
+    if isinstance(value, str) and callable(convert):
+        try:
+            value = convert(value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            raise _BadValue(f"{value!r} is not {KINDS.get(convert, getattr(convert, '__name__', 'valid'))}") from None
+    elif value is not None and convert in KINDS and not _is_kind(value, convert):
+        raise _BadValue(f"{value!r} is not {KINDS[convert]}")
+    if action.choices and value is not None and value not in action.choices:
+        raise _BadValue(_not_one_of(value, list(action.choices)))
+    return value
+
+
+def _is_kind(value: Any, kind: Callable[..., Any]) -> bool:
+    if kind is string_to_bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return kind is float or isinstance(value, int) or value.is_integer()
+
+
+def _nearest(key: Any, choices: Any) -> str:
+    key = str(key)
     if key in RENAMED:
         return f"it is now called {RENAMED[key]!r}."
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
@@ -239,8 +360,17 @@ def resolve(
         flag = unknown[0].split("=")[0]
         raise ValueError(f"unknown flag {flag}; {_nearest(flag.lstrip('-').replace('-', '_'), vars(namespace))}")
     values = vars(namespace)
-    _check_scheduler(values.get("lr_scheduler_type"))
-    _apply_global_batch(values, explicit=set(layers.values) | _given_flags(argv, parser))
+    flags = _given_flags(argv, parser)
+    given = set(layers.values) | flags
+
+    def where(name: str) -> str:
+        """How the user set ``name``: ``--name`` (a flag, or a default), or ``my.yaml: name`` (a YAML file)."""
+        source = layers.sources.get(name)
+        return f"--{name}" if name in flags or source in (None, "overrides") else f"{source}: {name}"
+
+    _check_named_choices(values, where)
+    written = _written_training_settings(values, given)
+    _apply_global_batch(values, explicit=given)
     deepspeed = _deepspeed_path(values.pop("deepspeed", None))
 
     def build(kind: type) -> Any:
@@ -251,9 +381,19 @@ def resolve(
         adapter, data, training = build(GoatConfig), build(family.arguments), build(GoatTrainingArguments)
     except (TypeError, KeyError) as error:  # a value of the wrong kind reaching a dataclass
         raise ValueError(str(error)) from None
-    config = RunConfig(family.name, data, adapter, training, deepspeed)
-    validate(config)
+    config = RunConfig(family.name, data, adapter, training, deepspeed, written=written)
+    validate(config, where)
     return config
+
+
+def _written_training_settings(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The training settings as a user could write them (what ``--print_config`` writes): every one a YAML layer
+    or a flag set, and this project's run settings with their defaults, before anything is derived from them
+    (``gradient_accumulation_steps`` from ``global_batch_size``, ``dataloader_pin_memory`` on a CPU, ...)."""
+    ours = set(vars(GoatTrainingArguments).get("__annotations__", {})) - MACHINE_DEFAULTS
+    training = {f.name for f in dataclasses.fields(GoatTrainingArguments) if f.init}
+    names = sorted(name for name in training if name in given or (name in ours and values.get(name) is not None))
+    return {name: plain(values[name]) for name in names}
 
 
 POSITIVE = ("learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
@@ -262,22 +402,24 @@ POSITIVE_WHEN_SET = ("max_train_samples", "max_eval_samples", "save_total_limit"
 NON_NEGATIVE = ("warmup_steps", "warmup_ratio", "weight_decay", "aux_loss_coef", "dataloader_num_workers", "max_grad_norm")
 
 
-def validate(config: RunConfig) -> None:
-    """Checks of settings that no dataclass makes: ``ValueError`` naming the flag, before anything loads."""
+def validate(config: RunConfig, where: Callable[[str], str] | None = None) -> None:
+    """Checks of settings that no dataclass makes: ``ValueError`` naming the flag (``where``: the flag or the YAML
+    file that set it), before anything loads."""
+    where = where or (lambda name: f"--{name}")
     values = config.settings() | {k: getattr(config.training, k) for k in POSITIVE + NON_NEGATIVE if hasattr(config.training, k)}
     for name in POSITIVE + POSITIVE_WHEN_SET:
         value = values.get(name)
         if value is not None and not value > 0:
-            raise ValueError(f"--{name} {value}: must be > 0.")
+            raise ValueError(f"{where(name)} {value}: must be > 0.")
     for name in NON_NEGATIVE:
         if values.get(name) is not None and values[name] < 0:
-            raise ValueError(f"--{name} {values[name]}: must be >= 0.")
+            raise ValueError(f"{where(name)} {values[name]}: must be >= 0.")
     training = config.training
     if training.max_steps <= 0 and not training.num_train_epochs > 0:
-        raise ValueError(f"--num_train_epochs {training.num_train_epochs}: must be > 0 (or set --max_steps).")
+        raise ValueError(f"{where('num_train_epochs')} {training.num_train_epochs}: must be > 0 (or set --max_steps).")
     unknown = [name for name in training.report_to if name not in REPORTERS]
     if unknown:
-        raise ValueError(f"--report_to {unknown[0]!r} is unknown; choose from {', '.join(REPORTERS)}.")
+        raise ValueError(f"{where('report_to')} {unknown[0]!r} is unknown; choose from {', '.join(REPORTERS)}.")
     if plain(training.eval_strategy) != "no" or training.load_best_model_at_end:
         raise ValueError(
             "goat evaluates after every epoch itself and exports the best epoch's adapter (adapter/); "
@@ -300,13 +442,13 @@ def validate(config: RunConfig) -> None:
         raise ValueError("--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them.")
 
 
-def _check_scheduler(name: Any) -> None:
-    """transformers' own error lists the choices; this one also guesses the intended name."""
-    choices = [kind.value for kind in SchedulerType]
-    if isinstance(name, str) and name not in choices:
-        close = difflib.get_close_matches(name, choices, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"--lr_scheduler_type {name!r} is unknown; {hint}choose one of {', '.join(choices)}.")
+def _check_named_choices(values: dict[str, Any], where: Callable[[str], str]) -> None:
+    """transformers' own error names neither the setting nor the choices; this one also guesses the intended name."""
+    for name, kind in NAMED_CHOICES.items():
+        value = plain(values.get(name))
+        choices = [choice.value for choice in kind]
+        if value is not None and value not in choices:
+            raise ValueError(f"{where(name)} {_not_one_of(value, choices)}.")
 
 
 def _given_flags(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
@@ -317,12 +459,17 @@ def _given_flags(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
     return {dests[a.split("=")[0]] for a in argv if a.split("=")[0] in dests}
 
 
+def world_size() -> int:
+    """The number of processes of this launch (torchrun's ``WORLD_SIZE``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _apply_global_batch(values: dict[str, Any], explicit: set[str]) -> None:
     """``global_batch_size`` -> ``gradient_accumulation_steps`` for this world size (an explicit, different GA is an error)."""
     total = values.get("global_batch_size")
     if total is None:
         return
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     per_step = values["per_device_train_batch_size"] * world
     if per_step <= 0 or total <= 0:
         return  # validate() names the setting
@@ -350,14 +497,20 @@ def _deepspeed_path(value: str | None) -> str | None:
 
 
 def print_config(config: RunConfig, stream: Any = None) -> None:
-    """The resolved settings as a flat YAML file (usable as ``--config``), to ``stream`` (stdout)."""
+    """The run's settings as a flat YAML file, to ``stream`` (stdout): usable as ``--config`` under any number of
+    processes, since it holds only settings a user could write (nothing derived, no machine-dependent default)."""
     stream = stream or sys.stdout
     stream.write(
-        f"# python -m goat.train {config.family}: resolved settings (flat; usable as --config). transformers\n"
-        "# TrainingArguments not listed here have their transformers default.\n"
+        f"# python -m goat.train {config.family}: this run's settings (flat; usable as --config). Settings not\n"
+        "# listed keep their default; gradient_accumulation_steps follows from global_batch_size per launch.\n"
     )
-    settings = {k: v for k, v in config.settings().items() if k != "family"}
+    training = config.written or {
+        k: v for k, v in config.settings().items() if k in {f.name for f in dataclasses.fields(config.training)}
+    }
+    settings = {**dataclasses.asdict(config.data), **config.adapter.to_dict(), **training}
     yaml.safe_dump(settings, stream, sort_keys=False, default_flow_style=None)
 
 
-__all__ = ["FAMILIES", "RunConfig", "build_parser", "family_tasks", "flag_names", "help_text", "print_config", "resolve"]
+__all__ = [
+    "FAMILIES", "FlagParser", "RunConfig", "build_parser", "family_tasks", "flag_names", "help_text", "print_config", "resolve",
+]  # fmt: skip
