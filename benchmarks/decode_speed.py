@@ -133,7 +133,9 @@ def layers_at_commit(commit: str) -> types.ModuleType:
         raise ValueError(f"commit {commit} has no goat layers module: {shown.stderr.strip()}")
     source = shown.stdout
     if moved:
-        source = source.replace("from goat import ", "from goat.adapters import ").replace("from goat.", "from goat.adapters.")
+        source = source.replace("from goat import ", "from goat.adapters import ").replace(
+            "from goat.", "from goat.adapters."
+        )
     module = types.ModuleType(f"goat_layers_{commit}")
     module.__dict__["__file__"] = f"{commit}:{path}"
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 (this repository's own file)
@@ -182,7 +184,9 @@ def generate_seconds(model: nn.Module, input_ids: torch.Tensor, new_tokens: int)
     synchronize(device)
     start, start_cpu = time.perf_counter(), time.thread_time()
     with torch.inference_mode():
-        output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
+        output = model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config
+        )
     synchronize(device)
     elapsed, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
     if output.shape[1] != input_ids.shape[1] + new_tokens:
@@ -270,9 +274,15 @@ def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
     """A 2-layer, 64-wide LLaMA with random weights, for ``--smoke``."""
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True,
-    )  # fmt: skip
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -286,9 +296,13 @@ def load_base(model: str) -> nn.Module:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_name_or_path", default="embedded", help="'embedded' (SmolLM2-135M), a local path or hub id.")
+    parser.add_argument(
+        "--model_name_or_path", default="embedded", help="'embedded' (SmolLM2-135M), a local path or hub id."
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--decode_batch_sizes", type=int, nargs="+", default=[1, 16], help="Sequences per generate call.")
+    parser.add_argument(
+        "--decode_batch_sizes", type=int, nargs="+", default=[1, 16], help="Sequences per generate call."
+    )
     parser.add_argument("--new_tokens", type=int, default=24, help="Tokens decoded per generate call.")
     parser.add_argument("--prompt_len", type=int, default=32, help="Prompt tokens per sequence.")
     parser.add_argument("--rounds", type=int, default=5, help="Timed interleaved rounds.")
@@ -305,7 +319,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="Also write the settings and rows as JSON.")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.model_name_or_path, args.decode_batch_sizes, args.new_tokens, args.prompt_len, args.rounds, args.warmup = "smoke", [1, 2], 4, 8, 1, 0
+        args.model_name_or_path, args.decode_batch_sizes, args.new_tokens, args.prompt_len, args.rounds, args.warmup = (
+            "smoke",
+            [1, 2],
+            4,
+            8,
+            1,
+            0,
+        )
     return args
 
 
@@ -313,14 +334,21 @@ def main(argv: list[str] | None = None) -> list[DecodeRow]:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    settings = AdapterSettings(args.r, args.lora_alpha, args.num_experts, args.top_k, tuple(args.target_modules), args.seed)
+    settings = AdapterSettings(
+        args.r, args.lora_alpha, args.num_experts, args.top_k, tuple(args.target_modules), args.seed
+    )
     models = build_decode_variants(load_base(args.model_name_or_path), settings, tuple(args.variants))
     if args.reference_commit:
         models = add_reference_variants(models, args.reference_commit)
     rows = interleaved_decode(
-        models, args.decode_batch_sizes, new_tokens=args.new_tokens, prompt_len=args.prompt_len, rounds=args.rounds,
-        warmup=args.warmup, seed=args.seed,
-    )  # fmt: skip
+        models,
+        args.decode_batch_sizes,
+        new_tokens=args.new_tokens,
+        prompt_len=args.prompt_len,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        seed=args.seed,
+    )
     print(
         f"model={args.model_name_or_path}, float32, CPU, {torch.get_num_threads()} thread(s); greedy decoding with a KV cache, "
         f"prompt {args.prompt_len} + {args.new_tokens} new tokens; r={args.r}, E={args.num_experts}, k={args.top_k} "

@@ -310,7 +310,9 @@ def layer_section(settings: Settings, deadline: Deadline, *, compiled: bool) -> 
         gaps[f"{in_features}x{out_features}"] = loop_gap(modules, x[:256])
         if compiled:
             torch._dynamo.reset()
-            modules = {name: torch.compile(module, backend=settings.compile_backend) for name, module in modules.items()}
+            modules = {
+                name: torch.compile(module, backend=settings.compile_backend) for name, module in modules.items()
+            }
         runners = {name: layer_step_runner(module, x, grad) for name, module in modules.items()}
         times, first = interleaved_times(runners, rounds=settings.layer_repeats, warmup=settings.layer_warmup)
         rows += layer_rows(times, first, (in_features, out_features), compiled)
@@ -329,9 +331,14 @@ def llama_config(settings: Settings, layers: int) -> LlamaConfig:
     """LLaMA-2-7B's config (``goat.studies.params``) with ``layers`` decoder layers; tiny for ``--smoke``."""
     if settings.smoke:
         config = LlamaConfig(
-            vocab_size=256, hidden_size=64, intermediate_size=172, num_hidden_layers=layers, num_attention_heads=4,
-            num_key_value_heads=4, max_position_embeddings=256,
-        )  # fmt: skip
+            vocab_size=256,
+            hidden_size=64,
+            intermediate_size=172,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=256,
+        )
     else:
         config = params.llama2_7b_config(layers)
     config._attn_implementation = "sdpa"
@@ -343,9 +350,14 @@ def llama_weight_shapes(config: LlamaConfig) -> dict[str, tuple[int, int]]:
     H, I = config.hidden_size, config.intermediate_size
     kv = config.num_key_value_heads * (H // config.num_attention_heads)
     return {
-        "q_proj": (H, H), "k_proj": (kv, H), "v_proj": (kv, H), "o_proj": (H, H),
-        "gate_proj": (I, H), "up_proj": (I, H), "down_proj": (H, I),
-    }  # fmt: skip
+        "q_proj": (H, H),
+        "k_proj": (kv, H),
+        "v_proj": (kv, H),
+        "o_proj": (H, H),
+        "gate_proj": (I, H),
+        "up_proj": (I, H),
+        "down_proj": (H, I),
+    }
 
 
 def build_llama(config: LlamaConfig, settings: Settings) -> LlamaForCausalLM:
@@ -374,9 +386,14 @@ def quantize_4bit(model: nn.Module, compute_dtype: torch.dtype) -> int:
                 continue
             device = child.weight.device
             layer = bnb.nn.Linear4bit(
-                child.in_features, child.out_features, bias=child.bias is not None, compute_dtype=compute_dtype,
-                compress_statistics=True, quant_type="nf4", device="meta",
-            )  # fmt: skip
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=compute_dtype,
+                compress_statistics=True,
+                quant_type="nf4",
+                device="meta",
+            )
             layer.weight = bnb.nn.Params4bit(
                 child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4"
             ).to(device)  # quantized on this move
@@ -472,12 +489,14 @@ def layers_that_fit(settings: Settings, svd: dict[str, Any], device: torch.devic
 # ------------------------------------------------------------------- 3. the model step
 def token_batch(config: LlamaConfig, settings: Settings) -> torch.Tensor:
     generator = torch.Generator().manual_seed(settings.seed + 1)
-    return torch.randint(0, config.vocab_size, (settings.per_device_train_batch_size, settings.seq_len), generator=generator).to(
-        settings.device
-    )
+    return torch.randint(
+        0, config.vocab_size, (settings.per_device_train_batch_size, settings.seq_len), generator=generator
+    ).to(settings.device)
 
 
-def train_step_runner(model: nn.Module, ids: torch.Tensor, settings: Settings) -> tuple[Callable[[], float], dict[str, Any]]:
+def train_step_runner(
+    model: nn.Module, ids: torch.Tensor, settings: Settings
+) -> tuple[Callable[[], float], dict[str, Any]]:
     """A function timing one training step (forward, backward, AdamW), and a dict that holds the step's
     memory figures (CUDA: peak allocation over the steps minus before). In training mode the adapted
     model's loss already holds ``aux_loss_coef * L_b`` (App. B, :mod:`goat.adapters.aux_loss`)."""
@@ -548,9 +567,12 @@ def paper_ratios() -> dict[str, dict[str, float]]:
     """Table 7's memory and epoch-time ratios to MoLoRA."""
     ref = PAPER_TABLE_7["molora"]
     return {
-        method: {"memory_ratio_to_molora": v["memory_gb"] / ref["memory_gb"], "time_ratio_to_molora": v["epoch_min"] / ref["epoch_min"]}
+        method: {
+            "memory_ratio_to_molora": v["memory_gb"] / ref["memory_gb"],
+            "time_ratio_to_molora": v["epoch_min"] / ref["epoch_min"],
+        }
         for method, v in PAPER_TABLE_7.items()
-    }  # fmt: skip
+    }
 
 
 def measure_steps(
@@ -584,13 +606,21 @@ class LlamaStage:
         settings, targets = self.settings, list(LLAMA_TARGETS)
         inits = {}
         for method in STEP_METHODS:
-            self.models[method], inits[method] = adapt_timed(self.base, adapter_config(settings, method, targets), self.device)
+            self.models[method], inits[method] = adapt_timed(
+                self.base, adapter_config(settings, method, targets), self.device
+            )
         self.step_rows = measure_steps(self.models, inits, self.ids, settings)
         return {
-            "layers": self.layers, "of_layers": settings.layers, "layers_why": self.why, "seq_len": settings.seq_len,
-            "per_device_train_batch_size": settings.per_device_train_batch_size, "targets": targets, "goat_init_svds": self.layers * len(targets),
-            "rows": self.step_rows, "paper_table_7_ratios": paper_ratios(),
-        }  # fmt: skip
+            "layers": self.layers,
+            "of_layers": settings.layers,
+            "layers_why": self.why,
+            "seq_len": settings.seq_len,
+            "per_device_train_batch_size": settings.per_device_train_batch_size,
+            "targets": targets,
+            "goat_init_svds": self.layers * len(targets),
+            "rows": self.step_rows,
+            "paper_table_7_ratios": paper_ratios(),
+        }
 
     def generation(self) -> dict[str, Any]:
         """Greedy decoding of base, LoRA merged (a merged copy of the lora model), LoRA, MoLoRA, GOAT."""
@@ -599,10 +629,13 @@ class LlamaStage:
             merged = copy.deepcopy(self.models["lora"]).merge_and_unload()
             models = {"base": self.base, "lora_merged": merged, **self.models}
             rows = decode_speed.interleaved_decode(
-                {name: models[name].eval() for name in DECODE_VARIANTS}, list(settings.decode_batch_sizes),
-                new_tokens=settings.new_tokens, prompt_len=settings.prompt_len, rounds=settings.decode_rounds,
+                {name: models[name].eval() for name in DECODE_VARIANTS},
+                list(settings.decode_batch_sizes),
+                new_tokens=settings.new_tokens,
+                prompt_len=settings.prompt_len,
+                rounds=settings.decode_rounds,
                 seed=settings.seed,
-            )  # fmt: skip
+            )
         finally:
             self.release_adapted()
         return {"layers": self.layers, "rows": [asdict(r) for r in rows]}
@@ -634,14 +667,22 @@ def environment(settings: Settings) -> dict[str, Any]:
     """Date, device and library versions of this run (a library missing on the machine is said so:
     only the 4-bit section needs bitsandbytes, and it records the error without it)."""
     device = torch.device(settings.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device": name,
         "cuda": torch.version.cuda,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "versions": {"torch": torch.__version__, **{name: package_version(name) for name in PACKAGES}, "goat": goat.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            **{name: package_version(name) for name in PACKAGES},
+            "goat": goat.__version__,
+        },
     }
 
 
@@ -670,22 +711,56 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str
 
 
 SECTION_COLUMNS = {
-    "layer": [("in", "in_features", "d"), ("out", "out_features", "d"), ("variant", "variant", "s"),
-              ("median ms", "median_ms", ".3f"), ("IQR ms", "iqr_ms", ".3f"), ("× LoRA", "ratio_to_lora", ".3f")],
-    "layer_compiled": [("in", "in_features", "d"), ("out", "out_features", "d"), ("variant", "variant", "s"),
-                       ("median ms", "median_ms", ".3f"), ("× LoRA", "ratio_to_lora", ".3f"),
-                       ("first call s", "first_call_s", ".1f")],
-    "svd": [("out", "out_features", "d"), ("in", "in_features", "d"), ("svd s", "svd_s", ".3f"),
-            ("miss s", "miss_s", ".3f"), ("hit s", "hit_s", ".3f"), ("entry MiB", "entry_mib", ".1f")],
-    "model": [("method", "method", "s"), ("step ms", "step_ms", ".1f"), ("× LoRA", "time_ratio_to_lora", ".3f"),
-              ("× MoLoRA", "time_ratio_to_molora", ".3f"), ("peak MiB", "peak_mib", ".0f"),
-              ("peak × LoRA", "peak_ratio_to_lora", ".3f"), ("peak × MoLoRA", "peak_ratio_to_molora", ".3f"),
-              ("init s", "init_s", ".1f")],
-    "generation": [("batch", "batch_size", "d"), ("variant", "variant", "s"), ("median s", "median_s", ".3f"),
-                   ("tokens/s", "tokens_per_s", ".1f"), ("time × LoRA", "ratio_to_lora", ".3f")],
-    "qlora": [("method", "method", "s"), ("step ms", "step_ms", ".1f"), ("× LoRA", "time_ratio_to_lora", ".3f"),
-              ("peak MiB", "peak_mib", ".0f"), ("peak × LoRA", "peak_ratio_to_lora", ".3f"), ("init s", "init_s", ".1f")],
-}  # fmt: skip
+    "layer": [
+        ("in", "in_features", "d"),
+        ("out", "out_features", "d"),
+        ("variant", "variant", "s"),
+        ("median ms", "median_ms", ".3f"),
+        ("IQR ms", "iqr_ms", ".3f"),
+        ("× LoRA", "ratio_to_lora", ".3f"),
+    ],
+    "layer_compiled": [
+        ("in", "in_features", "d"),
+        ("out", "out_features", "d"),
+        ("variant", "variant", "s"),
+        ("median ms", "median_ms", ".3f"),
+        ("× LoRA", "ratio_to_lora", ".3f"),
+        ("first call s", "first_call_s", ".1f"),
+    ],
+    "svd": [
+        ("out", "out_features", "d"),
+        ("in", "in_features", "d"),
+        ("svd s", "svd_s", ".3f"),
+        ("miss s", "miss_s", ".3f"),
+        ("hit s", "hit_s", ".3f"),
+        ("entry MiB", "entry_mib", ".1f"),
+    ],
+    "model": [
+        ("method", "method", "s"),
+        ("step ms", "step_ms", ".1f"),
+        ("× LoRA", "time_ratio_to_lora", ".3f"),
+        ("× MoLoRA", "time_ratio_to_molora", ".3f"),
+        ("peak MiB", "peak_mib", ".0f"),
+        ("peak × LoRA", "peak_ratio_to_lora", ".3f"),
+        ("peak × MoLoRA", "peak_ratio_to_molora", ".3f"),
+        ("init s", "init_s", ".1f"),
+    ],
+    "generation": [
+        ("batch", "batch_size", "d"),
+        ("variant", "variant", "s"),
+        ("median s", "median_s", ".3f"),
+        ("tokens/s", "tokens_per_s", ".1f"),
+        ("time × LoRA", "ratio_to_lora", ".3f"),
+    ],
+    "qlora": [
+        ("method", "method", "s"),
+        ("step ms", "step_ms", ".1f"),
+        ("× LoRA", "time_ratio_to_lora", ".3f"),
+        ("peak MiB", "peak_mib", ".0f"),
+        ("peak × LoRA", "peak_ratio_to_lora", ".3f"),
+        ("init s", "init_s", ".1f"),
+    ],
+}
 
 
 def is_row_list(value: Any) -> bool:
@@ -716,7 +791,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         rows = section.get("rows", section.get("shapes", []))
         lines += markdown_table(rows, SECTION_COLUMNS[name])
         for key, table in tables.items():
-            lines += ["", f"{key}:", ""] + markdown_table(table, [(k, k, ".3f" if isinstance(v, float) else "") for k, v in table[0].items()])
+            lines += ["", f"{key}:", ""] + markdown_table(
+                table, [(k, k, ".3f" if isinstance(v, float) else "") for k, v in table[0].items()]
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -739,18 +816,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lora_alpha", type=float, default=defaults.lora_alpha)
     parser.add_argument("--num_experts", type=int, default=defaults.num_experts)
     parser.add_argument("--top_k", type=int, default=defaults.top_k)
-    parser.add_argument("--layers", type=int, default=defaults.layers, help="Decoder layers of the 7B-shaped model, at most.")
+    parser.add_argument(
+        "--layers", type=int, default=defaults.layers, help="Decoder layers of the 7B-shaped model, at most."
+    )
     parser.add_argument("--seq_len", type=int, default=defaults.seq_len)
-    parser.add_argument("--per_device_train_batch_size", type=int, default=defaults.per_device_train_batch_size, help="Training-step batch size.")
+    parser.add_argument(
+        "--per_device_train_batch_size",
+        type=int,
+        default=defaults.per_device_train_batch_size,
+        help="Training-step batch size.",
+    )
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--time_budget_s", type=float, default=defaults.time_budget_s, help="Sections past it are skipped.")
+    parser.add_argument(
+        "--time_budget_s", type=float, default=defaults.time_budget_s, help="Sections past it are skipped."
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     return parser.parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    chosen = {k: getattr(args, k) for k in ("r", "lora_alpha", "num_experts", "top_k", "layers", "seq_len",
-                                            "per_device_train_batch_size", "learning_rate", "time_budget_s", "seed")}  # fmt: skip
+    chosen = {
+        k: getattr(args, k)
+        for k in (
+            "r",
+            "lora_alpha",
+            "num_experts",
+            "top_k",
+            "layers",
+            "seq_len",
+            "per_device_train_batch_size",
+            "learning_rate",
+            "time_budget_s",
+            "seed",
+        )
+    }
     if args.smoke:
         return smoke(Settings())
     return Settings(**chosen)

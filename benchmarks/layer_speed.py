@@ -112,9 +112,7 @@ def build_variants(setting: Setting, seed: int = 0) -> dict[str, nn.Module]:
     """``{variant: module}``: each adapts its own copy of the same random base layer."""
     torch.manual_seed(seed)
     base = _Projection(setting.features)
-    common = dict(
-        r=setting.r, lora_alpha=2.0 * setting.r, lora_dropout=setting.lora_dropout, target_modules=["proj"]
-    )
+    common = dict(r=setting.r, lora_alpha=2.0 * setting.r, lora_dropout=setting.lora_dropout, target_modules=["proj"])
     lora = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="lora", **common))
     moe = dict(common, num_experts=setting.num_experts, top_k=setting.top_k)
     ours = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="goat", **moe))

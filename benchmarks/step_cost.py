@@ -270,7 +270,9 @@ def format_table(results: list[Result]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_name_or_path", default="embedded", help="'embedded' (packaged MiniLM), a hub id or a path.")
+    parser.add_argument(
+        "--model_name_or_path", default="embedded", help="'embedded' (packaged MiniLM), a hub id or a path."
+    )
     parser.add_argument("--targets", nargs="+", default=list(BERT_TARGETS), help="Linear names to adapt.")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=goat.METHODS)
     parser.add_argument("--r", type=int, default=32, help="Total rank r (authors' GLUE script: 32).")
@@ -315,7 +317,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
         seed=args.seed,
     )
     results = with_ratios(run_rounds(base, list(args.methods), args.rounds))
-    memory = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "process RSS high-water (ru_maxrss)"
+    memory = (
+        "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "process RSS high-water (ru_maxrss)"
+    )
     print(
         f"model={args.model_name_or_path}, batch {args.per_device_train_batch_size} x {args.seq_len}, r={args.r}, E={args.num_experts}, "
         f"k={args.top_k}, device={args.device}; step = fwd + bwd + AdamW, median of {args.steps} steps, "

@@ -34,10 +34,12 @@ QUESTION = "Is the sentiment of this tweet negative, neutral or positive? Answer
 
 def pairs(split: Dataset) -> Dataset:
     """TRL's conversational prompt/completion format: the loss is on the completion only."""
-    return Dataset.from_dict({
-        "prompt": [[{"role": "user", "content": QUESTION.format(text=text)}] for text in split["text"]],
-        "completion": [[{"role": "assistant", "content": LABELS[label]}] for label in split["label"]],
-    })  # fmt: skip
+    return Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": QUESTION.format(text=text)}] for text in split["text"]],
+            "completion": [[{"role": "assistant", "content": LABELS[label]}] for label in split["label"]],
+        }
+    )
 
 
 def accuracy(model: torch.nn.Module, tokenizer, split: Dataset) -> float:
@@ -49,7 +51,7 @@ def accuracy(model: torch.nn.Module, tokenizer, split: Dataset) -> float:
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with torch.no_grad():
             out = model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-        answer = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip().lower()
+        answer = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip().lower()
         right += answer.startswith(LABELS[label])
     return right / len(split)
 
@@ -66,23 +68,44 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     data = load_tweet_sentiment(n_train=ns.max_train_samples, n_eval=ns.max_eval_samples, seed=0)
-    config = goat.GoatConfig(method="goat", r=16, num_experts=4, top_k=2, lora_dropout=0.0,
-                             target_modules=["q_proj", "v_proj"], aux_loss_coef=1e-3)  # fmt: skip
+    config = goat.GoatConfig(
+        method="goat",
+        r=16,
+        num_experts=4,
+        top_k=2,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "v_proj"],
+        aux_loss_coef=1e-3,
+    )
     model = goat.get_goat_model(base, config)
     model.print_trainable_parameters()
     before = accuracy(model, tokenizer, data["validation"])
 
     args = SFTConfig(
-        output_dir=ns.output_dir, max_steps=ns.max_steps, per_device_train_batch_size=4, learning_rate=5e-4,
-        lr_scheduler_type="constant", logging_steps=10, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
-        gradient_checkpointing=False, max_length=256, seed=0,
-    )  # fmt: skip
+        output_dir=ns.output_dir,
+        max_steps=ns.max_steps,
+        per_device_train_batch_size=4,
+        learning_rate=5e-4,
+        lr_scheduler_type="constant",
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_length=256,
+        seed=0,
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=pairs(data["train"]), processing_class=tokenizer)
     trainer.train()
     after = accuracy(model, tokenizer, data["validation"])
-    print(f"held-out accuracy on {ns.max_eval_samples} tweets: {before:.3f} before, {after:.3f} after {ns.max_steps} steps")
+    print(
+        f"held-out accuracy on {ns.max_eval_samples} tweets: {before:.3f} before, {after:.3f} after {ns.max_steps} steps"
+    )
     model.save_pretrained(Path(ns.output_dir) / "adapter")
-    print(f"adapter saved to {Path(ns.output_dir) / 'adapter'}; load it with goat.GoatModel.from_pretrained(base, folder)")
+    print(
+        f"adapter saved to {Path(ns.output_dir) / 'adapter'}; load it with goat.GoatModel.from_pretrained(base, folder)"
+    )
 
 
 if __name__ == "__main__":

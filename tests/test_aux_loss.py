@@ -24,8 +24,18 @@ def _classifier(coef: float) -> goat.GoatModel:
     for module in base.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    return goat.get_goat_model(base, goat.GoatConfig(r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef,
-                                                     target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]))  # fmt: skip
+    return goat.get_goat_model(
+        base,
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            aux_loss_coef=coef,
+            target_modules=ROBERTA_TARGETS,
+            modules_to_save=["classifier"],
+        ),
+    )
 
 
 def _balance_from_routers(model: goat.GoatModel, router_inputs: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -34,7 +44,9 @@ def _balance_from_routers(model: goat.GoatModel, router_inputs: dict[int, torch.
     for layer in model.adapted_layers().values():
         x = router_inputs[id(layer)].reshape(-1, layer.router.weight.shape[1])
         probs = F.softmax(x @ layer.router.weight.T, dim=-1)
-        counts = torch.bincount(probs.topk(layer.router.top_k, dim=-1).indices.flatten(), minlength=probs.shape[1]).float()
+        counts = torch.bincount(
+            probs.topk(layer.router.top_k, dim=-1).indices.flatten(), minlength=probs.shape[1]
+        ).float()
         total = total + (probs.shape[1] / (layer.router.top_k * x.shape[0]) * counts * probs.mean(0)).sum()
     return total
 
@@ -45,8 +57,10 @@ def test_outputs_loss_is_task_loss_plus_coef_times_balance_loss(coef, call):
     model = _classifier(coef)
     target = model if call == "goat_model" else model.get_base_model()  # the model adapted in place works alike
     captured: dict[int, torch.Tensor] = {}
-    hooks = [layer.register_forward_pre_hook(lambda mod, args: captured.__setitem__(id(mod), args[0].detach()))
-             for layer in model.adapted_layers().values()]  # fmt: skip
+    hooks = [
+        layer.register_forward_pre_hook(lambda mod, args: captured.__setitem__(id(mod), args[0].detach()))
+        for layer in model.adapted_layers().values()
+    ]
     model.train()
     loss = target(**INPUTS, labels=LABELS).loss
     for hook in hooks:
@@ -84,10 +98,21 @@ def test_aux_loss_coef_is_saved_with_the_adapter_and_has_one_default(tmp_path):
 
 def _causal_lm(coef: float) -> tuple[goat.GoatModel, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=4, max_position_embeddings=32)  # fmt: skip
-    model = goat.get_goat_model(LlamaForCausalLM(config), goat.GoatConfig(
-        r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef, target_modules=["q_proj", "v_proj"]))  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+    )
+    model = goat.get_goat_model(
+        LlamaForCausalLM(config),
+        goat.GoatConfig(
+            r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef, target_modules=["q_proj", "v_proj"]
+        ),
+    )
     ids = torch.randint(3, 64, (8, 12), generator=torch.Generator().manual_seed(1))
     labels = ids.clone()
     labels[:, :4] = -100

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from tests.conftest import TwoLayer
 from peft import LoraConfig, get_peft_model
 from peft.tuners.lora import KasaConfig
 
 import goat
+from tests.conftest import TwoLayer
 
 TARGETS = ["fc1", "fc2"]
 PEFT_KWARGS = {

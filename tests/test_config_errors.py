@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import TwoLayer
 
 import goat
+from tests.conftest import TwoLayer
 
 
 @pytest.mark.parametrize(

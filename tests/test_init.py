@@ -95,7 +95,9 @@ def test_svd_runs_in_float32_for_bfloat16_models(two_layer):
     [("theory", math.sqrt(3 * 40 * 2.0 / 2)), ("alpha", 16 / 2), ("rs", 16 / math.sqrt(2)), (5.0, 5.0)],
 )
 def test_scaling_rules_use_the_expert_rank(two_layer, rule, expected):
-    config = goat.GoatConfig(method="goat", r=8, lora_alpha=16, num_experts=4, eta=2.0, scaling=rule, target_modules=["fc1"])
+    config = goat.GoatConfig(
+        method="goat", r=8, lora_alpha=16, num_experts=4, eta=2.0, scaling=rule, target_modules=["fc1"]
+    )
     layer = _layer(goat.get_goat_model(two_layer, config), "fc1")
     assert layer.expert_scaling() == pytest.approx([expected] * 4)
 
@@ -149,8 +151,11 @@ def test_hydralora_shares_one_a_across_heads(two_layer):
 def test_router_init_is_seeded(two_layer):
     from tests.conftest import TwoLayer
 
-    make = lambda seed: _layer(  # noqa: E731
-        goat.get_goat_model(TwoLayer(), goat.GoatConfig(r=8, num_experts=4, seed=seed, target_modules=["fc1"])), "fc1"
-    ).router.weight
+    def make(seed):
+        return _layer(
+            goat.get_goat_model(TwoLayer(), goat.GoatConfig(r=8, num_experts=4, seed=seed, target_modules=["fc1"])),
+            "fc1",
+        ).router.weight
+
     assert torch.equal(make(1), make(1))
     assert not torch.equal(make(1), make(2))

@@ -18,9 +18,23 @@ FAMILIES = ("glue", "vision", "math", "code", "chat", "commonsense")
 def installed(tmp_path_factory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
-        check=True, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
@@ -37,8 +51,14 @@ for family, task in zip(sys.argv[1::2], sys.argv[2::2]):
 
 def test_print_config_of_every_family_from_the_installed_package(installed, tmp_path):
     pairs = [item for family in FAMILIES for item in (family, _a_task(family))]
-    result = subprocess.run([sys.executable, "-c", PRINT_EVERY_FAMILY, *pairs], env=installed, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", PRINT_EVERY_FAMILY, *pairs],
+        env=installed,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     where, *sections = result.stdout.split("=== ")
     assert where.strip().startswith(installed["PYTHONPATH"]), where  # the installed copy, not the source tree
@@ -46,7 +66,9 @@ def test_print_config_of_every_family_from_the_installed_package(installed, tmp_
     for family, section in zip(FAMILIES, sections):
         settings = yaml.safe_load(section.split("\n", 1)[1])
         expected = yaml.safe_load((ROOT / "src" / "goat" / "configs" / f"{family}.yaml").read_text())["defaults"]
-        assert settings["r"] == expected["r"] and settings["learning_rate"] == pytest.approx(float(expected["learning_rate"]))
+        assert settings["r"] == expected["r"] and settings["learning_rate"] == pytest.approx(
+            float(expected["learning_rate"])
+        )
 
 
 def _a_task(family: str) -> str:

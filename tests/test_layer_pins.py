@@ -32,9 +32,15 @@ def tiny_goat_model(method: str, dropout: float) -> goat.GoatModel:
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
-    )  # fmt: skip
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
     config._attn_implementation = "eager"
     base = LlamaForCausalLM(config)
     adapter = goat.GoatConfig(method=method, r=8, num_experts=4, top_k=2, lora_dropout=dropout, target_modules=TARGETS)
@@ -48,7 +54,11 @@ def balance(model: torch.nn.Module) -> torch.Tensor:
 
 def load_counts(model: torch.nn.Module) -> torch.Tensor:
     return torch.stack(
-        [m.active.router.load_counts.float() for m in model.modules() if isinstance(m, MoELinear) and m.active is not None]
+        [
+            m.active.router.load_counts.float()
+            for m in model.modules()
+            if isinstance(m, MoELinear) and m.active is not None
+        ]
     )
 
 
@@ -66,7 +76,7 @@ def pinned_values(method: str) -> dict[str, torch.Tensor]:
     out["logits_train"] = logits.detach()
     for name, param in model.named_parameters():
         if param.requires_grad:  # keyed from "layers.": independent of how the wrapper names its model
-            out[f"grad.{name[name.index('layers.'):]}"] = param.grad.detach().clone()
+            out[f"grad.{name[name.index('layers.') :]}"] = param.grad.detach().clone()
     with torch.no_grad():
         torch.manual_seed(3)
         out["logits_train_no_grad"] = model(input_ids=ids).logits  # dropout active, no autograd

@@ -46,7 +46,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                found.append(path[path.index(nxt):] + [nxt])
+                found.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = "done"
@@ -71,8 +71,11 @@ def test_no_module_imports_itself_back():
 
 def test_the_adapter_library_imports_nothing_of_the_application():
     graph = import_graph()
-    outside = {m: sorted(d for d in deps if not d.startswith("goat.adapters")) for m, deps in graph.items()
-               if m.startswith("goat.adapters")}  # fmt: skip
+    outside = {
+        m: sorted(d for d in deps if not d.startswith("goat.adapters"))
+        for m, deps in graph.items()
+        if m.startswith("goat.adapters")
+    }
     assert {m: d for m, d in outside.items() if d} == {}
 
 
@@ -105,12 +108,20 @@ def test_a_goat_adapter_loads_no_peft_and_a_lora_adapter_does():
 @pytest.mark.parametrize("family", ["glue", "math", "vision"])
 def test_help_loads_no_task_stack(family):
     result = subprocess.run(
-        [sys.executable, "-c", "import runpy, sys; sys.argv = ['goat.train', sys.argv[1], '--help'];"
-         "\ntry: runpy.run_module('goat.train', run_name='__main__')\nexcept SystemExit: pass"
-         "\nprint(sorted(m for m in sys.modules if m in ('datasets', 'open_clip', 'goat.train.causal', 'goat.train.glue',"
-         " 'goat.train.vision', 'goat.eval.generation')))", family],
-        capture_output=True, text=True, timeout=600, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys; sys.argv = ['goat.train', sys.argv[1], '--help'];"
+            "\ntry: runpy.run_module('goat.train', run_name='__main__')\nexcept SystemExit: pass"
+            "\nprint(sorted(m for m in sys.modules if m in ('datasets', 'open_clip', 'goat.train.causal', 'goat.train.glue',"
+            " 'goat.train.vision', 'goat.eval.generation')))",
+            family,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     assert "--learning_rate" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert result.stderr == ""

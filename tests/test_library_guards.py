@@ -10,13 +10,15 @@ import logging
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
 from goat.adapters.io import AdapterIntegrityError, base_fingerprint
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
-INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
-          "attention_mask": torch.ones(2, 9, dtype=torch.long)}  # fmt: skip
+INPUTS = {
+    "input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
+    "attention_mask": torch.ones(2, 9, dtype=torch.long),
+}
 
 
 def _config(method: str = "goat", **kwargs) -> goat.GoatConfig:
@@ -99,7 +101,10 @@ def _edit_config(folder, **changes) -> None:
         (lambda f: _edit_config(f, target_modules=["query"]), "different adapted layers"),
         (lambda f: _rewrite_weights(f, lambda t: t.pop("roberta.encoder.layer.1.output.dense.lora_B")), r"missing \["),
         (lambda f: _rewrite_weights(f, lambda t: t.update(extra=torch.zeros(1))), r"unexpected \['extra'\]"),
-        (lambda f: _rewrite_weights(f, lambda t: t.update({"classifier.dense.weight": torch.zeros(3, 3)})), "wrong shapes"),
+        (
+            lambda f: _rewrite_weights(f, lambda t: t.update({"classifier.dense.weight": torch.zeros(3, 3)})),
+            "wrong shapes",
+        ),
     ],
 )
 def test_a_failing_load_leaves_the_model_untouched(tmp_path, corrupt, message):
@@ -171,12 +176,16 @@ def test_another_base_model_of_the_same_shape_is_an_error(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="goat.adapters.io"):
         loaded = goat.load_goat_model(other, tmp_path, strict=False)
     assert "trained on another base model" in caplog.text
-    assert torch.equal(loaded.adapter_state_dict()["classifier.dense.weight"], saved.adapter_state_dict()["classifier.dense.weight"])
+    assert torch.equal(
+        loaded.adapter_state_dict()["classifier.dense.weight"], saved.adapter_state_dict()["classifier.dense.weight"]
+    )
 
 
 def test_another_dtype_is_named(tmp_path):
     _saved(tmp_path)
-    with pytest.raises(AdapterIntegrityError, match="stored as {'bfloat16': 37}, the adapter was trained on {'float32': 37}"):
+    with pytest.raises(
+        AdapterIntegrityError, match="stored as {'bfloat16': 37}, the adapter was trained on {'float32': 37}"
+    ):
         goat.load_goat_model(tiny_roberta().to(torch.bfloat16), tmp_path)
 
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
-INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
-          "attention_mask": torch.ones(2, 9, dtype=torch.long)}  # fmt: skip
+INPUTS = {
+    "input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
+    "attention_mask": torch.ones(2, 9, dtype=torch.long),
+}
 
 
 def _config(method: str, seed: int, **kwargs) -> goat.GoatConfig:
-    settings = dict(r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=ROBERTA_TARGETS,
-                    modules_to_save=["classifier"], seed=seed)  # fmt: skip
+    settings = dict(
+        r=8,
+        num_experts=4,
+        top_k=2,
+        lora_dropout=0.0,
+        target_modules=ROBERTA_TARGETS,
+        modules_to_save=["classifier"],
+        seed=seed,
+    )
     return goat.GoatConfig(method=method, **{**settings, **kwargs})
 
 
@@ -32,15 +41,24 @@ def _logits(model) -> torch.Tensor:
         return model(**INPUTS).logits
 
 
-PAIRS = [("goat", "goat"), ("goat", "molora"), ("goat_plus", "hydralora"), ("lora", "pissa"), ("pissa", "milora"),
-         ("dora", "lora")]  # fmt: skip
+PAIRS = [
+    ("goat", "goat"),
+    ("goat", "molora"),
+    ("goat_plus", "hydralora"),
+    ("lora", "pissa"),
+    ("pissa", "milora"),
+    ("dora", "lora"),
+]
 
 
 @pytest.mark.parametrize("first, second", PAIRS)
 def test_each_adapter_gives_exactly_its_own_outputs(first, second):
     """Adapter b added to a model holding a, both trained (and their classifiers): switching gives each one's
     outputs bit for bit as a model holding only that adapter; disabling gives the base."""
-    alone_a, alone_b = goat.get_goat_model(tiny_roberta(), _config(first, 1)), goat.get_goat_model(tiny_roberta(), _config(second, 2))
+    alone_a, alone_b = (
+        goat.get_goat_model(tiny_roberta(), _config(first, 1)),
+        goat.get_goat_model(tiny_roberta(), _config(second, 2)),
+    )
     shared = goat.get_goat_model(tiny_roberta(), _config(first, 1))
     shared.add_adapter("b", _config(second, 2))
     assert shared.active_adapter == "default" and set(shared.adapter_configs) == {"default", "b"}
@@ -85,8 +103,10 @@ def test_each_w_res_applies_only_while_its_adapter_is_active():
         for layer in model.adapted_layers().values():
             layer.router.weight.data.zero_()
         torch.testing.assert_close(_logits(model), base, atol=1e-5, rtol=1e-5)
-    first, second = (model.adapted_layers()["roberta.encoder.layer.0.attention.self.query"].adapters[n].residual_B
-                     for n in ("default", "minor"))  # fmt: skip
+    first, second = (
+        model.adapted_layers()["roberta.encoder.layer.0.attention.self.query"].adapters[n].residual_B
+        for n in ("default", "minor")
+    )
     assert not torch.allclose(first, second)
 
 
@@ -133,8 +153,13 @@ def test_delete_adapter_switches_away_and_keeps_the_others_exact():
 
 @pytest.mark.parametrize(
     "first, second, message",
-    [("goat", "lora", "one kind"), ("lora", "goat", "one kind"), ("goat", "full_moe", "one kind"),
-     ("lora", "kasa", "kasa"), ("full", "lora", "one kind")],  # fmt: skip
+    [
+        ("goat", "lora", "one kind"),
+        ("lora", "goat", "one kind"),
+        ("goat", "full_moe", "one kind"),
+        ("lora", "kasa", "kasa"),
+        ("full", "lora", "one kind"),
+    ],
 )
 def test_adapters_of_different_kinds_cannot_share_a_model(first, second, message):
     model = goat.get_goat_model(tiny_roberta(), _config(first, 1))

@@ -41,10 +41,15 @@ SETTINGS = {f.name for f in dataclasses.fields(GoatConfig)} | {
 # Second names: the trainer's own list of retired names, and a few more seen in the wild.
 SECOND_NAMES = {
     **RENAMED,
-    "topk": "top_k", "k": "top_k", "n_experts": "num_experts", "num_expert": "num_experts",
-    "balance_coef": "aux_loss_coef", "aux_coef": "aux_loss_coef", "balance_loss_coef": "aux_loss_coef",
+    "topk": "top_k",
+    "k": "top_k",
+    "n_experts": "num_experts",
+    "num_expert": "num_experts",
+    "balance_coef": "aux_loss_coef",
+    "aux_coef": "aux_loss_coef",
+    "balance_loss_coef": "aux_loss_coef",
     "cache_dir": "svd_cache_dir",
-}  # fmt: skip
+}
 # Words that name a setting only as a second name, inside longer names too (``best_lr``, ``start_lrs``).
 SECOND_WORDS = {"lr": "learning_rate", "rank": "r"}
 # Fields that look like a setting but are something else; each with the reason.
@@ -147,11 +152,30 @@ def test_the_check_catches_second_names():
 def test_the_sources_are_read():
     """The scan sees the flags and fields it checks (a reader that found nothing would pass anything)."""
     flags = {o for p in SCANNED for _, options in argument_calls(p) for o in options}
-    assert {"--r", "--num_experts", "--top_k", "--lora_alpha", "--learning_rate", "--max_rounds", "--learning_rates",
-            "--r_values", "--aux_loss_coefs", "--num_train_epochs", "--model_name_or_path"} <= flags  # fmt: skip
+    assert {
+        "--r",
+        "--num_experts",
+        "--top_k",
+        "--lora_alpha",
+        "--learning_rate",
+        "--max_rounds",
+        "--learning_rates",
+        "--r_values",
+        "--aux_loss_coefs",
+        "--num_train_epochs",
+        "--model_name_or_path",
+    } <= flags
     fields = {f for p in SCANNED for _, f in dataclass_fields(p)}
-    assert {"Spec.r", "Spec.num_experts", "Setting.lora_dropout", "Config.learning_rate", "TunedArm.best_learning_rate",
-            "Scale.r_values", "Scale.aux_loss_coefs", "TaskScale.start_learning_rates"} <= fields  # fmt: skip
+    assert {
+        "Spec.r",
+        "Spec.num_experts",
+        "Setting.lora_dropout",
+        "Config.learning_rate",
+        "TunedArm.best_learning_rate",
+        "Scale.r_values",
+        "Scale.aux_loss_coefs",
+        "TaskScale.start_learning_rates",
+    } <= fields
 
 
 @pytest.mark.parametrize("path", SCANNED, ids=lambda p: str(p.relative_to(ROOT)))
@@ -178,8 +202,12 @@ def test_the_claims_parser_uses_the_one_name():
 
 def test_no_balance_coef_anywhere():
     """The balance-loss coefficient is ``aux_loss_coef`` down to its last hop (``goat.auxiliary_loss``)."""
-    files = [*SRC.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "examples").glob("*.py"),
-             *(ROOT / "scripts").glob("*.sh")]  # fmt: skip
+    files = [
+        *SRC.rglob("*.py"),
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(ROOT / "examples").glob("*.py"),
+        *(ROOT / "scripts").glob("*.sh"),
+    ]
     assert [str(p.relative_to(ROOT)) for p in files if "balance_coef" in p.read_text()] == []
 
 
@@ -194,7 +222,7 @@ def _numeric_defaults(path: Path, name: str) -> Iterator[int]:
                 yield node.lineno
         elif isinstance(node, ast.arguments):
             positional = node.posonlyargs + node.args
-            pairs = list(zip(positional[len(positional) - len(node.defaults):], node.defaults))
+            pairs = list(zip(positional[len(positional) - len(node.defaults) :], node.defaults))
             pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults) if d is not None]
             numbers = [(a, d) for a, d in pairs if isinstance(d, ast.Constant) and isinstance(d.value, (int, float))]
             yield from (d.lineno for a, d in numbers if a.arg == name)

@@ -7,9 +7,9 @@ sum(in + out) = 18H and sum(in) = sum(out) = 9H.
 from __future__ import annotations
 
 import pytest
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 H, L, R, E = 32, 2, 8, 4
 

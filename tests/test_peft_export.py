@@ -7,14 +7,16 @@ import json
 
 import pytest
 import torch
+
+import goat
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
-import goat
-
 SINGLE_METHODS = ["lora", "rslora", "dora", "pissa", "milora", "kasa"]
-INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
-          "attention_mask": torch.ones(2, 9, dtype=torch.long)}  # fmt: skip
+INPUTS = {
+    "input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
+    "attention_mask": torch.ones(2, 9, dtype=torch.long),
+}
 
 
 def _perturb(model: goat.GoatModel, seed: int = 1) -> None:
@@ -27,7 +29,9 @@ def _perturb(model: goat.GoatModel, seed: int = 1) -> None:
 
 
 def _trained(method: str, **kwargs) -> goat.GoatModel:
-    settings = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"])
+    settings = dict(
+        r=8, lora_alpha=16, lora_dropout=0.0, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]
+    )
     config = goat.GoatConfig(method=method, **{**settings, **kwargs})
     model = goat.get_goat_model(tiny_roberta(), config)
     _perturb(model)
@@ -36,8 +40,8 @@ def _trained(method: str, **kwargs) -> goat.GoatModel:
 
 @pytest.mark.parametrize(
     "method, kwargs",
-    [(m, {}) for m in SINGLE_METHODS] + [("pissa", {"authors_svd_baselines": True}), ("pissa", {"segment": 1}),
-                                        ("milora", {"scaling": "rs"})],  # fmt: skip
+    [(m, {}) for m in SINGLE_METHODS]
+    + [("pissa", {"authors_svd_baselines": True}), ("pissa", {"segment": 1}), ("milora", {"scaling": "rs"})],
 )
 def test_stock_peft_loads_the_adapter_with_identical_outputs(method, kwargs, tmp_path):
     from peft import PeftModel
@@ -75,8 +79,9 @@ def test_peft_and_transformers_load_a_causal_lm_adapter(tmp_path):
 
 @pytest.mark.parametrize("method", SINGLE_METHODS)
 def test_merge_and_unload_folds_the_adapter_into_w0(method, tmp_path):
-    from goat.adapters.layers import MOE_LAYER_TYPES
     from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from goat.adapters.layers import MOE_LAYER_TYPES
 
     model = _trained(method)
     expected = model(**INPUTS).logits

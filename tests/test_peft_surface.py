@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
-from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 import goat
 from goat.adapters.quantization import quantization_config
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
+from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0))}
 
@@ -30,11 +30,15 @@ def test_parameter_counts_equal_peft_s_for_the_same_lora(llama_dir, quantized, c
     every packed byte holds two weights (goat counted one, reporting a share about 1.6 times too large)."""
     kwargs = {"quantization_config": quantization_config("4bit", compute_dtype=torch.float32)} if quantized else {}
     ours = goat.get_goat_model(load_causal_lm(llama_dir, **kwargs), _lora(target_modules=LLAMA_TARGETS))
-    peft_model = get_peft_model(load_causal_lm(llama_dir, **kwargs),
-                                LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LLAMA_TARGETS))  # fmt: skip
+    peft_model = get_peft_model(
+        load_causal_lm(llama_dir, **kwargs),
+        LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=LLAMA_TARGETS),
+    )
     expected = peft_model.get_nb_trainable_parameters()
     assert ours.get_nb_trainable_parameters() == ours.trainable_parameter_count() == expected
-    float_total = goat.get_goat_model(load_causal_lm(llama_dir), _lora(target_modules=LLAMA_TARGETS)).trainable_parameter_count()[1]
+    float_total = goat.get_goat_model(
+        load_causal_lm(llama_dir), _lora(target_modules=LLAMA_TARGETS)
+    ).trainable_parameter_count()[1]
     assert expected[1] == float_total  # a 4-bit base holds as many weights as the float one
     ours.print_trainable_parameters()
     peft_model.print_trainable_parameters()
@@ -56,8 +60,12 @@ def test_peft_config_active_adapters_and_base_models():
 
 
 def test_from_pretrained_on_the_model_and_the_config_class(tmp_path):
-    saved = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(r=8, num_experts=4, target_modules=ROBERTA_TARGETS,
-                                                                 modules_to_save=["classifier"], aux_loss_coef=0.01))  # fmt: skip
+    saved = goat.get_goat_model(
+        tiny_roberta(),
+        goat.GoatConfig(
+            r=8, num_experts=4, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"], aux_loss_coef=0.01
+        ),
+    )
     with torch.no_grad():
         for p in saved.parameters():
             if p.requires_grad:

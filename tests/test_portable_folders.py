@@ -33,8 +33,14 @@ def _embedded_classifier() -> torch.nn.Module:
 
 @pytest.mark.parametrize("method", ["goat", "lora"])
 def test_the_model_card_code_runs_as_written(method, tmp_path, monkeypatch):
-    config = goat.GoatConfig(method=method, r=8, num_experts=4, lora_dropout=0.0, target_modules=["query", "value"],
-                             modules_to_save=["classifier"])  # fmt: skip
+    config = goat.GoatConfig(
+        method=method,
+        r=8,
+        num_experts=4,
+        lora_dropout=0.0,
+        target_modules=["query", "value"],
+        modules_to_save=["classifier"],
+    )
     model = goat.get_goat_model(_embedded_classifier(), config)
     with torch.no_grad():
         for p in model.parameters():

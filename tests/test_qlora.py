@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 import goat
 from goat.adapters.quantization import dense_weight, quantization_config, stored_weight
+from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
 pytest.importorskip("bitsandbytes")  # pinned in requirements.txt; a missing install must not hide the rest
 # Models are compared in train mode (no dropout anywhere here): in eval mode without grad, bitsandbytes
@@ -58,7 +58,9 @@ def test_theorem_3_4_holds_relative_to_the_quantized_base(base_dir, kind, method
         torch.testing.assert_close(model(input_ids=IDS).logits, reference, atol=1e-5, rtol=1e-5)
     layer = model.adapted_layers()["model.layers.0.self_attn.q_proj"]
     base_layer = layer.base_layer
-    assert type(base_layer.weight).__name__ in ("Params4bit", "Int8Params") and torch.equal(stored_weight(base_layer), stored)
+    assert type(base_layer.weight).__name__ in ("Params4bit", "Int8Params") and torch.equal(
+        stored_weight(base_layer), stored
+    )
     assert layer.residual_A is not None  # W_res is a frozen path, not subtracted from Q(W0)
 
 
@@ -84,8 +86,10 @@ def test_svd_prior_comes_from_the_dequantized_weight(base_dir):
 def test_training_on_a_4bit_base_moves_only_the_adapter_and_saves_and_loads(base_dir, method, tmp_path):
     from transformers import Trainer, TrainingArguments
 
-    model = goat.get_goat_model(_quantized(base_dir), goat.GoatConfig(method=method, r=8, num_experts=4, top_k=2,
-                                                                         lora_dropout=0.0, target_modules=LLAMA_TARGETS))  # fmt: skip
+    model = goat.get_goat_model(
+        _quantized(base_dir),
+        goat.GoatConfig(method=method, r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=LLAMA_TARGETS),
+    )
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     # transformers' Trainer accepts it: trainable adapters sit on the quantized model
     Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path / "t"), report_to=[], use_cpu=True))
@@ -125,7 +129,9 @@ def test_a_4bit_lora_adapter_loads_in_stock_peft(base_dir, tmp_path):
 
 
 def test_an_adapter_trained_on_4bit_names_the_dtype_when_loaded_on_full_precision(base_dir, tmp_path):
-    goat.get_goat_model(_quantized(base_dir), goat.GoatConfig(r=8, num_experts=4, target_modules=LLAMA_TARGETS)).save_pretrained(tmp_path)
+    goat.get_goat_model(
+        _quantized(base_dir), goat.GoatConfig(r=8, num_experts=4, target_modules=LLAMA_TARGETS)
+    ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="another base model: .*uint8"):
         goat.load_goat_model(load_causal_lm(base_dir), tmp_path)
 

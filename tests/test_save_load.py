@@ -6,12 +6,24 @@ import hashlib
 
 import pytest
 import torch
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
 from goat.adapters.model import read_adapter
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
-METHODS = ["goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe", "lora", "rslora", "dora", "pissa", "milora"]
+METHODS = [
+    "goat",
+    "goat_plus",
+    "molora",
+    "hydralora",
+    "adamole",
+    "full_moe",
+    "lora",
+    "rslora",
+    "dora",
+    "pissa",
+    "milora",
+]
 
 
 def _train_a_little(model: goat.GoatModel, inputs: dict) -> None:
@@ -32,7 +44,12 @@ def _train_a_little(model: goat.GoatModel, inputs: dict) -> None:
 def test_round_trip_reproduces_outputs_without_svd(method, tmp_path, monkeypatch):
     inputs = {"input_ids": torch.randint(3, 100, (2, 9)), "attention_mask": torch.ones(2, 9, dtype=torch.long)}
     config = goat.GoatConfig(
-        method=method, r=8, lora_alpha=16, num_experts=4, top_k=2, target_modules=ROBERTA_TARGETS,
+        method=method,
+        r=8,
+        lora_alpha=16,
+        num_experts=4,
+        top_k=2,
+        target_modules=ROBERTA_TARGETS,
         modules_to_save=["classifier"],
     )
     model = goat.get_goat_model(tiny_roberta(), config)
@@ -102,7 +119,12 @@ def test_load_trained_state_restores_a_run_in_place(method, tmp_path):
     """Resuming: a freshly initialised model of the same config takes the saved run's tensors exactly."""
     inputs = {"input_ids": torch.randint(3, 100, (2, 9)), "attention_mask": torch.ones(2, 9, dtype=torch.long)}
     config = goat.GoatConfig(
-        method=method, r=8, lora_alpha=16, num_experts=4, top_k=2, target_modules=ROBERTA_TARGETS,
+        method=method,
+        r=8,
+        lora_alpha=16,
+        num_experts=4,
+        top_k=2,
+        target_modules=ROBERTA_TARGETS,
         modules_to_save=["classifier"],
     )
     trained = goat.get_goat_model(tiny_roberta(), config)
@@ -124,6 +146,9 @@ def test_load_trained_state_restores_a_run_in_place(method, tmp_path):
 def test_load_trained_state_refuses_another_configuration(tmp_path):
     config = goat.GoatConfig(r=8, num_experts=4, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"])
     goat.get_goat_model(tiny_roberta(), config).save_pretrained(tmp_path / "ckpt")
-    other = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(r=8, num_experts=2, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]))
+    other = goat.get_goat_model(
+        tiny_roberta(),
+        goat.GoatConfig(r=8, num_experts=2, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]),
+    )
     with pytest.raises(ValueError, match="another configuration"):
         other.load_trained_state(tmp_path / "ckpt")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.conftest import TwoLayer
 
 import goat
+from tests.conftest import TwoLayer
 
 R = 4  # fc1 is 24 x 40 (h = 24): segments 0..5
 
@@ -40,11 +40,17 @@ def test_segment_i_moves_block_i_into_the_adapter(segment):
 def test_segment_zero_is_peft_pissa_and_last_is_milora():
     _, zero = _adapted(0)
     _, pissa = _adapted(None)
-    for ours, ref in zip(zero.adapted_layers()["fc1"].expert_factors()[0], pissa.adapted_layers()["fc1"].expert_factors()[0]):
+    for ours, ref in zip(
+        zero.adapted_layers()["fc1"].expert_factors()[0], pissa.adapted_layers()["fc1"].expert_factors()[0]
+    ):
         torch.testing.assert_close(ours.abs(), ref.abs(), atol=1e-5, rtol=1e-4)  # singular vectors up to sign
     _, last = _adapted(24 // R - 1)
-    milora = goat.get_goat_model(TwoLayer(), goat.GoatConfig(method="milora", r=R, lora_dropout=0.0, target_modules=["fc1"]))
-    for ours, ref in zip(last.adapted_layers()["fc1"].expert_factors()[0], milora.adapted_layers()["fc1"].expert_factors()[0]):
+    milora = goat.get_goat_model(
+        TwoLayer(), goat.GoatConfig(method="milora", r=R, lora_dropout=0.0, target_modules=["fc1"])
+    )
+    for ours, ref in zip(
+        last.adapted_layers()["fc1"].expert_factors()[0], milora.adapted_layers()["fc1"].expert_factors()[0]
+    ):
         torch.testing.assert_close(ours, ref)
 
 

@@ -6,11 +6,11 @@ import copy
 import threading
 
 import torch
-from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 import goat
 from goat.adapters import init as goat_init
 from goat.adapters import svd_cache
+from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
 
 def thin_svd(weight: torch.Tensor) -> svd_cache.SvdFactors:

@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DRIVERS = {"glue.sh": "glue", "vit.sh": "vision", "math.sh": "math", "code.sh": "code", "chat.sh": "chat",
-           "commonsense.sh": "commonsense"}  # fmt: skip
+DRIVERS = {
+    "glue.sh": "glue",
+    "vit.sh": "vision",
+    "math.sh": "math",
+    "code.sh": "code",
+    "chat.sh": "chat",
+    "commonsense.sh": "commonsense",
+}
 SWEEP_VARIABLES = ("METHOD", "TASKS", "SEEDS", "OUTPUT_DIR", "RESULTS_DIR")
 
 
@@ -45,7 +51,9 @@ def test_driver_passes_only_its_sweep_variables_then_reports(recorders, script, 
     calls = _run(script, env)
     first = calls[0]
     assert first.startswith(f"python -m goat.train {family} --task ") and "--deepspeed" not in first
-    assert first.endswith("--method goat --seed 0 --output_dir outputs --results_dir results")  # nothing else: YAML rules
+    assert first.endswith(
+        "--method goat --seed 0 --output_dir outputs --results_dir results"
+    )  # nothing else: YAML rules
     if family != "chat":  # chat ends by printing how to run the MT-Bench judge instead
         assert calls[-1] == f"python -m goat.report --family {family} --results_dir results"
 
@@ -57,7 +65,10 @@ def test_environment_overrides_and_flags_pass_through(recorders, script):
     calls = [c for c in _run(script, env, "--learning_rate", "5e-4", "--resume") if "goat.train" in c]
     assert len(calls) == 2  # one task x two seeds
     for call, seed in zip(calls, ("3", "4")):
-        assert f"--task rte --method lora --seed {seed} --output_dir o --results_dir r --learning_rate 5e-4 --resume" in call
+        assert (
+            f"--task rte --method lora --seed {seed} --output_dir o --results_dir r --learning_rate 5e-4 --resume"
+            in call
+        )
 
 
 def test_launcher_single_node_multi_gpu_and_multi_node(recorders):
@@ -65,8 +76,12 @@ def test_launcher_single_node_multi_gpu_and_multi_node(recorders):
 
     def launch(**variables: str) -> str:
         log.unlink(missing_ok=True)
-        subprocess.run(["bash", "-c", "source scripts/launch.sh && goat_train glue --task rte --seed 1"],
-                       env={**env, **variables}, check=True, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            ["bash", "-c", "source scripts/launch.sh && goat_train glue --task rte --seed 1"],
+            env={**env, **variables},
+            check=True,
+            cwd=ROOT,
+        )
         return log.read_text().strip()
 
     assert launch() == "python -m goat.train glue --task rte --seed 1"

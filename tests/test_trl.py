@@ -23,13 +23,26 @@ def _tokenizer() -> PreTrainedTokenizerFast:
 
 def _base() -> LlamaForCausalLM:
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64))  # fmt: skip
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=64,
+        )
+    )
 
 
 def _adapted(coef: float) -> goat.GoatModel:
-    return goat.get_goat_model(_base(), goat.GoatConfig(r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef,
-                                                        target_modules=["q_proj", "v_proj"]))  # fmt: skip
+    return goat.get_goat_model(
+        _base(),
+        goat.GoatConfig(
+            r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef, target_modules=["q_proj", "v_proj"]
+        ),
+    )
 
 
 class RouterGradients(TrainerCallback):
@@ -49,12 +62,27 @@ def _sft_step(tmp_path, coef: float, per_device: int, given: str, seen: list | N
     model = _adapted(coef)
     if seen is not None:
         model.base_model.register_forward_pre_hook(lambda m, a, k: seen.append(k["input_ids"]), with_kwargs=True)
-    args = SFTConfig(output_dir=str(tmp_path / f"{given}-{coef}-{per_device}"), per_device_train_batch_size=per_device,
-                     gradient_accumulation_steps=COPIES // per_device, max_steps=1, learning_rate=1e-6, report_to=[],
-                     use_cpu=True, bf16=False, disable_tqdm=True, save_strategy="no", seed=0)  # fmt: skip
+    args = SFTConfig(
+        output_dir=str(tmp_path / f"{given}-{coef}-{per_device}"),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=COPIES // per_device,
+        max_steps=1,
+        learning_rate=1e-6,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
+        save_strategy="no",
+        seed=0,
+    )
     recorder = RouterGradients()
-    SFTTrainer(model=model if given == "goat_model" else model.get_base_model(), args=args, processing_class=_tokenizer(),
-               train_dataset=Dataset.from_dict({"input_ids": [IDS] * COPIES}), callbacks=[recorder]).train()  # fmt: skip
+    SFTTrainer(
+        model=model if given == "goat_model" else model.get_base_model(),
+        args=args,
+        processing_class=_tokenizer(),
+        train_dataset=Dataset.from_dict({"input_ids": [IDS] * COPIES}),
+        callbacks=[recorder],
+    ).train()
     return recorder.grads
 
 
@@ -85,10 +113,25 @@ def test_dpo_trainer_runs_with_the_disabled_adapter_as_reference(tmp_path):
     reference = goat.disabled_adapter_reference(model)
     generator = torch.Generator().manual_seed(2)
     words = lambda n: " ".join(f"t{i}" for i in torch.randint(3, 64, (n,), generator=generator).tolist())  # noqa: E731
-    data = Dataset.from_dict({"prompt": [words(5) for _ in range(8)], "chosen": [words(4) for _ in range(8)],
-                              "rejected": [words(4) for _ in range(8)]})  # fmt: skip
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2, learning_rate=1e-2,
-                     report_to=[], use_cpu=True, bf16=False, disable_tqdm=True, logging_steps=1, save_strategy="no")  # fmt: skip
+    data = Dataset.from_dict(
+        {
+            "prompt": [words(5) for _ in range(8)],
+            "chosen": [words(4) for _ in range(8)],
+            "rejected": [words(4) for _ in range(8)],
+        }
+    )
+    args = DPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
+        logging_steps=1,
+        save_strategy="no",
+    )
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=data, processing_class=_tokenizer())
     trainer.train()
@@ -114,12 +157,27 @@ def test_goat_trainer_mixed_into_sft_trainer_adds_the_term_once(tmp_path):
     for name, trainer_class in (("sft", SFTTrainer), ("mixed", GoatSFTTrainer)):
         for coef in (0.0, 0.5):
             model = _adapted(coef)
-            args = SFTConfig(output_dir=str(tmp_path / f"{name}{coef}"), per_device_train_batch_size=2,
-                             gradient_accumulation_steps=4, max_steps=1, learning_rate=1e-6, report_to=[], use_cpu=True,
-                             bf16=False, disable_tqdm=True, save_strategy="no", seed=0)  # fmt: skip
+            args = SFTConfig(
+                output_dir=str(tmp_path / f"{name}{coef}"),
+                per_device_train_batch_size=2,
+                gradient_accumulation_steps=4,
+                max_steps=1,
+                learning_rate=1e-6,
+                report_to=[],
+                use_cpu=True,
+                bf16=False,
+                disable_tqdm=True,
+                save_strategy="no",
+                seed=0,
+            )
             recorder = RouterGradients()
-            trainer = trainer_class(model=model, args=args, processing_class=_tokenizer(), callbacks=[recorder],
-                                    train_dataset=Dataset.from_dict({"input_ids": [IDS] * COPIES}))  # fmt: skip
+            trainer = trainer_class(
+                model=model,
+                args=args,
+                processing_class=_tokenizer(),
+                callbacks=[recorder],
+                train_dataset=Dataset.from_dict({"input_ids": [IDS] * COPIES}),
+            )
             trainer.train()
             grads[name, coef] = recorder.grads
             losses[name, coef] = trainer.state.log_history[-1]["train_loss"]

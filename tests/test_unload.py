@@ -7,14 +7,16 @@ import copy
 
 import pytest
 import torch
+
+import goat
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 from tests.tiny_models import LLAMA_TARGETS, load_causal_lm, save_tiny_llama
 
-import goat
-
 MOE_METHODS = ["goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe"]
-INPUTS = {"input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
-          "attention_mask": torch.ones(2, 9, dtype=torch.long)}  # fmt: skip
+INPUTS = {
+    "input_ids": torch.randint(3, 100, (2, 9), generator=torch.Generator().manual_seed(0)),
+    "attention_mask": torch.ones(2, 9, dtype=torch.long),
+}
 
 
 def _train_a_little(model: goat.GoatModel) -> None:
@@ -55,8 +57,9 @@ def test_disable_and_unload_give_the_base_model_bit_for_bit(method, dtype):
     original = _snapshot(base)
     with torch.no_grad():
         reference = copy.deepcopy(base)(**INPUTS).logits
-    config = goat.GoatConfig(method=method, r=8, num_experts=4, top_k=2, target_modules=ROBERTA_TARGETS,
-                             modules_to_save=["classifier"])  # fmt: skip
+    config = goat.GoatConfig(
+        method=method, r=8, num_experts=4, top_k=2, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"]
+    )
     model = goat.get_goat_model(base, config)
     _train_a_little(model)
     with torch.no_grad():
@@ -89,7 +92,9 @@ def test_the_base_of_an_adapted_model_cannot_be_saved_or_pushed(tmp_path):
 
 @pytest.mark.parametrize("method", MOE_METHODS)
 def test_merge_and_unload_of_a_mixture_says_why_and_what_instead(method):
-    model = goat.get_goat_model(tiny_roberta(), goat.GoatConfig(method=method, r=8, num_experts=4, target_modules=["query"]))
+    model = goat.get_goat_model(
+        tiny_roberta(), goat.GoatConfig(method=method, r=8, num_experts=4, target_modules=["query"])
+    )
     with pytest.raises(ValueError, match=r"cannot be folded.*unload\(\).*load_goat_model"):
         model.merge_and_unload()
 
@@ -141,7 +146,13 @@ def test_push_to_hub_uploads_the_adapter_folder_with_a_model_card(tmp_path, monk
     assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= set(uploaded)
     assert not any(name.startswith("model") for name in uploaded)  # never the base weights
     card = uploaded["README.md"].decode()
-    for fact in ("| method | goat |", "| total rank r | 8 |", "| experts E / top-k | 4 / 2 |",
-                 "q_proj", 'goat.GoatModel.from_pretrained(base, "someone/goat-adapter")', "library_name: goat"):  # fmt: skip
+    for fact in (
+        "| method | goat |",
+        "| total rank r | 8 |",
+        "| experts E / top-k | 4 / 2 |",
+        "q_proj",
+        'goat.GoatModel.from_pretrained(base, "someone/goat-adapter")',
+        "library_name: goat",
+    ):
         assert fact in card, fact
     assert "base_model:" not in card and str(tmp_path) not in card  # a local base is no portable identity

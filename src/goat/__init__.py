@@ -37,10 +37,22 @@ _PUBLIC = {
     "routing_stats": "routing",
 }
 __all__ = [
-    "METHODS", "AdapterIntegrityError", "GoatConfig", "GoatModel", "add_aux_loss", "attach_uninitialised_adapters",
-    "auxiliary_loss", "balance_loss", "disabled_adapter_reference", "find_target_layers", "get_goat_model",
-    "load_goat_model", "quantization", "read_adapter", "routing_stats",
-]  # fmt: skip
+    "METHODS",
+    "AdapterIntegrityError",
+    "GoatConfig",
+    "GoatModel",
+    "add_aux_loss",
+    "attach_uninitialised_adapters",
+    "auxiliary_loss",
+    "balance_loss",
+    "disabled_adapter_reference",
+    "find_target_layers",
+    "get_goat_model",
+    "load_goat_model",
+    "quantization",
+    "read_adapter",
+    "routing_stats",
+]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: the names below load lazily at run time

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+
 from tests.benchmarks.test_benchmarks_quick import load
 
 SECTIONS = ["layer", "svd", "model", "generation", "qlora", "layer_compiled"]
@@ -146,9 +147,7 @@ def test_decode_speed_smoke_and_merged_lora_decodes_like_lora(tmp_path):
     models = decode_speed.build_decode_variants(decode_speed.tiny_llama(), settings)
     for layer in models["lora"].adapted_layers().values():
         torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.5)  # a non-zero LoRA update
-    models["lora_merged"] = decode_speed.build_decode_variants(
-        decode_speed.tiny_llama(), settings, ("lora",)
-    )["lora"]
+    models["lora_merged"] = decode_speed.build_decode_variants(decode_speed.tiny_llama(), settings, ("lora",))["lora"]
     models["lora_merged"].load_state_dict(models["lora"].state_dict())
     models["lora_merged"] = models["lora_merged"].merge_and_unload().eval()
     ids = decode_speed.prompt_ids(256, 2, 8, torch.device("cpu"))

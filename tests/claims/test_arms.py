@@ -34,7 +34,9 @@ def search(tmp_path, score, start=(2.5e-4, 5e-4, 1e-3), seeds=(0, 1), max_extens
 
 
 def peaked(at: float, diverge_above: float = math.inf):
-    return lambda c: None if c.learning_rate > diverge_above else 70.0 - abs(math.log2(c.learning_rate / at)) + 0.1 * c.seed
+    return lambda c: (
+        None if c.learning_rate > diverge_above else 70.0 - abs(math.log2(c.learning_rate / at)) + 0.1 * c.seed
+    )
 
 
 def test_search_extends_toward_the_best_edge_until_bracketed(tmp_path):
@@ -50,7 +52,9 @@ def test_search_extends_downward_too(tmp_path):
 
 def test_a_diverged_neighbour_brackets_the_optimum(tmp_path):
     arm, _ = search(tmp_path, peaked(1e-2, diverge_above=1.5e-3))
-    assert arm.bracketed and arm.best_learning_rate == 1e-3 and arm.diverged_runs == 2  # 2e-3 diverged on both sweep seeds
+    assert (
+        arm.bracketed and arm.best_learning_rate == 1e-3 and arm.diverged_runs == 2
+    )  # 2e-3 diverged on both sweep seeds
 
 
 def test_a_rate_where_one_seed_diverged_is_never_best(tmp_path):
@@ -82,11 +86,17 @@ def test_tuned_arm_runs_more_seeds_only_at_its_best_rate(tmp_path):
 
 def test_grow_seeds_depends_on_the_spread_not_the_mean():
     spread = {0: 1.0, 1: -1.0, 2: 0.5, 3: -0.5, 4: 0.0}
-    small = arms.grow_seeds({s: 70 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12)
-    shifted = arms.grow_seeds({s: 75 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12)
+    small = arms.grow_seeds(
+        {s: 70 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12
+    )
+    shifted = arms.grow_seeds(
+        {s: 75 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12
+    )
     assert small == shifted
     noisy = {0: 3.0, 1: -3.0, 2: 1.5, 3: -1.5, 4: 0.0}
-    grown = arms.grow_seeds({s: 70 + d for s, d in noisy.items()}, {s: 70.0 for s in noisy}, list(range(12)), 1.0, 5, 12)
+    grown = arms.grow_seeds(
+        {s: 70 + d for s, d in noisy.items()}, {s: 70.0 for s in noisy}, list(range(12)), 1.0, 5, 12
+    )
     assert len(grown) == 12  # δ = 1 is out of reach at this spread: the cap
     assert arms.grow_seeds({}, {}, list(range(12)), 1.0, 5, 12) == list(range(5))
 

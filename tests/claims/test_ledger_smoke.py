@@ -27,8 +27,19 @@ VERDICTS = (stats.REPRODUCED, stats.CONTRADICTED, stats.UNRESOLVED, stats.NOT_BR
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("claims")
-    argv = ["--smoke", "--out", str(root / "docs"), "--results_dir", str(root / "results"), "--output_dir", str(root / "outputs"),
-            "--claims", "0", "4", "7"]  # fmt: skip
+    argv = [
+        "--smoke",
+        "--out",
+        str(root / "docs"),
+        "--results_dir",
+        str(root / "results"),
+        "--output_dir",
+        str(root / "outputs"),
+        "--claims",
+        "0",
+        "4",
+        "7",
+    ]
     assert main(argv) == 0
     return root, argv
 
@@ -68,7 +79,9 @@ def simulate(tmp_path, score) -> tuple[Ledger, list]:
             return ledger, sections
         for config in list(ledger.requested.values()):
             value = score(config, tasks[(config.family, config.task)])
-            ledger.records[config.key()] = Record(config, OK, value, 1.0, 0.3, 0.04, [[5 * i, 1.0 / i] for i in range(1, 9)])
+            ledger.records[config.key()] = Record(
+                config, OK, value, 1.0, 0.3, 0.04, [[5 * i, 1.0 / i] for i in range(1, 9)]
+            )
     raise AssertionError("the ledger's rounds never settled")
 
 
@@ -82,7 +95,11 @@ def test_full_scale_simulated_to_its_end(tmp_path):
         for comparison in section.comparisons:
             row = comparison.row()
             assert "delta" in row and "mde_80" in row
-            if comparison.result is not None and comparison.result.difference.n >= 2 and comparison.verdict.startswith(stats.UNRESOLVED):
+            if (
+                comparison.result is not None
+                and comparison.result.difference.n >= 2
+                and comparison.verdict.startswith(stats.UNRESOLVED)
+            ):
                 assert "MDE" in comparison.verdict
     claim_1 = next(s for s in sections if s.number == 1)
     primary = [c for c in claim_1.comparisons if c.b in FULL.primary and c.result is not None]

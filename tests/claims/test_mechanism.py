@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 import goat
-from goat.claims import mechanism
 from goat.adapters.layers import LoraExperts
+from goat.claims import mechanism
 
 
 class OneLayer(nn.Module):
@@ -31,8 +31,17 @@ class OneLayer(nn.Module):
 @pytest.mark.parametrize("init, scaling", [("zero", "theory"), ("spread", "theory"), ("spread", "alpha")])
 def test_equivalent_and_full_gradients_match_lemma_2_2(init, scaling):
     torch.manual_seed(0)
-    config = goat.GoatConfig(method="goat", r=4, lora_alpha=8, num_experts=2, top_k=1, init=init, scaling=scaling, lora_dropout=0.0,
-                             target_modules=["proj"])  # fmt: skip
+    config = goat.GoatConfig(
+        method="goat",
+        r=4,
+        lora_alpha=8,
+        num_experts=2,
+        top_k=1,
+        init=init,
+        scaling=scaling,
+        lora_dropout=0.0,
+        target_modules=["proj"],
+    )
     model = goat.get_goat_model(OneLayer(), config)
     x, c = torch.randn(10, 16), torch.randn(10, 12)
     adapter = next(m for m in model.modules() if isinstance(m, LoraExperts))
@@ -56,8 +65,16 @@ def test_zero_init_under_theory_scaling_overshoots_by_about_sqrt_n_over_d():
     """The prediction claim 4 states: one draw of A gives ‖g̃‖/‖g‖ ≈ √(n/d) (E[AᵀA] = d/(3n) I only on average)."""
     torch.manual_seed(1)
     n, d = 256, 1
-    config = goat.GoatConfig(method="goat", r=8, lora_alpha=16, num_experts=8, top_k=8, init="zero", lora_dropout=0.0,
-                             target_modules=["proj"])  # fmt: skip
+    config = goat.GoatConfig(
+        method="goat",
+        r=8,
+        lora_alpha=16,
+        num_experts=8,
+        top_k=8,
+        init="zero",
+        lora_dropout=0.0,
+        target_modules=["proj"],
+    )
     model = goat.get_goat_model(OneLayer(n, 64), config)
     x, c = torch.randn(400, n), torch.randn(400, 64)
     with mechanism.captured(model) as store:

@@ -13,11 +13,14 @@ from goat.claims.__main__ import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, {"smoke": False, "plan": False}),
-    ({"SMOKE": "1"}, {"smoke": True, "plan": False}),
-    ({"PLAN": "1", "CLAIMS": "1 7"}, {"smoke": False, "plan": True, "claims": [1, 7]}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, {"smoke": False, "plan": False}),
+        ({"SMOKE": "1"}, {"smoke": True, "plan": False}),
+        ({"PLAN": "1", "CLAIMS": "1 7"}, {"smoke": False, "plan": True, "claims": [1, 7]}),
+    ],
+)
 def test_script_calls_the_ledger_with_valid_flags(env, expected, tmp_path):
     record = tmp_path / "argv.txt"
     fake = tmp_path / "python"

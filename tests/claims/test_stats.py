@@ -48,17 +48,20 @@ def interval(low: float, high: float, n: int = 10, sd: float = 1.0) -> stats.Int
     return stats.Interval((low + high) / 2, low, high, n, sd)
 
 
-@pytest.mark.parametrize("low, high, delta, expected", [
-    (0.1, 2.0, 1.3, stats.REPRODUCED),          # above 0
-    (0.1, 0.9, 1.3, stats.REPRODUCED),          # above 0 and below δ: reproduced, smaller than the paper's
-    (-0.5, 1.0, 1.3, stats.CONTRADICTED),       # spans 0 but rules out δ
-    (-2.0, -0.1, 1.3, stats.CONTRADICTED),      # significantly worse
-    (-0.5, 1.5, 1.3, stats.UNRESOLVED),         # spans 0 and δ
-    (-0.5, 0.3, 0.24, stats.UNRESOLVED),        # a tiny δ inside the interval cannot be ruled out
-    (-0.5, 0.2, 0.24, stats.CONTRADICTED),      # ... but one above the whole interval is
-    (-0.5, -0.1, None, stats.CONTRADICTED),     # no δ: below 0 contradicts
-    (-0.5, 0.5, None, stats.UNRESOLVED),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "low, high, delta, expected",
+    [
+        (0.1, 2.0, 1.3, stats.REPRODUCED),  # above 0
+        (0.1, 0.9, 1.3, stats.REPRODUCED),  # above 0 and below δ: reproduced, smaller than the paper's
+        (-0.5, 1.0, 1.3, stats.CONTRADICTED),  # spans 0 but rules out δ
+        (-2.0, -0.1, 1.3, stats.CONTRADICTED),  # significantly worse
+        (-0.5, 1.5, 1.3, stats.UNRESOLVED),  # spans 0 and δ
+        (-0.5, 0.3, 0.24, stats.UNRESOLVED),  # a tiny δ inside the interval cannot be ruled out
+        (-0.5, 0.2, 0.24, stats.CONTRADICTED),  # ... but one above the whole interval is
+        (-0.5, -0.1, None, stats.CONTRADICTED),  # no δ: below 0 contradicts
+        (-0.5, 0.5, None, stats.UNRESOLVED),
+    ],
+)
 def test_verdict_rules(low, high, delta, expected):
     assert stats.verdict(interval(low, high), delta) == expected
 
@@ -66,7 +69,11 @@ def test_verdict_rules(low, high, delta, expected):
 def test_verdict_text_names_what_qualifies_it():
     assert "smaller than the paper's δ = 1.3" in stats.verdict_text(interval(0.1, 0.9), 1.3)
     text = stats.verdict_text(interval(-0.5, 1.5, n=5, sd=1.6), 1.3)
-    assert text.startswith(stats.UNRESOLVED) and "MDE" in text and f"needs ≈{stats.seeds_to_resolve(1.6, 1.3)} seeds" in text
+    assert (
+        text.startswith(stats.UNRESOLVED)
+        and "MDE" in text
+        and f"needs ≈{stats.seeds_to_resolve(1.6, 1.3)} seeds" in text
+    )
 
 
 def test_combine_puts_pending_and_contradicted_first():

@@ -24,9 +24,16 @@ def make_tokenizer():
 def make_model(seed=0):
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, initializer_range=0.3,
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.3,
     )
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # EOS logit fixed at 0 (others ~N(0, 1.7)): outputs are rarely empty

@@ -37,8 +37,7 @@ def test_default_timeout_is_human_evals():
 def test_canonical_solutions_all_pass(problems):
     # The completions repeat the prompt, as a chat model would; clean_completion strips it.
     completions = {
-        task_id: clean_completion(p["prompt"], p["prompt"] + p["canonical_solution"])
-        for task_id, p in problems.items()
+        task_id: clean_completion(p["prompt"], p["prompt"] + p["canonical_solution"]) for task_id, p in problems.items()
     }
     start = time.monotonic()
     report = evaluate_humaneval(completions, **FAST)
@@ -59,13 +58,17 @@ def test_wrong_solutions_score_zero(problems):
 # Mutated canonical solutions: some still pass, some fail an assertion, raise, or return a list
 # where the test wants a tuple; one uses a helper that only the prompt defines (encode_cyclic).
 _MUTATIONS = [
-    ("HumanEval/0", "<", "<="), ("HumanEval/2", "% 1.0", "% 2.0"), ("HumanEval/4", "/ len", "/ max"),
-    ("HumanEval/12", "return None", "return ''"), ("HumanEval/12", "len(s) == maxlen", "len(s) >= maxlen"),
-    ("HumanEval/13", "return a", "return abs(a)"), ("HumanEval/13", "while b:", "while True:"),
-    ("HumanEval/23", "len(string)", "len(string.strip())"), ("HumanEval/33", "l = list(l)", "l = tuple(l)"),
+    ("HumanEval/0", "<", "<="),
+    ("HumanEval/2", "% 1.0", "% 2.0"),
+    ("HumanEval/4", "/ len", "/ max"),
+    ("HumanEval/12", "return None", "return ''"),
+    ("HumanEval/12", "len(s) == maxlen", "len(s) >= maxlen"),
+    ("HumanEval/13", "return a", "return abs(a)"),
+    ("HumanEval/13", "while b:", "while True:"),
+    ("HumanEval/23", "len(string)", "len(string.strip())"),
+    ("HumanEval/33", "l = list(l)", "l = tuple(l)"),
     ("HumanEval/38", "encode_cyclic(encode_cyclic(s))", "encode_cyclic(s)"),
-    ("HumanEval/107", "(even_palindrome_count, odd_palindrome_count)",
-     "[even_palindrome_count, odd_palindrome_count]"),
+    ("HumanEval/107", "(even_palindrome_count, odd_palindrome_count)", "[even_palindrome_count, odd_palindrome_count]"),
 ]
 
 
@@ -114,15 +117,22 @@ def test_sample_runs_as_a_module_in_a_fresh_empty_directory(problems):
             raise RuntimeError("demo blocks must not run")
         """
     )
-    result = run_sample(problem, "\n" + checks.replace("CANDIDATE_ENVIRONMENT", repr(CANDIDATE_ENVIRONMENT))
-                        + problem["prompt"] + problem["canonical_solution"])
+    result = run_sample(
+        problem,
+        "\n"
+        + checks.replace("CANDIDATE_ENVIRONMENT", repr(CANDIDATE_ENVIRONMENT))
+        + problem["prompt"]
+        + problem["canonical_solution"],
+    )
     assert result.passed, result.detail
 
 
 def test_sample_may_use_numpy(problems):
     # numpy's OpenBLAS starts no threads under the sandbox's environment (threads are forbidden).
     problem = problems["HumanEval/4"]
-    completion = "    import numpy as np\n    x = np.asarray(numbers)\n    return float(np.mean(np.abs(x - x.mean())))\n"
+    completion = (
+        "    import numpy as np\n    x = np.asarray(numbers)\n    return float(np.mean(np.abs(x - x.mean())))\n"
+    )
     result = run_sample(problem, completion)
     assert result.passed, result.detail
 
@@ -146,8 +156,10 @@ def test_failure_detail_names_the_exception_and_line_but_never_quotes_the_test(p
 def test_the_candidates_words_after_seeing_a_test_input_stay_out_of_the_detail(problems):
     # A candidate that echoes its arguments (the test's inputs) in its exception and on stderr.
     problem = problems["HumanEval/0"]
-    completion = ("    import sys\n    print('INPUTS', numbers, threshold, file=sys.stderr)\n"
-                  "    raise ValueError(f'INPUTS {numbers} {threshold}')\n")
+    completion = (
+        "    import sys\n    print('INPUTS', numbers, threshold, file=sys.stderr)\n"
+        "    raise ValueError(f'INPUTS {numbers} {threshold}')\n"
+    )
     result = run_sample(problem, completion)
     assert result.detail == "the candidate raised ValueError", result.detail
     renamed = completion.replace("raise ValueError(", "raise type('Leak_' + str(len(numbers)), (Exception,), {})(")
@@ -202,11 +214,15 @@ def test_the_trainers_sandbox_flag_reaches_the_evaluation(problems, monkeypatch,
         return {"pass@1": 0.0, "results": {task_id: {"passed": False} for task_id in completions}}
 
     monkeypatch.setattr(causal, "evaluate_humaneval", evaluate_humaneval_spy)
-    trainer = SimpleNamespace(args=SimpleNamespace(world_size=1, output_dir=str(tmp_path)),
-                              state=SimpleNamespace(epoch=1), is_world_process_zero=lambda: True)
+    trainer = SimpleNamespace(
+        args=SimpleNamespace(world_size=1, output_dir=str(tmp_path)),
+        state=SimpleNamespace(epoch=1),
+        is_world_process_zero=lambda: True,
+    )
     subset = {"HumanEval/0": problems["HumanEval/0"]}
-    evaluate = causal.humaneval_evaluator(subset, lambda trainer, prompts: ["    return False\n"] * len(prompts),
-                                          allow_unconfined=flag)
+    evaluate = causal.humaneval_evaluator(
+        subset, lambda trainer, prompts: ["    return False\n"] * len(prompts), allow_unconfined=flag
+    )
     assert evaluate(trainer) == {"pass@1": 0.0}
     assert seen["allow_unconfined"] is flag
 

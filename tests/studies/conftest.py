@@ -19,8 +19,15 @@ def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=3)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -30,9 +37,22 @@ def tiny_model(tmp_path_factory) -> Path:
 def flags(tiny_model, tmp_path) -> list[str]:
     """Smoke mode on the tiny model: 16 training tweets (one step), 8 held out, 16 tokens."""
     return [
-        "--smoke", "--model_name_or_path", str(tiny_model), "--max_train_samples", "16", "--max_eval_samples", "8", "--max_seq_length", "16",
-        "--results_dir", str(tmp_path / "results"), "--output_dir", str(tmp_path / "outputs"), "--out", str(tmp_path / "study"),
-    ]  # fmt: skip
+        "--smoke",
+        "--model_name_or_path",
+        str(tiny_model),
+        "--max_train_samples",
+        "16",
+        "--max_eval_samples",
+        "8",
+        "--max_seq_length",
+        "16",
+        "--results_dir",
+        str(tmp_path / "results"),
+        "--output_dir",
+        str(tmp_path / "outputs"),
+        "--out",
+        str(tmp_path / "study"),
+    ]
 
 
 def result_rows(tmp_path: Path) -> list[dict]:

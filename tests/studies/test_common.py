@@ -21,7 +21,11 @@ def test_paper_defaults_and_smoke_defaults():
     assert full.out.as_posix() == "results/studies/demo" and full.pick(None, "paper", "smoke") == "paper"
     smoke = _settings("--smoke", "--tasks", "tweet_sentiment", "math:gsm8k")
     assert [str(t) for t in smoke.targets] == ["glue:tweet_sentiment", "math:gsm8k"]
-    assert smoke.base["model_name_or_path"] == "embedded" and smoke.base["max_seq_length"] == 32 and smoke.pick(None, 1, 2) == 2
+    assert (
+        smoke.base["model_name_or_path"] == "embedded"
+        and smoke.base["max_seq_length"] == 32
+        and smoke.pick(None, 1, 2) == 2
+    )
     assert smoke.pick(7, 1, 2) == 7 and smoke.out.name == "demo-smoke"
 
 
@@ -30,7 +34,13 @@ def test_run_settings_precedence_name_and_study_tag():
     run = common.Run("goat-x y", common.Target("glue", "tweet_sentiment"), 3, {"method": "goat", "r": 16})
     config = common.run_config(settings, run)
     data, training = config.data, config.training
-    assert (data.max_seq_length, training.learning_rate, training.bf16, config.adapter.r, training.seed) == (24, 0.002, False, 16, 3)
+    assert (data.max_seq_length, training.learning_rate, training.bf16, config.adapter.r, training.seed) == (
+        24,
+        0.002,
+        False,
+        16,
+        3,
+    )
     assert training.global_batch_size == 16  # from configs/glue.yaml tasks: tweet_sentiment
     assert training.run_name == "demo-goat-x_y-tweet_sentiment-s3" and training.study == "demo" and training.smoke
 

@@ -26,8 +26,10 @@ def test_ablation_table5(flags, tmp_path, rows_of):
     hparams = {r["run_name"]: r["hparams"] for r in rows_of()}
     assert {h["study"] for h in hparams.values()} == {"ablation"}
     assert {(h["method"], h["init"], h["scaling"], h["segment"]) for h in hparams.values()} == {
-        ("goat", "zero", "theory", None), ("goat", "zero", "alpha", None), ("pissa", "spread", "alpha", "spread"),
-    }  # fmt: skip
+        ("goat", "zero", "theory", None),
+        ("goat", "zero", "alpha", None),
+        ("pissa", "spread", "alpha", "spread"),
+    }
 
 
 def test_lr_sweep_table6(flags, tmp_path):
@@ -52,7 +54,9 @@ def test_scaling_rank_figure2_gradient_grows_with_s(flags, tmp_path):
     first = {r["config"]: float(r["equivalent_grad_norm"]) for r in steps if r["step"] == "1"}
     # Same equivalent weight and batch at step 1, so g̃ = s (U Uᵀ g + g V Vᵀ) scales exactly with s (eq. 8).
     assert first["r=8,s=16"] / first["r=8,s=2"] == pytest.approx(8.0, rel=1e-3)
-    assert all(math.isfinite(float(r["task_loss"])) for r in steps) and len(steps) == 2  # 16 tweets = one step of batch 16
+    assert (
+        all(math.isfinite(float(r["task_loss"])) for r in steps) and len(steps) == 2
+    )  # 16 tweets = one step of batch 16
     assert (tmp_path / "study" / "figure2.png").exists()
 
 
@@ -60,7 +64,9 @@ def test_loss_curves_figure4(flags, tmp_path):
     assert loss_curves.main([*flags, "--methods", "goat"]) == 0
     steps = read_csv(tmp_path / "study" / "figure4_steps.csv")
     assert [r["method"] for r in steps] == ["goat"]  # one step: 16 tweets, batch 16
-    assert all(float(r["loss"]) >= float(r["task_loss"]) - 1e-6 for r in steps)  # the balance loss is left out of the curve
+    assert all(
+        float(r["loss"]) >= float(r["task_loss"]) - 1e-6 for r in steps
+    )  # the balance loss is left out of the curve
     assert (tmp_path / "study" / "figure4.png").exists()
 
 
@@ -90,5 +96,9 @@ def test_routing_figure7_with_and_without_balance_loss(flags, tmp_path):
                 per_layer[r["layer"]] = per_layer.get(r["layer"], 0.0) + float(r["fraction"])
         assert len(per_layer) == 12 and all(total == pytest.approx(1.0, abs=1e-4) for total in per_layer.values())
     summary = read_csv(tmp_path / "study" / "figure7.csv")
-    assert len(summary) == 2 and all(sum(float(r[f"e{j}"]) for j in range(1, 9)) == pytest.approx(1.0, abs=1e-3) for r in summary)
-    assert (tmp_path / "study" / "figure7.png").exists() and (tmp_path / "study" / "figure7_layers_tweet_sentiment.png").exists()
+    assert len(summary) == 2 and all(
+        sum(float(r[f"e{j}"]) for j in range(1, 9)) == pytest.approx(1.0, abs=1e-3) for r in summary
+    )
+    assert (tmp_path / "study" / "figure7.png").exists() and (
+        tmp_path / "study" / "figure7_layers_tweet_sentiment.png"
+    ).exists()

@@ -21,17 +21,34 @@ def test_printed_averages_match_the_typed_cells(table):
 
 def test_every_family_has_a_table_and_aliases_resolve():
     assert paper_results.published_for("glue").table == "Table 4"
-    assert paper_results.canonical_task("SIQA") == "social_i_qa" and paper_results.canonical_task("metamathqa") == "gsm8k"
+    assert (
+        paper_results.canonical_task("SIQA") == "social_i_qa" and paper_results.canonical_task("metamathqa") == "gsm8k"
+    )
     with pytest.raises(ValueError, match="no published table"):
         paper_results.published_for("nope")
 
 
 def _append(root, task, method, value, seed=0, study=None, metrics=None, family="glue"):
-    append_result(root, ResultRow(
-        family=family, task=task, method=method, model_name_or_path="m", seed=seed, epoch=1.0, metric="accuracy", value=value,
-        params_pct=1.0, trainable_params=1, run_name=f"{method}-{task}-{seed}", run_id=f"{method}-{task}-{seed}-{study}",
-        time="t", metrics=metrics or {}, hparams={"study": study},
-    ))  # fmt: skip
+    append_result(
+        root,
+        ResultRow(
+            family=family,
+            task=task,
+            method=method,
+            model_name_or_path="m",
+            seed=seed,
+            epoch=1.0,
+            metric="accuracy",
+            value=value,
+            params_pct=1.0,
+            trainable_params=1,
+            run_name=f"{method}-{task}-{seed}",
+            run_id=f"{method}-{task}-{seed}-{study}",
+            time="t",
+            metrics=metrics or {},
+            hparams={"study": study},
+        ),
+    )
 
 
 def test_compare_paper_lays_measured_beside_published(tmp_path, capsys):
@@ -63,7 +80,9 @@ def test_compare_paper_metrics_columns_and_errors(tmp_path, capsys):
     _append(tmp_path, "mtbench", "goat", float("nan"), family="chat", metrics={"mtbench_pending": float("nan")})
     assert main(["--results-dir", str(tmp_path), "--family", "commonsense", "--compare-paper"]) == 0
     assert "| goat (GOAT) | 70.00 / 73.60 (-3.60) | 80.00 / 80.50 (-0.50) | – / 82.73 |" in capsys.readouterr().out
-    assert main(["--results-dir", str(tmp_path), "--family", "chat", "--compare-paper"]) == 2  # not judged yet: nothing to compare
+    assert (
+        main(["--results-dir", str(tmp_path), "--family", "chat", "--compare-paper"]) == 2
+    )  # not judged yet: nothing to compare
     _append(tmp_path, "tweet_sentiment", "goat", 0.6)
     assert main(["--results-dir", str(tmp_path), "--compare-paper"]) == 2
     assert "has a (finite) value in a column of paper Table 4" in capsys.readouterr().err

@@ -14,9 +14,15 @@ from goat.train.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = {
-    "ablation.sh": "ablation", "lr_sweep.sh": "lr_sweep", "segments.sh": "segments", "scaling_rank.sh": "scaling_rank",
-    "loss_curves.sh": "loss_curves", "rank_sweep.sh": "rank_sweep", "experts_sweep.sh": "experts_sweep", "routing.sh": "routing",
-}  # fmt: skip
+    "ablation.sh": "ablation",
+    "lr_sweep.sh": "lr_sweep",
+    "segments.sh": "segments",
+    "scaling_rank.sh": "scaling_rank",
+    "loss_curves.sh": "loss_curves",
+    "rank_sweep.sh": "rank_sweep",
+    "experts_sweep.sh": "experts_sweep",
+    "routing.sh": "routing",
+}
 
 
 def _call(script: str, smoke: str, tmp_path: Path) -> list[str]:
@@ -40,8 +46,12 @@ def test_script_calls_its_study_with_valid_flags(script, tmp_path):
         settings = common.resolve(ns, SCRIPTS[script], family="vision", tasks=["cars"])
         assert ns.smoke == (smoke == "1")
         if smoke == "1":
-            assert [str(t) for t in settings.targets] == ["glue:tweet_sentiment"] and settings.base["model_name_or_path"] == "embedded"
+            assert [str(t) for t in settings.targets] == ["glue:tweet_sentiment"] and settings.base[
+                "model_name_or_path"
+            ] == "embedded"
         else:
-            assert settings.targets and "model_name_or_path" not in settings.base  # the family YAML's (a GPU-sized paper model)
+            assert (
+                settings.targets and "model_name_or_path" not in settings.base
+            )  # the family YAML's (a GPU-sized paper model)
             for target in settings.targets:  # every paper task exists in its configs/<family>.yaml
                 assert resolve(target.family, ["--task", target.task]).data.model_name_or_path != "embedded"

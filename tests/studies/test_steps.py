@@ -42,7 +42,9 @@ def test_equivalent_gradient_matches_lemma_2_2(scaling):
 
 def test_gram_norm_equals_dense_norm():
     X, Y = torch.randn(9, 4), torch.randn(4, 11)
-    assert low_rank_product_norm_sq(X, Y).item() == pytest.approx((X.double() @ Y.double()).norm().item() ** 2, rel=1e-9)
+    assert low_rank_product_norm_sq(X, Y).item() == pytest.approx(
+        (X.double() @ Y.double()).norm().item() ** 2, rel=1e-9
+    )
 
 
 def test_moe_experts_are_read_per_expert_and_hydralora_is_refused():
@@ -54,6 +56,8 @@ def test_moe_experts_are_read_per_expert_and_hydralora_is_refused():
         got_A, got_B = expert.values()
         torch.testing.assert_close(got_A, A.detach())
         torch.testing.assert_close(got_B, B.detach())
-    hydra = goat.get_goat_model(OneLinear(), goat.GoatConfig(method="hydralora", r=4, num_experts=2, top_k=1, target_modules=["fc"]))
+    hydra = goat.get_goat_model(
+        OneLinear(), goat.GoatConfig(method="hydralora", r=4, num_experts=2, top_k=1, target_modules=["fc"])
+    )
     with pytest.raises(ValueError, match="hydralora"):
         expert_factors(hydra)

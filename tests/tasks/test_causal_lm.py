@@ -141,11 +141,19 @@ def _write_jsonl(path, rows):
 
 
 def test_training_subset_is_seeded_filtered_and_masked(tmp_path, tokenizer):
-    rows = [{"query": f"what is 2 + {i} ?", "response": "the answer is " + "5 " * (i % 7),
-             "type": "GSM_Rephrased" if i % 4 else "MATH_AnsAug"} for i in range(60)]
+    rows = [
+        {
+            "query": f"what is 2 + {i} ?",
+            "response": "the answer is " + "5 " * (i % 7),
+            "type": "GSM_Rephrased" if i % 4 else "MATH_AnsAug",
+        }
+        for i in range(60)
+    ]
     path = _write_jsonl(tmp_path / "metamath.jsonl", rows)
     spec = get_spec("metamathqa")
-    first = load_training_subset(spec, n=20, max_length=64, seed=1, tokenizer=tokenizer, data_files=str(path), chunk_size=16)
+    first = load_training_subset(
+        spec, n=20, max_length=64, seed=1, tokenizer=tokenizer, data_files=str(path), chunk_size=16
+    )
     again = load_training_subset("metamathqa", n=20, max_length=64, seed=1, tokenizer=tokenizer, data_files=str(path))
     other = load_training_subset(spec, n=20, max_length=64, seed=2, tokenizer=tokenizer, data_files=str(path))
     assert len(first) == 20
@@ -203,8 +211,14 @@ def test_missing_hub_dataset_gives_one_clear_error(monkeypatch, tokenizer):
 
 def test_missing_local_file_names_the_dataset(tmp_path, tokenizer):
     with pytest.raises(DataUnavailableError, match="Commonsense170K.*not found"):
-        load_training_subset("commonsense170k", n=None, max_length=64, seed=0, tokenizer=tokenizer,
-                             data_files=str(tmp_path / "commonsense_170k.json"))
+        load_training_subset(
+            "commonsense170k",
+            n=None,
+            max_length=64,
+            seed=0,
+            tokenizer=tokenizer,
+            data_files=str(tmp_path / "commonsense_170k.json"),
+        )
 
 
 def test_unknown_spec_name():
@@ -216,7 +230,14 @@ def test_unknown_spec_name():
 
 
 def test_commonsense_test_set_from_llm_adapters_layout(tmp_path):
-    records = [{"instruction": "is it ? Answer format: true/false", "input": "", "output": "the correct answer is true", "answer": "true"}]
+    records = [
+        {
+            "instruction": "is it ? Answer format: true/false",
+            "input": "",
+            "output": "the correct answer is true",
+            "answer": "true",
+        }
+    ]
     folder = tmp_path / "dataset" / "ARC-Challenge"
     folder.mkdir(parents=True)
     (folder / "test.json").write_text(json.dumps(records), encoding="utf-8")
@@ -234,5 +255,5 @@ def test_gsm8k_test_from_local_file(tmp_path):
 
 
 def test_humaneval_prompt_embeds_problem():
-    prompt = causal_lm.humaneval_prompt("def f(x):\n    \"\"\"Return x.\"\"\"\n")
+    prompt = causal_lm.humaneval_prompt('def f(x):\n    """Return x."""\n')
     assert "```python\ndef f(x):" in prompt and prompt.endswith("### Response:\n")

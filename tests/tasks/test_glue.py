@@ -11,7 +11,15 @@ from transformers import AutoTokenizer
 
 from goat.tasks.embedded import embedded_model_path
 from goat.tasks.errors import DataUnavailableError
-from goat.tasks.glue import GLUE_TASKS, encode_glue, get_glue_task, glue_metrics, load_glue, matthews_corrcoef, mnli_overall
+from goat.tasks.glue import (
+    GLUE_TASKS,
+    encode_glue,
+    get_glue_task,
+    glue_metrics,
+    load_glue,
+    matthews_corrcoef,
+    mnli_overall,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -85,7 +93,9 @@ def test_local_folder_loading_and_its_errors(tmp_path):
     folder = tmp_path / "rte"
     folder.mkdir()
     for split in ("train", "validation"):
-        Dataset.from_dict({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [0, 1]}).to_json(folder / f"{split}.jsonl")
+        Dataset.from_dict({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [0, 1]}).to_json(
+            folder / f"{split}.jsonl"
+        )
     raw = load_glue(GLUE_TASKS["rte"], data_dir=str(tmp_path))
     assert raw["validation"]["label"] == [0, 1]
     with pytest.raises(DataUnavailableError, match="no validation_matched"):

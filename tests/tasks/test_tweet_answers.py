@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
+from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
 from goat.tasks import embedded
 from goat.tasks.causal_lm import IGNORE_INDEX, format_prompt
 from goat.tasks.sentiment import LABELS, load_tweet_sentiment
-from goat.eval.sentiment import extract_sentiment, sentiment_accuracy
 from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_instruction, tweet_train_records
 
 
@@ -33,11 +33,15 @@ def test_converted_weights_equal_the_gguf_packages_dequantisation(converted):
     (q and k are stored permuted for llama.cpp's rotary layout, so v, down and the embedding are compared.)"""
     reader = {t.name: t for t in gguf.GGUFReader(str(embedded.embedded_gguf_file())).tensors}
     with safe_open(str(converted / "model.safetensors"), "pt") as weights:
-        for gguf_name, name in (("token_embd.weight", "model.embed_tokens.weight"),
-                                ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
-                                ("blk.29.attn_v.weight", "model.layers.29.self_attn.v_proj.weight")):  # fmt: skip
+        for gguf_name, name in (
+            ("token_embd.weight", "model.embed_tokens.weight"),
+            ("blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"),
+            ("blk.29.attn_v.weight", "model.layers.29.self_attn.v_proj.weight"),
+        ):
             tensor = reader[gguf_name]
-            np.testing.assert_array_equal(gguf.quants.dequantize(tensor.data, tensor.tensor_type), weights.get_tensor(name).numpy())
+            np.testing.assert_array_equal(
+                gguf.quants.dequantize(tensor.data, tensor.tensor_type), weights.get_tensor(name).numpy()
+            )
     config = (converted / "config.json").read_text()
     assert '"num_hidden_layers": 30' in config and "quantization_config" not in config
 
@@ -96,5 +100,7 @@ def test_training_loss_is_on_the_answer_only(tokenizer):
     for record, example in zip(records, encoded):
         answer = [t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE_INDEX]
         assert tokenizer.decode(answer) == record.response + tokenizer.eos_token
-        assert example["labels"][: len(example["labels"]) - len(answer)] == [IGNORE_INDEX] * (len(example["labels"]) - len(answer))
+        assert example["labels"][: len(example["labels"]) - len(answer)] == [IGNORE_INDEX] * (
+            len(example["labels"]) - len(answer)
+        )
     assert len(encode_training(tokenizer, records, max_length=20)) == 0  # over-long examples are dropped, not cut

@@ -291,7 +291,9 @@ def test_hf_clip_classifier_loads_vision_weights_from_clip_checkpoint(tmp_path) 
 
     torch.manual_seed(0)
     text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4)
-    clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vm.smoke_clip_vision_config().to_dict(), projection_dim=32))
+    clip = CLIPModel(
+        CLIPConfig(text_config=text, vision_config=vm.smoke_clip_vision_config().to_dict(), projection_dim=32)
+    )
     clip.save_pretrained(tmp_path)
     model = vm.build_hf_clip_classifier(str(tmp_path), num_classes=3, class_names=["a", "b", "c"])
     src = dict(clip.vision_model.named_parameters())
@@ -356,7 +358,10 @@ def test_goat_adapted_clip_equals_unadapted_at_init_with_zeroed_router(backbone:
     if backbone == "hf":
         model = vm.build_hf_clip_classifier(vm.smoke_clip_vision_config(), num_classes=3).eval()
         unadapted = copy.deepcopy(model)
-        plain_attn, attn = unadapted.vision_model.encoder.layers[0].self_attn, model.vision_model.encoder.layers[0].self_attn
+        plain_attn, attn = (
+            unadapted.vision_model.encoder.layers[0].self_attn,
+            model.vision_model.encoder.layers[0].self_attn,
+        )
     else:
         clip = vm.smoke_open_clip()
         packed = copy.deepcopy(clip.visual)  # nn.MultiheadAttention, q/k/v packed in in_proj_weight
@@ -368,8 +373,15 @@ def test_goat_adapted_clip_equals_unadapted_at_init_with_zeroed_router(backbone:
     h = torch.randn(2, 17, 64)  # 16 patches + CLS, width 64
     with torch.no_grad():
         expected_attn = plain_attn(h, h, h)[0] if backbone == "open_clip" else plain_attn(h)[0]
-    config = goat.GoatConfig(method="goat", r=8, num_experts=8, top_k=8, lora_dropout=0.0,
-                             target_modules=list(vm.TARGET_SUFFIXES[backbone]), modules_to_save=["classifier"])  # fmt: skip
+    config = goat.GoatConfig(
+        method="goat",
+        r=8,
+        num_experts=8,
+        top_k=8,
+        lora_dropout=0.0,
+        target_modules=list(vm.TARGET_SUFFIXES[backbone]),
+        modules_to_save=["classifier"],
+    )
     adapted = goat.get_goat_model(model, config).eval()
     assert all(isinstance(getattr(attn, name), LoraMoELinear) for name in ("q_proj", "k_proj", "v_proj", "out_proj"))
     assert not torch.allclose(attn.q_proj.lora_B, attn.k_proj.lora_B)  # each has its own SVD experts

@@ -33,21 +33,37 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def write_data(folder: Path) -> dict[str, Path]:
     """Every local file the four pipelines read, in the upstream formats."""
     metamath = [
-        {"query": f"What is {a} plus {b}?", "response": f"{a} plus {b} is {a + b}.\nThe answer is: {a + b}", "type": "GSM_AnsAug"}
+        {
+            "query": f"What is {a} plus {b}?",
+            "response": f"{a} plus {b} is {a + b}.\nThe answer is: {a + b}",
+            "type": "GSM_AnsAug",
+        }
         for a, b in PAIRS
     ] + [{"query": "Solve x + 1 = 2.", "response": "x = 1", "type": "MATH_AnsAug"}]  # not GSM: dropped
-    gsm8k = [{"question": f"Tom has {a} apples and gets {b} more. How many?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in PAIRS[:3]]
+    gsm8k = [
+        {"question": f"Tom has {a} apples and gets {b} more. How many?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+        for a, b in PAIRS[:3]
+    ]
     code = [
-        {"query": f"Write a function that adds {a} to a number.", "answer": f"Sure:\n```python\ndef add(x):\n    return x + {a}\n```\nThis adds {a}."}
+        {
+            "query": f"Write a function that adds {a} to a number.",
+            "answer": f"Sure:\n```python\ndef add(x):\n    return x + {a}\n```\nThis adds {a}.",
+        }
         for a, _ in PAIRS
     ]
     wizard = [{"instruction": f"Say hello {a} times.", "output": " ".join(["hello"] * a)} for a, _ in PAIRS]
     wizard.append({"instruction": "Do something bad.", "output": "Sorry, as an AI I cannot."})  # refusal: dropped
     questions = [
-        {"question_id": 81 + i, "category": "writing", "turns": [f"Write a poem about {a}.", "Now shorten it."]} for i, (a, _) in enumerate(PAIRS[:3])
+        {"question_id": 81 + i, "category": "writing", "turns": [f"Write a poem about {a}.", "Now shorten it."]}
+        for i, (a, _) in enumerate(PAIRS[:3])
     ]
     commonsense = [
-        {"instruction": f"Is {a} larger than {b}? Answer format: true/false", "input": "", "output": f"the correct answer is {str(a > b).lower()}", "answer": str(a > b).lower()}
+        {
+            "instruction": f"Is {a} larger than {b}? Answer format: true/false",
+            "input": "",
+            "output": f"the correct answer is {str(a > b).lower()}",
+            "answer": str(a > b).lower(),
+        }
         for a, b in PAIRS
     ]
     files = {
@@ -60,7 +76,10 @@ def write_data(folder: Path) -> dict[str, Path]:
         "commonsense_eval": folder / "dataset",
     }
     for name, labels in SETS.items():
-        rows = [{"instruction": f"Question {i}? Answer format: {'/'.join(labels)}", "input": "", "answer": labels[i % 2]} for i in range(3)]
+        rows = [
+            {"instruction": f"Question {i}? Answer format: {'/'.join(labels)}", "input": "", "answer": labels[i % 2]}
+            for i in range(3)
+        ]
         _write_json(folder / "dataset" / name / "test.json", rows)
     return files
 
@@ -68,7 +87,7 @@ def write_data(folder: Path) -> dict[str, Path]:
 def _corpus(files: dict[str, Path]) -> list[str]:
     texts = [PROMPT_NO_INPUT, PROMPT_WITH_INPUT, "def check(candidate):\n    assert candidate(1) == 2\n```python"]
     for path in files.values():
-        for found in ([path] if path.is_file() else sorted(path.rglob("*.json"))):
+        for found in [path] if path.is_file() else sorted(path.rglob("*.json")):
             texts.append(found.read_text())
     return texts
 
@@ -78,16 +97,24 @@ def write_tiny_llama(folder: Path, files: dict[str, Path]) -> Path:
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     backend.train_from_iterator(_corpus(files), trainer)
     backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -47,11 +47,37 @@ def model_dir(tmp_path_factory, files):
 def _argv(family, model_dir, tmp_path, *extra):
     """Two optimiser steps (8 examples, batch 4, one epoch), 3 evaluation examples, 8 new tokens."""
     return [
-        family, "--model_name_or_path", str(model_dir), "--num_train_epochs", "1", "--max_train_samples", "8",
-        "--global_batch_size", "4", "--per_device_train_batch_size", "4", "--warmup_steps", "0", "--learning_rate", "1e-2",
-        "--max_new_tokens", "8", "--per_device_eval_batch_size", "2", "--max_eval_samples", "3", "--bf16", "false",
-        "--report_to", "none", "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), *extra,
-    ]  # fmt: skip
+        family,
+        "--model_name_or_path",
+        str(model_dir),
+        "--num_train_epochs",
+        "1",
+        "--max_train_samples",
+        "8",
+        "--global_batch_size",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--warmup_steps",
+        "0",
+        "--learning_rate",
+        "1e-2",
+        "--max_new_tokens",
+        "8",
+        "--per_device_eval_batch_size",
+        "2",
+        "--max_eval_samples",
+        "3",
+        "--bf16",
+        "false",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--results_dir",
+        str(tmp_path / "res"),
+        *extra,
+    ]
 
 
 def _config(argv):
@@ -64,8 +90,18 @@ def _run_folder(tmp_path, family, row):
 
 
 def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_path):
-    argv = _argv("math", model_dir, tmp_path, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"]),
-                 "--gradient_checkpointing", "--num_experts", "4")  # fmt: skip
+    argv = _argv(
+        "math",
+        model_dir,
+        tmp_path,
+        "--train_file",
+        str(files["metamath"]),
+        "--eval_data",
+        str(files["gsm8k"]),
+        "--gradient_checkpointing",
+        "--num_experts",
+        "4",
+    )
     prepared = prepare(_config(argv))
     model = prepared.trainer.model
     assert len(model.adapted_names) == 2 * len(LLAMA_TARGETS)  # q, k, v, up, down of both blocks (App. F.1)
@@ -80,7 +116,9 @@ def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_
     assert row["task"] == "gsm8k" and row["metric"] == "exact_match" and 0.0 <= row["value"] <= 1.0
     assert summary["best"]["exact_match"] == row["value"]
     run = _run_folder(tmp_path, "math", row)
-    generations = [json.loads(line) for line in (run / "generations" / "epoch1" / "gsm8k.jsonl").read_text().splitlines()]
+    generations = [
+        json.loads(line) for line in (run / "generations" / "epoch1" / "gsm8k.jsonl").read_text().splitlines()
+    ]
     assert [g["reference"] for g in generations] == ["5", "5", "12"]
     assert all(isinstance(g["generation"], str) for g in generations)
 
@@ -91,7 +129,9 @@ def test_math_trains_two_steps_with_goat_and_scores_gsm8k(model_dir, files, tmp_
 
 
 def test_prompt_tokens_carry_no_loss(model_dir, files):
-    config = _config(_argv("math", model_dir, model_dir, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"])))
+    config = _config(
+        _argv("math", model_dir, model_dir, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"]))
+    )
     bundle = build_causal_lm(config)
     batch = bundle.data_collator([bundle.train_dataset[i] for i in range(4)])
     assert (batch["labels"] == IGNORE_INDEX).any(dim=1).all() and (batch["labels"] != IGNORE_INDEX).any(dim=1).all()
@@ -106,10 +146,29 @@ def test_prompt_tokens_carry_no_loss(model_dir, files):
 
 
 def test_code_scores_humaneval_in_the_sandbox(model_dir, files, tmp_path):
-    assert main(_argv("code", model_dir, tmp_path, "--train_file", str(files["code"]), "--method", "lora", "--max_eval_samples", "2")) == 0
+    assert (
+        main(
+            _argv(
+                "code",
+                model_dir,
+                tmp_path,
+                "--train_file",
+                str(files["code"]),
+                "--method",
+                "lora",
+                "--max_eval_samples",
+                "2",
+            )
+        )
+        == 0
+    )
     (row,) = read_results(tmp_path / "res", "code")
     assert row["task"] == "humaneval" and row["metric"] == "pass@1" and 0.0 <= row["value"] <= 1.0
-    samples = (_run_folder(tmp_path, "code", row) / "generations" / "epoch1" / "humaneval_samples.jsonl").read_text().splitlines()
+    samples = (
+        (_run_folder(tmp_path, "code", row) / "generations" / "epoch1" / "humaneval_samples.jsonl")
+        .read_text()
+        .splitlines()
+    )
     records = [json.loads(line) for line in samples]
     assert [r["task_id"] for r in records] == ["HumanEval/0", "HumanEval/1"]
     assert all(r["status"] in ("passed", "failed", "timeout") and "completion" in r for r in records)
@@ -117,7 +176,17 @@ def test_code_scores_humaneval_in_the_sandbox(model_dir, files, tmp_path):
 
 
 def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_dir, files, tmp_path):
-    argv = _argv("chat", model_dir, tmp_path, "--train_file", str(files["wizard"]), "--eval_data", str(files["mtbench"]), "--num_train_epochs", "2")
+    argv = _argv(
+        "chat",
+        model_dir,
+        tmp_path,
+        "--train_file",
+        str(files["wizard"]),
+        "--eval_data",
+        str(files["mtbench"]),
+        "--num_train_epochs",
+        "2",
+    )
     assert main(argv) == 0
     rows = read_results(tmp_path / "res", "chat")
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
@@ -134,8 +203,20 @@ def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_di
 
 
 def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_path):
-    argv = _argv("commonsense", model_dir, tmp_path, "--train_file", str(files["commonsense"]),
-                 "--eval_data", str(files["commonsense_eval"]), "--eval_sets", "boolq", "piqa", "--method", "molora")  # fmt: skip
+    argv = _argv(
+        "commonsense",
+        model_dir,
+        tmp_path,
+        "--train_file",
+        str(files["commonsense"]),
+        "--eval_data",
+        str(files["commonsense_eval"]),
+        "--eval_sets",
+        "boolq",
+        "piqa",
+        "--method",
+        "molora",
+    )
     assert main(argv) == 0
     (row,) = read_results(tmp_path / "res", "commonsense")
     metrics = row["metrics"]
@@ -163,7 +244,14 @@ def test_setup_mistakes_are_one_line_errors(model_dir, tmp_path, capsys, family,
 def test_defaults_follow_tables_9_and_12():
     def table(config):
         training, adapter = config.training, config.adapter
-        return (training.global_batch_size, adapter.r, adapter.lora_alpha, training.learning_rate, training.num_train_epochs, training.warmup_steps)
+        return (
+            training.global_batch_size,
+            adapter.r,
+            adapter.lora_alpha,
+            training.learning_rate,
+            training.num_train_epochs,
+            training.warmup_steps,
+        )
 
     for family in ("math", "code", "chat"):
         assert table(resolve(family)) == (32, 8, 16, 2e-5, 5, 100)
@@ -200,8 +288,19 @@ def test_loading_refuses_a_registered_zero3_config(model_dir):
 
 def test_math_on_a_4bit_base_through_the_cli(model_dir, files, tmp_path):
     """--quantization 4bit (QLoRA's NF4 + double quantization; bitsandbytes runs it on CPU): goat trains on it."""
-    argv = _argv("math", model_dir, tmp_path, "--train_file", str(files["metamath"]), "--eval_data", str(files["gsm8k"]),
-                 "--quantization", "4bit", "--num_experts", "4")  # fmt: skip
+    argv = _argv(
+        "math",
+        model_dir,
+        tmp_path,
+        "--train_file",
+        str(files["metamath"]),
+        "--eval_data",
+        str(files["gsm8k"]),
+        "--quantization",
+        "4bit",
+        "--num_experts",
+        "4",
+    )
     prepared = prepare(_config(argv))
     model = prepared.trainer.model
     bases = [layer.base_layer for layer in model.adapted_layers().values()]

@@ -27,8 +27,18 @@ def test_zero3_partitions_adapters_built_on_full_weights(tmp_path):
     config["zero_optimization"].update(stage3_param_persistence_threshold=0, stage3_model_persistence_threshold=0)
     ds_config = tmp_path / "zero3.json"
     ds_config.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(SCRIPT),
-               str(tmp_path), str(model_dir), str(files["code"]), str(ds_config)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(SCRIPT),
+        str(tmp_path),
+        str(model_dir),
+        str(files["code"]),
+        str(ds_config),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,4 +55,6 @@ def test_zero3_partitions_adapters_built_on_full_weights(tmp_path):
     saved = load_file(str(Path(report["run"]) / "adapter" / "adapter_model.safetensors"))
     expected = load_file(str(tmp_path / "expected_adapter.safetensors"))
     assert saved.keys() == expected.keys()
-    assert all(torch.equal(saved[key], expected[key]) for key in expected), "saved adapter differs from the gathered one"
+    assert all(torch.equal(saved[key], expected[key]) for key in expected), (
+        "saved adapter differs from the gathered one"
+    )

@@ -13,15 +13,40 @@ from goat.train.console import LAYER_LOAD_TAG
 
 
 def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
-    return main([
-        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data_dir", str(rte_dir), "--num_experts", "4",
-        "--num_train_epochs", "1", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--logging_steps", "1",
-        "--warmup_steps", "0", "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), *extra,
-    ])  # fmt: skip
+    return main(
+        [
+            "glue",
+            "--task",
+            "rte",
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--data_dir",
+            str(rte_dir),
+            "--num_experts",
+            "4",
+            "--num_train_epochs",
+            "1",
+            "--global_batch_size",
+            "8",
+            "--per_device_train_batch_size",
+            "8",
+            "--logging_steps",
+            "1",
+            "--warmup_steps",
+            "0",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--results_dir",
+            str(tmp_path / "res"),
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("disable_tqdm", ["false", "true"])
-def test_console_shows_short_lines_and_loggers_get_layer_histograms(tiny_model_dir, rte_dir, tmp_path, capfd, disable_tqdm):
+def test_console_shows_short_lines_and_loggers_get_layer_histograms(
+    tiny_model_dir, rte_dir, tmp_path, capfd, disable_tqdm
+):
     # disable_tqdm is explicit: transformers' default follows the logging level, which other tests may change.
     assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "tensorboard", "--disable_tqdm", disable_tqdm) == 0
     out, err = capfd.readouterr()
@@ -54,9 +79,33 @@ def test_the_cli_reuses_cached_svds(tiny_model_dir, rte_dir, tmp_path, monkeypat
         raise AssertionError("the second run must take every SVD from the cache")
 
     monkeypatch.setattr(torch.linalg, "svd", no_svd)
-    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "none", "--svd_cache_dir", str(cache), "--overwrite_output_dir") == 0
+    assert (
+        _cli(
+            tiny_model_dir,
+            rte_dir,
+            tmp_path,
+            "--report_to",
+            "none",
+            "--svd_cache_dir",
+            str(cache),
+            "--overwrite_output_dir",
+        )
+        == 0
+    )
     monkeypatch.undo()
     # --no_svd_cache computes them again (and writes nothing)
-    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--report_to", "none", "--no_svd_cache", "--svd_cache_dir", str(tmp_path / "none"),
-                "--overwrite_output_dir") == 0  # fmt: skip
+    assert (
+        _cli(
+            tiny_model_dir,
+            rte_dir,
+            tmp_path,
+            "--report_to",
+            "none",
+            "--no_svd_cache",
+            "--svd_cache_dir",
+            str(tmp_path / "none"),
+            "--overwrite_output_dir",
+        )
+        == 0
+    )
     assert not (tmp_path / "none").exists()

@@ -30,13 +30,20 @@ ZERO3 = ZERO2.with_name("zero3.json")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _run(tmp_path: Path, name: str, per_device: int, processes: int, deepspeed: Path | None = None, ga: int = 1) -> dict:
+def _run(
+    tmp_path: Path, name: str, per_device: int, processes: int, deepspeed: Path | None = None, ga: int = 1
+) -> dict:
     out = tmp_path / f"{name}.json"
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--standalone"] if processes > 1 else [sys.executable]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--standalone"]
+        if processes > 1
+        else [sys.executable]
+    )
     cmd = [*launcher, str(SCRIPT), str(out), str(per_device), str(ga)] + ([str(deepspeed)] if deepspeed else [])
     # Own process group: on a timeout, torchrun's workers are killed too instead of lingering.
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, start_new_session=True
+    )
     try:
         _, stderr = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
@@ -52,7 +59,9 @@ def single_process_logs(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("deepspeed", "per_device", "ga"), [(None, 2, 1), (ZERO2, 2, 1), (None, 1, 2)], ids=["ddp", "deepspeed-zero2", "ddp-ga2"]
+    ("deepspeed", "per_device", "ga"),
+    [(None, 2, 1), (ZERO2, 2, 1), (None, 1, 2)],
+    ids=["ddp", "deepspeed-zero2", "ddp-ga2"],
 )
 def test_two_processes_match_one(tmp_path, single_process_logs, deepspeed, per_device, ga):
     logs = _run(tmp_path, "dist", per_device=per_device, processes=2, deepspeed=deepspeed, ga=ga)
@@ -64,14 +73,48 @@ def test_two_processes_match_one(tmp_path, single_process_logs, deepspeed, per_d
 
 def _cli(model_dir: Path, data_dir: Path, root: Path, deepspeed: Path | None, *extra: str) -> subprocess.Popen:
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone", "-m", "goat.train",
-        "glue", "--task", "rte", "--model_name_or_path", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
-        "--num_experts", "4", "--num_train_epochs", "2", "--global_batch_size", "8", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "12",
-        "--warmup-steps", "1", "--learning_rate", "2e-3", "--report-to", "none", "--output-dir", str(root / "out"),
-        "--results-dir", str(root / "res"), *(["--deepspeed", str(deepspeed)] if deepspeed else []), *extra,
-    ]  # fmt: skip
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        "--standalone",
+        "-m",
+        "goat.train",
+        "glue",
+        "--task",
+        "rte",
+        "--model_name_or_path",
+        str(model_dir),
+        "--data-dir",
+        str(data_dir),
+        "--method",
+        "goat",
+        "--num_experts",
+        "4",
+        "--num_train_epochs",
+        "2",
+        "--global_batch_size",
+        "8",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "12",
+        "--warmup-steps",
+        "1",
+        "--learning_rate",
+        "2e-3",
+        "--report-to",
+        "none",
+        "--output-dir",
+        str(root / "out"),
+        "--results-dir",
+        str(root / "res"),
+        *(["--deepspeed", str(deepspeed)] if deepspeed else []),
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True
+    )
 
 
 def _descendants(pid: int) -> list[int]:

@@ -28,7 +28,10 @@ def _fails(argv: list[str], capsys) -> str:
         (["--learning-rate", "fast"], "error: --learning_rate: 'fast' is not a number"),  # the dashed spelling
         (["--bf16", "maybe"], "error: --bf16: 'maybe' is not a boolean (true or false)"),  # bool
         (["--svd_cache", "perhaps"], "error: --svd_cache: 'perhaps' is not a boolean (true or false)"),
-        (["--lr_scheduler_type", "cosin"], "error: --lr_scheduler_type 'cosin' is unknown; did you mean 'cosine'?"),  # enum
+        (
+            ["--lr_scheduler_type", "cosin"],
+            "error: --lr_scheduler_type 'cosin' is unknown; did you mean 'cosine'?",
+        ),  # enum
         (["--optim", "adamw_torchh"], "error: --optim 'adamw_torchh' is unknown; did you mean 'adamw_torch'?"),
         (["--save_strategy", "epochs"], "error: --save_strategy 'epochs' is unknown; did you mean 'epoch'?"),
         (["--r"], "error: --r: needs a value"),
@@ -52,7 +55,10 @@ def test_a_bad_flag_is_one_line_naming_it(flags, message, capsys):
         ("bf16: maybe\n", "cfg.yaml: bf16: 'maybe' is not a boolean (true or false)"),  # bool
         ("svd_cache: 3\n", "cfg.yaml: svd_cache: 3 is not a boolean (true or false)"),
         ("target_modules: [query, 3]\n", None),  # a list of names: fine (3 is a name here)
-        ("lr_scheduler_type: cosin\n", "cfg.yaml: lr_scheduler_type 'cosin' is unknown; did you mean 'cosine'?"),  # enum
+        (
+            "lr_scheduler_type: cosin\n",
+            "cfg.yaml: lr_scheduler_type 'cosin' is unknown; did you mean 'cosine'?",
+        ),  # enum
         ("learning_rate: -1.0\n", "cfg.yaml: learning_rate -1.0: must be > 0."),
         ("defaults: {r: abc}\n", "cfg.yaml: r: 'abc' is not an integer"),  # nested file
         ("tasks: {rte: {num_train_epochs: many}}\n", "cfg.yaml: num_train_epochs: 'many' is not a number"),
@@ -86,7 +92,10 @@ def test_the_flag_wins_and_is_named_over_a_file(tmp_path, capsys):
 def test_a_config_file_that_is_no_text_or_no_file(tmp_path, capsys):
     binary = tmp_path / "cfg.yaml"
     binary.write_bytes(b"\xff\xfe\x00r: 8")
-    assert _fails(["glue", "--task", "rte", "--config", str(binary)], capsys) == f"error: --config {binary}: not a text (UTF-8) file."
+    assert (
+        _fails(["glue", "--task", "rte", "--config", str(binary)], capsys)
+        == f"error: --config {binary}: not a text (UTF-8) file."
+    )
     assert _fails(["glue", "--task", "rte", "--config", str(tmp_path / "nope.yaml")], capsys).endswith("no such file.")
     assert _fails(["glue", "--task", "rte", "--config"], capsys) == "error: --config: needs at least one value"
     assert _fails(["glue", "--task"], capsys) == "error: --task: needs a value"

@@ -14,11 +14,36 @@ from goat.train.results import read_results
 
 
 def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
-    return main([
-        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir), "--num_train_epochs", "2",
-        "--global_batch_size", "16", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--warmup-steps", "0", "--learning_rate", "1e-3",
-        "--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res"), *extra,
-    ])  # fmt: skip
+    return main(
+        [
+            "glue",
+            "--task",
+            "rte",
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(rte_dir),
+            "--num_train_epochs",
+            "2",
+            "--global_batch_size",
+            "16",
+            "--per_device_train_batch_size",
+            "8",
+            "--per_device_eval_batch_size",
+            "16",
+            "--warmup-steps",
+            "0",
+            "--learning_rate",
+            "1e-3",
+            "--report-to",
+            "none",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--results-dir",
+            str(tmp_path / "res"),
+            *extra,
+        ]
+    )
 
 
 def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rte_dir, tmp_path):
@@ -48,8 +73,24 @@ def test_two_epochs_write_rows_summary_and_a_loadable_adapter(tiny_model_dir, rt
 
 def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_path):
     for seed in ("0", "0", "1"):  # the rerun of seed 0 starts its folder over
-        assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", seed, "--num_train_epochs", "1", "--overwrite-output-dir") == 0
-    losses = [json.loads(p.read_text())["train_loss"] for p in sorted((tmp_path / "out" / "glue").glob("*/summary.json"))]
+        assert (
+            _cli(
+                tiny_model_dir,
+                rte_dir,
+                tmp_path,
+                "--method",
+                "lora",
+                "--seed",
+                seed,
+                "--num_train_epochs",
+                "1",
+                "--overwrite-output-dir",
+            )
+            == 0
+        )
+    losses = [
+        json.loads(p.read_text())["train_loss"] for p in sorted((tmp_path / "out" / "glue").glob("*/summary.json"))
+    ]
     rows = read_results(tmp_path / "res", "glue")
     assert len(rows) == 3
     s0 = [r for r in rows if r["seed"] == 0]
@@ -70,14 +111,44 @@ def test_same_seed_same_result_other_seed_differs(tiny_model_dir, rte_dir, tmp_p
 def test_user_errors_are_one_line(flags, message, capsys, tmp_path, tiny_model_dir, rte_dir):
     model = [] if "--model_name_or_path" in flags else ["--model_name_or_path", str(tiny_model_dir)]
     data = [] if "--data-dir" in flags else ["--data-dir", str(rte_dir)]
-    code = main(["glue", *model, *data, *flags, "--report-to", "none", "--results-dir", str(tmp_path), "--output-dir", str(tmp_path)])
+    code = main(
+        [
+            "glue",
+            *model,
+            *data,
+            *flags,
+            "--report-to",
+            "none",
+            "--results-dir",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()  # earlier lines: progress bars of data loading
     assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
     assert not any(line.startswith(("Traceback", "error: ")) for line in err[:-1])
 
 
-def test_eval_on_start_records_the_untrained_score_as_epoch_0_and_never_as_the_result(tiny_model_dir, rte_dir, tmp_path):
-    assert _cli(tiny_model_dir, rte_dir, tmp_path, "--method", "lora", "--seed", "0", "--eval_on_start", "true", "--learning_rate", "1e-9") == 0
+def test_eval_on_start_records_the_untrained_score_as_epoch_0_and_never_as_the_result(
+    tiny_model_dir, rte_dir, tmp_path
+):
+    assert (
+        _cli(
+            tiny_model_dir,
+            rte_dir,
+            tmp_path,
+            "--method",
+            "lora",
+            "--seed",
+            "0",
+            "--eval_on_start",
+            "true",
+            "--learning_rate",
+            "1e-9",
+        )
+        == 0
+    )
     rows = read_results(tmp_path / "res", "glue")
     assert [r["epoch"] for r in rows] == [0.0, 1.0, 2.0]
     assert rows[0]["status"] == "incomplete" and rows[-1]["status"] == "complete"

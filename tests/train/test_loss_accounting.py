@@ -32,11 +32,25 @@ class RouterGradients(TrainerCallback):
 
 def _causal_lm() -> tuple[goat.GoatModel, Dataset]:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=4, max_position_embeddings=32)  # fmt: skip
-    model = goat.get_goat_model(LlamaForCausalLM(config), goat.GoatConfig(
-        r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"],
-    ))  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+    )
+    model = goat.get_goat_model(
+        LlamaForCausalLM(config),
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            target_modules=["q_proj", "v_proj", "up_proj"],
+        ),
+    )
     ids = torch.randint(3, 64, (12,)).tolist()
     labels = [-100] * 4 + ids[4:]  # the loss on the "response" tokens only, as the causal families train
     return model, Dataset.from_dict({"input_ids": [ids] * COPIES, "labels": [labels] * COPIES})
@@ -47,9 +61,17 @@ def _classifier() -> tuple[goat.GoatModel, Dataset]:
     for module in base.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    model = goat.get_goat_model(base, goat.GoatConfig(
-        r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["query", "value"], modules_to_save=["classifier"],
-    ))  # fmt: skip
+    model = goat.get_goat_model(
+        base,
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            target_modules=["query", "value"],
+            modules_to_save=["classifier"],
+        ),
+    )
     ids = torch.randint(3, 100, (10,)).tolist()
     return model, Dataset.from_dict({"input_ids": [ids] * COPIES, "labels": [1] * COPIES})
 
@@ -57,10 +79,18 @@ def _classifier() -> tuple[goat.GoatModel, Dataset]:
 def _one_step(build, tmp_path, per_device: int, coef: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     model, data = build()
     args = TrainingArguments(
-        output_dir=str(tmp_path / f"{per_device}-{coef}"), per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=COPIES // per_device, max_steps=1, learning_rate=1e-6, logging_steps=1,
-        save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
-    )  # fmt: skip
+        output_dir=str(tmp_path / f"{per_device}-{coef}"),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=COPIES // per_device,
+        max_steps=1,
+        learning_rate=1e-6,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     recorder = RouterGradients()
     trainer = GoatTrainer(model=model, args=args, train_dataset=data, aux_loss_coef=coef, callbacks=[recorder])
     trainer.train()

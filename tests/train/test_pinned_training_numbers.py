@@ -33,13 +33,27 @@ class RouterGradients(TrainerCallback):
 
 def _causal_lm() -> tuple[goat.GoatModel, Dataset]:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=4, max_position_embeddings=32)  # fmt: skip
-    model = goat.get_goat_model(LlamaForCausalLM(config), goat.GoatConfig(
-        r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"],
-    ))  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+    )
+    model = goat.get_goat_model(
+        LlamaForCausalLM(config),
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            target_modules=["q_proj", "v_proj", "up_proj"],
+        ),
+    )
     rows = [torch.randint(3, 64, (12,)).tolist() for _ in range(12)]
-    labels = [[-100] * (3 + i % 4) + ids[3 + i % 4:] for i, ids in enumerate(rows)]  # uneven token counts
+    labels = [[-100] * (3 + i % 4) + ids[3 + i % 4 :] for i, ids in enumerate(rows)]  # uneven token counts
     return model, Dataset.from_dict({"input_ids": rows, "labels": labels})
 
 
@@ -48,9 +62,17 @@ def _classifier() -> tuple[goat.GoatModel, Dataset]:
     for module in base.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    model = goat.get_goat_model(base, goat.GoatConfig(
-        r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["query", "value"], modules_to_save=["classifier"],
-    ))  # fmt: skip
+    model = goat.get_goat_model(
+        base,
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            target_modules=["query", "value"],
+            modules_to_save=["classifier"],
+        ),
+    )
     rows = [torch.randint(3, 100, (10,)).tolist() for _ in range(12)]
     return model, Dataset.from_dict({"input_ids": rows, "labels": [i % 3 for i in range(12)]})
 
@@ -59,9 +81,18 @@ def run(build, output_dir) -> tuple[list[tuple[float, float, float]], list[tuple
     """(loss, task_loss, aux_loss) logged at each of 3 steps, and the router gradients before each step."""
     model, data = build()
     args = TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=3,
-        learning_rate=5e-2, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
-    )  # fmt: skip
+        output_dir=str(output_dir),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_steps=3,
+        learning_rate=5e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     recorder = RouterGradients()
     trainer = GoatTrainer(model=model, args=args, train_dataset=data, aux_loss_coef=0.1, callbacks=[recorder])
     trainer.train()
@@ -72,16 +103,28 @@ def run(build, output_dir) -> tuple[list[tuple[float, float, float]], list[tuple
 # Recorded before the balance loss moved into the model (torch 2.14.1, transformers 5.23.0, CPU, float32).
 PINNED = {
     "_causal_lm": (
-        [(4.788995742797852, 4.169097, 0.6198988), (4.780139923095703, 4.137376, 0.64276433),
-         (4.815943717956543, 4.191344, 0.62460005)],
-        [(0.03630133345723152, 0.016325052827596664), (0.09053212404251099, -0.11435167491436005),
-         (0.07836536318063736, 0.10514803975820541)],
+        [
+            (4.788995742797852, 4.169097, 0.6198988),
+            (4.780139923095703, 4.137376, 0.64276433),
+            (4.815943717956543, 4.191344, 0.62460005),
+        ],
+        [
+            (0.03630133345723152, 0.016325052827596664),
+            (0.09053212404251099, -0.11435167491436005),
+            (0.07836536318063736, 0.10514803975820541),
+        ],
     ),
     "_classifier": (
-        [(1.5174494981765747, 1.090418, 0.42703196), (2.4043211936950684, 1.878205, 0.52611637),
-         (1.625398874282837, 1.088583, 0.53681624)],
-        [(0.10754226893186569, -0.2911706268787384), (0.04664895310997963, 0.10013286769390106),
-         (0.15072579681873322, 0.22834530472755432)],
+        [
+            (1.5174494981765747, 1.090418, 0.42703196),
+            (2.4043211936950684, 1.878205, 0.52611637),
+            (1.625398874282837, 1.088583, 0.53681624),
+        ],
+        [
+            (0.10754226893186569, -0.2911706268787384),
+            (0.04664895310997963, 0.10013286769390106),
+            (0.15072579681873322, 0.22834530472755432),
+        ],
     ),
 }
 

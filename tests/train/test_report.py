@@ -13,17 +13,41 @@ from goat.train.results import ResultRow, append_result, read_results
 BASE = {"method": "goat", "r": 8, "learning_rate": 1e-4, "num_train_epochs": 2.0}
 
 
-def _run(root, run_id: str, values: list[float], *, seed: int = 0, task: str = "rte", status_last: str = "complete",
-         time: str = "2026-01-01T00:00:00", **settings) -> None:  # fmt: skip
+def _run(
+    root,
+    run_id: str,
+    values: list[float],
+    *,
+    seed: int = 0,
+    task: str = "rte",
+    status_last: str = "complete",
+    time: str = "2026-01-01T00:00:00",
+    **settings,
+) -> None:
     """One run's epoch rows through the real writer: earlier epochs incomplete, the last one ``status_last``."""
     hparams = {**BASE, **settings, "task": task, "seed": seed}
     for epoch, value in enumerate(values, start=1):
         status = status_last if epoch == len(values) else "incomplete"
-        append_result(root, ResultRow(
-            family="glue", task=task, method=hparams["method"], model_name_or_path="m", seed=seed, epoch=float(epoch), metric="accuracy",
-            value=value, params_pct=1.0, trainable_params=1, run_name=run_id.split("@")[0], run_id=run_id, time=time,
-            status=status, hparams=hparams,
-        ))  # fmt: skip
+        append_result(
+            root,
+            ResultRow(
+                family="glue",
+                task=task,
+                method=hparams["method"],
+                model_name_or_path="m",
+                seed=seed,
+                epoch=float(epoch),
+                metric="accuracy",
+                value=value,
+                params_pct=1.0,
+                trainable_params=1,
+                run_name=run_id.split("@")[0],
+                run_id=run_id,
+                time=time,
+                status=status,
+                hparams=hparams,
+            ),
+        )
 
 
 def test_best_epoch_of_each_complete_run_then_mean_and_sample_std_over_seeds(tmp_path):
@@ -82,16 +106,51 @@ def test_diverged_and_pending_runs_are_listed_not_averaged_and_nan_does_not_cras
 
 def test_table_orders_by_average_and_marks_smoke_runs(tmp_path, capsys):
     rows = [
-        {"run_id": "g", "run_name": "g", "method": "goat", "task": "rte", "seed": 0, "epoch": 1, "value": 0.8, "status": "complete", "hparams": BASE},
-        {"run_id": "l", "run_name": "l", "method": "lora", "task": "rte", "seed": 0, "epoch": 1, "value": 0.7, "status": "complete", "hparams": {**BASE, "method": "lora"}},
-    ]  # fmt: skip
+        {
+            "run_id": "g",
+            "run_name": "g",
+            "method": "goat",
+            "task": "rte",
+            "seed": 0,
+            "epoch": 1,
+            "value": 0.8,
+            "status": "complete",
+            "hparams": BASE,
+        },
+        {
+            "run_id": "l",
+            "run_name": "l",
+            "method": "lora",
+            "task": "rte",
+            "seed": 0,
+            "epoch": 1,
+            "value": 0.7,
+            "status": "complete",
+            "hparams": {**BASE, "method": "lora"},
+        },
+    ]
     lines = format_table(*summarise(rows)).splitlines()
     assert lines[0] == "| configuration | rte | avg |"
     assert lines[2].startswith("| goat |") and lines[3].startswith("| lora |")
-    append_result(tmp_path, ResultRow(
-        family="glue", task="rte", method="goat", model_name_or_path="m", seed=0, epoch=1.0, metric="accuracy", value=0.5,
-        params_pct=1.0, trainable_params=1, run_name="r", run_id="r0", time="t", smoke=True,
-    ))  # fmt: skip
+    append_result(
+        tmp_path,
+        ResultRow(
+            family="glue",
+            task="rte",
+            method="goat",
+            model_name_or_path="m",
+            seed=0,
+            epoch=1.0,
+            metric="accuracy",
+            value=0.5,
+            params_pct=1.0,
+            trainable_params=1,
+            run_name="r",
+            run_id="r0",
+            time="t",
+            smoke=True,
+        ),
+    )
     assert main(["--results-dir", str(tmp_path)]) == 0
     assert "SMOKE RUN" in capsys.readouterr().out
     assert main(["--results-dir", str(tmp_path / "none")]) == 2

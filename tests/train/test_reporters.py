@@ -48,8 +48,20 @@ def test_unreachable_address_is_detected_quickly():
 
 
 # --------------------------------------------------------------------------- W&B runs a researcher can slice
-SLICED_BY = ("method", "r", "lora_alpha", "num_experts", "top_k", "task", "model_name_or_path", "learning_rate", "seed",
-             "family", "global_batch_size", "config_hash")  # fmt: skip
+SLICED_BY = (
+    "method",
+    "r",
+    "lora_alpha",
+    "num_experts",
+    "top_k",
+    "task",
+    "model_name_or_path",
+    "learning_rate",
+    "seed",
+    "family",
+    "global_batch_size",
+    "config_hash",
+)
 
 
 class _Recorder:
@@ -81,19 +93,30 @@ class _Recorder:
         self.run = None
 
 
-def test_the_wandb_callback_groups_by_configuration_names_every_setting_and_writes_into_the_run_folder(tmp_path, monkeypatch):
+def test_the_wandb_callback_groups_by_configuration_names_every_setting_and_writes_into_the_run_folder(
+    tmp_path, monkeypatch
+):
     pytest.importorskip("wandb")  # transformers' WandbCallback needs it installed; the recorder replaces it here
     from transformers import TrainerControl, TrainerState, TrainingArguments
+    from transformers.integrations import WandbCallback
 
     from goat.train.console import GoatWandbCallback, track_in_wandb
-    from transformers.integrations import WandbCallback
 
     for name in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_PROJECT", "goat-glue")
-    settings = {"family": "glue", "task": "rte", "method": "goat", "r": 8, "learning_rate": 1e-4, "config_hash": "abc123"}
+    settings = {
+        "family": "glue",
+        "task": "rte",
+        "method": "goat",
+        "r": 8,
+        "learning_rate": 1e-4,
+        "config_hash": "abc123",
+    }
     callbacks = [object(), WandbCallback()]
-    track_in_wandb(callbacks, settings, group="rte-goat-r8a16-e8k2-lr0.0001-abc123", job_type="rte", run_dir=tmp_path / "run")
+    track_in_wandb(
+        callbacks, settings, group="rte-goat-r8a16-e8k2-lr0.0001-abc123", job_type="rte", run_dir=tmp_path / "run"
+    )
     callback = callbacks[1]
     assert isinstance(callback, GoatWandbCallback)
     recorder = callback._wandb = _Recorder()
@@ -101,17 +124,33 @@ def test_the_wandb_callback_groups_by_configuration_names_every_setting_and_writ
     state, control = TrainerState(), TrainerControl()
     callback.on_train_begin(args, state, control, model=None)
     (init,) = recorder.inits
-    assert init == {"project": "goat-glue", "name": "rte-goat-s0", "group": "rte-goat-r8a16-e8k2-lr0.0001-abc123",
-                    "job_type": "rte", "dir": str(tmp_path / "run")}  # fmt: skip
+    assert init == {
+        "project": "goat-glue",
+        "name": "rte-goat-s0",
+        "group": "rte-goat-r8a16-e8k2-lr0.0001-abc123",
+        "job_type": "rte",
+        "dir": str(tmp_path / "run"),
+    }
     assert (tmp_path / "run").is_dir()
     # every setting under its one name, over transformers' TrainingArguments entries (same names, same values)
-    assert {k: recorder.settings_seen[k] for k in settings} == settings and "per_device_train_batch_size" in recorder.settings_seen
+    assert {
+        k: recorder.settings_seen[k] for k in settings
+    } == settings and "per_device_train_batch_size" in recorder.settings_seen
     # evaluation under eval/, training numbers under train/
     callback.on_log(args, state, control, logs={"eval_accuracy": 0.7, "eval_loss": 0.6, "epoch": 1.0})
     callback.on_log(args, state, control, logs={"loss": 0.5, "aux_loss": 0.01})
-    callback.on_predict(args, state, control, metrics={"validation_loss": 0.6, "validation_runtime": 1.0})  # Trainer.predict
+    callback.on_predict(
+        args, state, control, metrics={"validation_loss": 0.6, "validation_runtime": 1.0}
+    )  # Trainer.predict
     keys = {k for data in recorder.logged for k in data}
-    assert {"eval/accuracy", "eval/loss", "eval/validation_loss", "eval/validation_runtime", "train/loss", "train/aux_loss"} <= keys
+    assert {
+        "eval/accuracy",
+        "eval/loss",
+        "eval/validation_loss",
+        "eval/validation_runtime",
+        "train/loss",
+        "train/aux_loss",
+    } <= keys
     assert not [k for k in keys if k.startswith("train/") and ("accuracy" in k or "validation" in k or "eval" in k)]
     callback.on_train_end(args, state, control)
     assert recorder.finished == 1  # the next run of the process begins its own
@@ -121,10 +160,15 @@ def test_the_wandb_callback_groups_by_configuration_names_every_setting_and_writ
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
     callback.on_train_begin(args, state, control, model=None)
     assert (recorder.inits[-1]["group"], recorder.inits[-1]["job_type"], recorder.inits[-1]["dir"]) == (
-        "mine", "sweep", str(tmp_path / "elsewhere"))  # fmt: skip
+        "mine",
+        "sweep",
+        str(tmp_path / "elsewhere"),
+    )
 
 
-def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folder(tiny_model_dir, rte_dir, tmp_path, monkeypatch):
+def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folder(
+    tiny_model_dir, rte_dir, tmp_path, monkeypatch
+):
     wandb = pytest.importorskip("wandb")
     from goat.train.__main__ import main
     from goat.train.results import read_results
@@ -141,17 +185,49 @@ def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folde
 
     def finish_and_record(*args, **kwargs):  # the run as it stands when training ends
         run = wandb.run
-        seen.update(config=dict(run.config), group=run.group, job_type=run.job_type, dir=run.dir, summary=dict(run.summary),
-                    name=run.name, project=run.project)  # fmt: skip
+        seen.update(
+            config=dict(run.config),
+            group=run.group,
+            job_type=run.job_type,
+            dir=run.dir,
+            summary=dict(run.summary),
+            name=run.name,
+            project=run.project,
+        )
         return finish(*args, **kwargs)
 
     monkeypatch.setattr(wandb, "finish", finish_and_record)
-    code = main([
-        "glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data_dir", str(rte_dir), "--num_experts", "4",
-        "--num_train_epochs", "1", "--global_batch_size", "8", "--per_device_train_batch_size", "8", "--warmup_steps", "0",
-        "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res"), "--report_to", "wandb",
-        "--disable_tqdm", "true", "--logging_steps", "2",
-    ])  # fmt: skip
+    code = main(
+        [
+            "glue",
+            "--task",
+            "rte",
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--data_dir",
+            str(rte_dir),
+            "--num_experts",
+            "4",
+            "--num_train_epochs",
+            "1",
+            "--global_batch_size",
+            "8",
+            "--per_device_train_batch_size",
+            "8",
+            "--warmup_steps",
+            "0",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--results_dir",
+            str(tmp_path / "res"),
+            "--report_to",
+            "wandb",
+            "--disable_tqdm",
+            "true",
+            "--logging_steps",
+            "2",
+        ]
+    )
     assert code == 0 and seen, "the run ends with training"
     (row,) = read_results(tmp_path / "res", "glue")
     run_folder = tmp_path / "out" / "glue" / row["run_name"]
@@ -161,10 +237,21 @@ def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folde
     config = seen["config"]
     assert {name for name in SLICED_BY if name not in config} == set()
     assert (config["method"], config["r"], config["num_experts"], config["task"], config["config_hash"]) == (
-        "goat", 8, 4, "rte", row["config_hash"])  # fmt: skip
+        "goat",
+        8,
+        4,
+        "rte",
+        row["config_hash"],
+    )
     assert config["model_name_or_path"] == str(tiny_model_dir) and config["learning_rate"] == 1e-4
     summary = set(seen["summary"])
-    assert {"eval/accuracy", "eval/validation_loss", "train/loss", "train/aux_loss", "train/expert_load_per_layer"} <= summary
+    assert {
+        "eval/accuracy",
+        "eval/validation_loss",
+        "train/loss",
+        "train/aux_loss",
+        "train/expert_load_per_layer",
+    } <= summary
     assert not [k for k in summary if k.startswith("train/") and ("accuracy" in k or "validation" in k)]
     assert str(seen["dir"]).startswith(str(run_folder / "wandb")) and list((run_folder / "wandb").glob("offline-run-*"))
     assert not (cwd / "wandb").exists()

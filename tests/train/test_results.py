@@ -13,10 +13,22 @@ ROWS_PER_WRITER = 40
 
 def _row(writer: int, index: int) -> ResultRow:
     return ResultRow(
-        family="glue", task="rte", method="goat", model_name_or_path="m", seed=writer, epoch=float(index), metric="accuracy",
-        value=index / 100, params_pct=0.5, trainable_params=10, run_name=f"w{writer}", run_id=f"w{writer}",
-        time="t", git_hash="abc", metrics={"accuracy": index / 100, "text": "x" * 2000},
-    )  # fmt: skip
+        family="glue",
+        task="rte",
+        method="goat",
+        model_name_or_path="m",
+        seed=writer,
+        epoch=float(index),
+        metric="accuracy",
+        value=index / 100,
+        params_pct=0.5,
+        trainable_params=10,
+        run_name=f"w{writer}",
+        run_id=f"w{writer}",
+        time="t",
+        git_hash="abc",
+        metrics={"accuracy": index / 100, "text": "x" * 2000},
+    )
 
 
 def _write_many(root: str, writer: int) -> None:

@@ -26,17 +26,53 @@ EPOCHS = 3
 
 def _command(model_dir: Path, data_dir: Path, root: Path, *extra: str) -> list[str]:
     return [
-        "glue", "--task", "rte", "--model_name_or_path", str(model_dir), "--data-dir", str(data_dir), "--method", "goat",
-        "--num_experts", "4", "--num_train_epochs", str(EPOCHS), "--global_batch_size", "8", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "24",
-        "--warmup-steps", "2", "--learning_rate", "2e-3", "--logging-steps", "1", "--report-to", "none", "--seed", "5",
-        "--output-dir", str(root / "out"), "--results-dir", str(root / "res"), *extra,
-    ]  # fmt: skip
+        "glue",
+        "--task",
+        "rte",
+        "--model_name_or_path",
+        str(model_dir),
+        "--data-dir",
+        str(data_dir),
+        "--method",
+        "goat",
+        "--num_experts",
+        "4",
+        "--num_train_epochs",
+        str(EPOCHS),
+        "--global_batch_size",
+        "8",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "24",
+        "--warmup-steps",
+        "2",
+        "--learning_rate",
+        "2e-3",
+        "--logging-steps",
+        "1",
+        "--report-to",
+        "none",
+        "--seed",
+        "5",
+        "--output-dir",
+        str(root / "out"),
+        "--results-dir",
+        str(root / "res"),
+        *extra,
+    ]
 
 
 def _start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "goat.train", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "goat.train", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _finish(process: subprocess.Popen, timeout: float = 120) -> None:
@@ -114,7 +150,9 @@ def test_best_epoch_adapter_and_kept_checkpoints(tiny_model_dir, rte_dir, tmp_pa
     assert len(read_results(tmp_path / "res", "glue")) == EPOCHS
     # --resume with other settings: refused, naming the setting.
     checkpoint_run = [*args[:-2], "--run-name", folder.name, "--results-dir", str(tmp_path / "res")]
-    (folder / "attempts.jsonl").write_text("\n".join(folder.joinpath("attempts.jsonl").read_text().splitlines()[:-1]) + "\n")
+    (folder / "attempts.jsonl").write_text(
+        "\n".join(folder.joinpath("attempts.jsonl").read_text().splitlines()[:-1]) + "\n"
+    )
     assert main([*checkpoint_run, "--resume", "--aux-loss-coef", "0.5"]) == 2
     assert "aux_loss_coef: 0.001 -> 0.5" in capsys.readouterr().err
 
@@ -136,13 +174,26 @@ def test_library_trainer_checkpoints_resume_with_plain_transformers_arguments(tm
     from tests.conftest import ROBERTA_TARGETS, tiny_roberta
 
     gen = torch.Generator().manual_seed(0)
-    data = Dataset.from_dict({"input_ids": torch.randint(3, 100, (16, 8), generator=gen).tolist(),
-                              "labels": torch.randint(0, 3, (16,), generator=gen).tolist()})  # fmt: skip
+    data = Dataset.from_dict(
+        {
+            "input_ids": torch.randint(3, 100, (16, 8), generator=gen).tolist(),
+            "labels": torch.randint(0, 3, (16,), generator=gen).tolist(),
+        }
+    )
 
     def trainer(folder: Path) -> GoatTrainer:
         config = goat.GoatConfig(r=8, num_experts=4, target_modules=ROBERTA_TARGETS, modules_to_save=["classifier"])
-        args = TrainingArguments(output_dir=str(folder), per_device_train_batch_size=4, max_steps=4, save_steps=2,
-                                 learning_rate=1e-2, report_to=[], use_cpu=True, disable_tqdm=True, seed=0)  # fmt: skip
+        args = TrainingArguments(
+            output_dir=str(folder),
+            per_device_train_batch_size=4,
+            max_steps=4,
+            save_steps=2,
+            learning_rate=1e-2,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+        )
         return GoatTrainer(model=goat.get_goat_model(tiny_roberta(), config), args=args, train_dataset=data)
 
     whole = trainer(tmp_path / "whole")

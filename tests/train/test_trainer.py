@@ -28,8 +28,15 @@ def _balance_from_routers(model: goat.GoatModel, hidden_inputs: dict[str, torch.
 @pytest.mark.parametrize("coef", [0.0, 1e-3, 0.5])
 def test_trainer_adds_coef_times_balance_loss(tmp_path, coef):
     model = goat.get_goat_model(
-        tiny_roberta(), goat.GoatConfig(r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=ROBERTA_TARGETS,
-                                        modules_to_save=["classifier"])  # fmt: skip
+        tiny_roberta(),
+        goat.GoatConfig(
+            r=8,
+            num_experts=4,
+            top_k=2,
+            lora_dropout=0.0,
+            target_modules=ROBERTA_TARGETS,
+            modules_to_save=["classifier"],
+        ),
     )
     args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
     trainer = GoatTrainer(model=model, args=args, aux_loss_coef=coef)

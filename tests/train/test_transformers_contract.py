@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import inspect
 import re
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import tomllib
 import transformers
 from packaging.specifiers import SpecifierSet
 
@@ -18,13 +18,22 @@ from goat.train.trainer import GoatTrainer
 ROOT = Path(__file__).resolve().parents[2]
 # each private Trainer method GoatTrainer overrides, with the parameters transformers passes it
 PRIVATE_OVERRIDES = {
-    "_maybe_log_save_evaluate": ["self", "tr_loss", "grad_norm", "model", "trial", "epoch", "ignore_keys_for_eval", "start_time",
-                                 "learning_rate"],
+    "_maybe_log_save_evaluate": [
+        "self",
+        "tr_loss",
+        "grad_norm",
+        "model",
+        "trial",
+        "epoch",
+        "ignore_keys_for_eval",
+        "start_time",
+        "learning_rate",
+    ],
     "_save": ["self", "output_dir", "state_dict"],
     "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],
     "_save_optimizer_and_scheduler": ["self", "output_dir"],
     "_prepare_for_training": ["self", "max_steps", "train_dataloader", "resume_from_checkpoint"],
-}  # fmt: skip
+}
 
 
 def pinned(requirement: str, text: str) -> str:
@@ -44,11 +53,17 @@ def test_the_installed_transformers_is_inside_the_declared_range_and_matches_req
 
 def mismatched_overrides(trainer: type, parent: type) -> list[str]:
     """Private methods of ``parent`` that ``trainer`` overrides, not listed here or with other parameters."""
-    overridden = {name for name, member in vars(trainer).items()
-                  if name.startswith("_") and not name.startswith("__") and callable(member) and hasattr(parent, name)}  # fmt: skip
+    overridden = {
+        name
+        for name, member in vars(trainer).items()
+        if name.startswith("_") and not name.startswith("__") and callable(member) and hasattr(parent, name)
+    }
     wrong = sorted(overridden ^ set(PRIVATE_OVERRIDES))
-    return wrong + [name for name, parameters in PRIVATE_OVERRIDES.items()
-                    if hasattr(parent, name) and list(inspect.signature(getattr(parent, name)).parameters) != parameters]  # fmt: skip
+    return wrong + [
+        name
+        for name, parameters in PRIVATE_OVERRIDES.items()
+        if hasattr(parent, name) and list(inspect.signature(getattr(parent, name)).parameters) != parameters
+    ]
 
 
 def test_every_private_override_still_exists_in_trainer_with_the_same_parameters():
@@ -61,7 +76,9 @@ def test_the_check_notices_a_renamed_parameter_and_a_vanished_method():
             return None
 
     # a release without _save: the override would never be called
-    gone = type("Gone", (), {name: getattr(transformers.Trainer, name) for name in PRIVATE_OVERRIDES if name != "_save"})
+    gone = type(
+        "Gone", (), {name: getattr(transformers.Trainer, name) for name in PRIVATE_OVERRIDES if name != "_save"}
+    )
 
     assert mismatched_overrides(GoatTrainer, Renamed) == ["_prepare_for_training"]
     assert mismatched_overrides(GoatTrainer, gone) == ["_save"]

@@ -7,8 +7,8 @@ import time
 import pytest
 
 import goat.train.runner as runner
-from goat.train.bundle import Family
 from goat.train.__main__ import main
+from goat.train.bundle import Family
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ def nothing_may_load(monkeypatch):
 )
 def test_bad_flags_fail_in_one_line_before_loading(flags, message, tmp_path, capsys, nothing_may_load):
     started = time.monotonic()
-    code = main(["glue", "--task", "rte", *flags, "--output_dir", str(tmp_path / "o"), "--results_dir", str(tmp_path / "r")])
+    code = main(
+        ["glue", "--task", "rte", *flags, "--output_dir", str(tmp_path / "o"), "--results_dir", str(tmp_path / "r")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert time.monotonic() - started < 5

@@ -22,8 +22,24 @@ from goat.train.vision import load_splits
 ROOT = Path(__file__).resolve().parents[2]
 TABLE10_EPOCHS = {"cars": 35, "dtd": 76, "eurosat": 12, "gtsrb": 11, "resisc45": 15, "sun397": 14, "svhn": 4}
 # 32 digits at 16 per step: one epoch of two optimiser steps.
-TWO_STEPS = ["--max_train_samples", "32", "--max_eval_samples", "20", "--global_batch_size", "16", "--per_device_train_batch_size", "16",
-             "--num_train_epochs", "1", "--warmup_steps", "0", "--logging_steps", "1", "--report_to", "none"]  # fmt: skip
+TWO_STEPS = [
+    "--max_train_samples",
+    "32",
+    "--max_eval_samples",
+    "20",
+    "--global_batch_size",
+    "16",
+    "--per_device_train_batch_size",
+    "16",
+    "--num_train_epochs",
+    "1",
+    "--warmup_steps",
+    "0",
+    "--logging_steps",
+    "1",
+    "--report_to",
+    "none",
+]
 
 
 def _flags(tmp_path: Path, *extra: str) -> list[str]:
@@ -40,8 +56,19 @@ def test_yaml_defaults_are_table1_and_table10() -> None:
         data, adapter, training = config.data, config.adapter, config.training
         assert training.num_train_epochs == epochs and not training.smoke
         assert (data.model_name_or_path, data.backbone, data.head) == ("openai/clip-vit-base-patch32", "hf", "linear")
-        assert (adapter.r, adapter.lora_alpha, adapter.num_experts, adapter.top_k, adapter.lora_dropout) == (8, 16, 8, 2, 0.05)
-        assert (training.learning_rate, training.global_batch_size, training.warmup_steps, adapter.aux_loss_coef) == (1e-4, 512, 100, 1e-3)
+        assert (adapter.r, adapter.lora_alpha, adapter.num_experts, adapter.top_k, adapter.lora_dropout) == (
+            8,
+            16,
+            8,
+            2,
+            0.05,
+        )
+        assert (training.learning_rate, training.global_batch_size, training.warmup_steps, adapter.aux_loss_coef) == (
+            1e-4,
+            512,
+            100,
+            1e-3,
+        )
         assert data.val_holdout and training.bf16
     smoke = resolve("vision", ["--task", "digits"])
     assert smoke.training.smoke and smoke.data.model_name_or_path == "smoke" and not smoke.training.bf16
@@ -62,7 +89,11 @@ def test_two_step_smoke_run_trains_adapters_and_head_only(tmp_path, caplog) -> N
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert changed <= trainable  # frozen weights (W0 - W_res, embeddings, norms) never move
     assert {"model.classifier.weight", "model.classifier.bias"} <= changed
-    assert any(".lora_A" in n for n in changed) and any(".lora_B" in n for n in changed) and any(".router." in n for n in changed)
+    assert (
+        any(".lora_A" in n for n in changed)
+        and any(".lora_B" in n for n in changed)
+        and any(".router." in n for n in changed)
+    )
     assert len(model.adapted_names) == 2 * 6 and not any("classifier" in n for n in model.adapted_names)
 
     rows = read_results(tmp_path / "res", "vision")
@@ -95,9 +126,30 @@ def _imagefolder(root: Path, per_class: dict[str, int]) -> None:
 def test_local_folder_task_drops_the_authors_holdout_and_trains(tmp_path) -> None:
     data = tmp_path / "dtd"
     _imagefolder(data, {"striped": 8, "dotted": 8, "banded": 8})  # 30 train, 6 test images
-    flags = _flags(tmp_path, "--task", "dtd", "--data_dir", str(data), "--model_name_or_path", "smoke", "--smoke", "--method", "goat",
-                   "--global_batch_size", "9", "--per_device_train_batch_size", "9", "--num_train_epochs", "1", "--bf16", "false",
-                   "--warmup_steps", "0", "--report_to", "none")  # fmt: skip
+    flags = _flags(
+        tmp_path,
+        "--task",
+        "dtd",
+        "--data_dir",
+        str(data),
+        "--model_name_or_path",
+        "smoke",
+        "--smoke",
+        "--method",
+        "goat",
+        "--global_batch_size",
+        "9",
+        "--per_device_train_batch_size",
+        "9",
+        "--num_train_epochs",
+        "1",
+        "--bf16",
+        "false",
+        "--warmup_steps",
+        "0",
+        "--report_to",
+        "none",
+    )
     args = _config(flags).data
     raw, templates = load_splits(args, seed=0)
     assert len(raw["train"]) == 27 and len(raw["test"]) == 6  # 10 % of 30 held out (seed 0), as the authors
@@ -120,7 +172,10 @@ def test_local_folder_task_drops_the_authors_holdout_and_trains(tmp_path) -> Non
         (["--task", "digits", "--backbone", "vit"], "--backbone 'vit': choose one of hf, open_clip"),
         (["--task", "cars", "--backbone", "open_clip"], "not an open_clip architecture"),
         (["--task", "eurosat", "--data_dir", "/nonexistent/images"], "cannot load EuroSAT"),
-        (["--task", "digits", "--model_name_or_path", "/nonexistent/model", "--smoke"], "cannot load '/nonexistent/model'"),
+        (
+            ["--task", "digits", "--model_name_or_path", "/nonexistent/model", "--smoke"],
+            "cannot load '/nonexistent/model'",
+        ),
         (["--task", "imagenet"], "'imagenet' is not in vision.yaml"),
     ],
 )

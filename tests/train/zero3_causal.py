@@ -17,13 +17,49 @@ from goat.train.settings import resolve
 
 torch.set_num_threads(1)
 out, model_dir, train_file, ds_config = Path(sys.argv[1]), *sys.argv[2:5]
-prepared = prepare(resolve("code", [
-    "--model_name_or_path", model_dir, "--train_file", train_file, "--deepspeed", ds_config, "--num_train_epochs", "1",
-    "--max_train_samples", "8", "--global_batch_size", "4", "--per_device_train_batch_size", "2", "--warmup_steps", "0",
-    "--learning_rate", "1e-2", "--max_new_tokens", "8", "--per_device_eval_batch_size", "2", "--max_eval_samples", "3",
-    "--bf16", "false", "--report_to", "none", "--num_experts", "4", "--output_dir", str(out / "runs"),
-    "--results_dir", str(out / "results"), "--svd_cache_dir", str(out / "svd"),
-]))  # fmt: skip
+prepared = prepare(
+    resolve(
+        "code",
+        [
+            "--model_name_or_path",
+            model_dir,
+            "--train_file",
+            train_file,
+            "--deepspeed",
+            ds_config,
+            "--num_train_epochs",
+            "1",
+            "--max_train_samples",
+            "8",
+            "--global_batch_size",
+            "4",
+            "--per_device_train_batch_size",
+            "2",
+            "--warmup_steps",
+            "0",
+            "--learning_rate",
+            "1e-2",
+            "--max_new_tokens",
+            "8",
+            "--per_device_eval_batch_size",
+            "2",
+            "--max_eval_samples",
+            "3",
+            "--bf16",
+            "false",
+            "--report_to",
+            "none",
+            "--num_experts",
+            "4",
+            "--output_dir",
+            str(out / "runs"),
+            "--results_dir",
+            str(out / "results"),
+            "--svd_cache_dir",
+            str(out / "svd"),
+        ],
+    )
+)
 model = prepared.trainer.model
 # Adapters were built (SVD, W <- W - W_res) on full weights, before DeepSpeed existed.
 built = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -37,6 +73,12 @@ with deepspeed.zero.GatheredParameters(list(params.values())):
     expected = model.adapter_state_dict()
 if prepared.trainer.is_world_process_zero():
     save_file(expected, str(out / "expected_adapter.safetensors"))
-    report = {"partitioned": partitioned, "frozen_kept": frozen_kept, "adapters_trained": adapters_trained,
-              "global_step": prepared.trainer.state.global_step, "run": str(prepared.output_dir), "best": summary["best"]}  # fmt: skip
+    report = {
+        "partitioned": partitioned,
+        "frozen_kept": frozen_kept,
+        "adapters_trained": adapters_trained,
+        "global_step": prepared.trainer.state.global_step,
+        "run": str(prepared.output_dir),
+        "best": summary["best"],
+    }
     (out / "report.json").write_text(json.dumps(report))

@@ -79,7 +79,9 @@ def weighted_for_step(term: torch.Tensor, module: nn.Module, kwargs: dict[str, A
     count = _label_count(module, kwargs)
     if count is None:
         return term
-    return term * (count.to(term.device, torch.float32) / torch.as_tensor(num_items, dtype=torch.float32, device=term.device))
+    return term * (
+        count.to(term.device, torch.float32) / torch.as_tensor(num_items, dtype=torch.float32, device=term.device)
+    )
 
 
 class BalanceLossHook:
@@ -123,7 +125,11 @@ MOE_CONFIG_NAMES = ("output_router_logits", "router_aux_loss_coef", "num_experts
 
 def _no_router_logits(module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
     """A backbone asked for ``output_router_logits`` has none to give (GOAT's routers are in its linear layers)."""
-    if kwargs.get("output_router_logits") and not isinstance(output, tuple) and getattr(output, "router_logits", None) is None:
+    if (
+        kwargs.get("output_router_logits")
+        and not isinstance(output, tuple)
+        and getattr(output, "router_logits", None) is None
+    ):
         output.router_logits = None
 
 
@@ -152,8 +158,11 @@ def mirror_into_model_config(model: nn.Module, config: Any) -> list[str]:
     owned = getattr(text_config, "_goat_moe_names", None)
     if owned is None and any(hasattr(text_config, name) for name in MOE_CONFIG_NAMES):
         return []
-    values = {"router_aux_loss_coef": float(config.aux_loss_coef), "num_experts": config.num_experts,
-              "num_experts_per_tok": config.top_k}  # fmt: skip
+    values = {
+        "router_aux_loss_coef": float(config.aux_loss_coef),
+        "num_experts": config.num_experts,
+        "num_experts_per_tok": config.top_k,
+    }
     for name, value in values.items():
         setattr(text_config, name, value)
     if not hasattr(text_config, "output_router_logits"):
@@ -192,9 +201,13 @@ def add_aux_loss(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
     """
     hook = find_hook(model)
     if hook is None:
-        raise ValueError("add_aux_loss: this model carries no GOAT adapter (no balance-loss hook); adapt it with goat.get_goat_model.")
+        raise ValueError(
+            "add_aux_loss: this model carries no GOAT adapter (no balance-loss hook); adapt it with goat.get_goat_model."
+        )
     if hook.last is None:
-        raise RuntimeError("add_aux_loss: no training-mode forward with gradients ran since the last call; call it after the forward.")
+        raise RuntimeError(
+            "add_aux_loss: no training-mode forward with gradients ran since the last call; call it after the forward."
+        )
     term, _ = hook.last
     hook.last = None
     return loss + term.to(loss.device)

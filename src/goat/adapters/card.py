@@ -11,8 +11,12 @@ from goat.adapters.config import GoatConfig
 
 EMBEDDED = "embedded"  # the packaged base models (goat.tasks.embedded): MiniLM, SmolLM2-135M-Instruct
 PORTABLE_NAMES: dict[str, Callable[[], list[Path]]] = {}  # name -> the folders whose models it names
-TASK_CLASSES = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSequenceClassification",
-                "TOKEN_CLS": "AutoModelForTokenClassification", "QUESTION_ANS": "AutoModelForQuestionAnswering"}  # fmt: skip
+TASK_CLASSES = {
+    "CAUSAL_LM": "AutoModelForCausalLM",
+    "SEQ_CLS": "AutoModelForSequenceClassification",
+    "TOKEN_CLS": "AutoModelForTokenClassification",
+    "QUESTION_ANS": "AutoModelForQuestionAnswering",
+}
 
 
 def portable_base_id(name_or_path: str | None) -> str | None:
@@ -54,14 +58,21 @@ def _base_loading(base: str | None, task_type: str | None, num_labels: int | Non
     labels = f", num_labels={num_labels}" if task_type == "SEQ_CLS" and num_labels else ""
     if base == EMBEDDED:
         resolve = "resolve_causal_model_path" if task_type == "CAUSAL_LM" else "resolve_model_path"
-        return [f"from goat.tasks.embedded import {resolve}", f"from transformers import {auto}",
-                f'base = {auto}.from_pretrained({resolve}("embedded"){labels})']  # fmt: skip
+        return [
+            f"from goat.tasks.embedded import {resolve}",
+            f"from transformers import {auto}",
+            f'base = {auto}.from_pretrained({resolve}("embedded"){labels})',
+        ]
     name = base or "<the base model>"
     return [f"from transformers import {auto}", f'base = {auto}.from_pretrained("{name}"{labels})']
 
 
 def model_card(
-    record: dict[str, Any], *, stock_peft: bool, task_type: str | None, repo_id: str | None = None,
+    record: dict[str, Any],
+    *,
+    stock_peft: bool,
+    task_type: str | None,
+    repo_id: str | None = None,
     num_labels: int | None = None,
 ) -> str:
     """A model card naming the base model, the method and every setting, and how to load the adapter.
@@ -98,8 +109,11 @@ def model_card(
     if stock_peft:
         usage = [
             "A stock PEFT LoRA adapter on the original base weights"
-            + (" (saved as PEFT saves a converted PiSSA adapter: rank 2r, `[A; A0]` and `[B, -B0]`)."
-               if config.method in ("pissa", "milora") else ":"),  # fmt: skip
+            + (
+                " (saved as PEFT saves a converted PiSSA adapter: rank 2r, `[A; A0]` and `[B, -B0]`)."
+                if config.method in ("pissa", "milora")
+                else ":"
+            ),
             "",
             "```python",
             "from peft import PeftModel",
@@ -132,13 +146,15 @@ def model_card(
     ]
     title = f"# {config.method} adapter" + (f" for {base}" if base else "")
     intro = (
-        "Trained with the `goat` re-implementation of GOAT (Fan et al., \"Make LoRA Great Again\", ICML 2025), "
+        'Trained with the `goat` re-implementation of GOAT (Fan et al., "Make LoRA Great Again", ICML 2025), '
         "a LoRA mixture of experts with SVD-segment priors and aligned scaling."
     )
     return "\n".join([*front, "", title, "", intro, "", *table, "", "## Use", "", *usage, "", *integrity, ""])
 
 
-def upload_folder(folder: str | Path, repo_id: str, *, private: bool | None, token: str | None, commit_message: str) -> str:
+def upload_folder(
+    folder: str | Path, repo_id: str, *, private: bool | None, token: str | None, commit_message: str
+) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` to it; returns the commit URL."""
     from huggingface_hub import HfApi
 

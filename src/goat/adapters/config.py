@@ -99,7 +99,10 @@ class GoatConfig:
         "outputs.loss in training mode is task loss + aux_loss_coef * L_b (goat.adapters.aux_loss); 0 turns it off.",
         default=1e-3,
     )
-    seed: int = _help("Seed of the adapter init (router, random (R) segments); goat.train also seeds data order and dropout with it.", default=0)
+    seed: int = _help(
+        "Seed of the adapter init (router, random (R) segments); goat.train also seeds data order and dropout with it.",
+        default=0,
+    )
     authors_svd_baselines: bool = _help(
         "pissa/milora as the authors' code ran them: the prior is shrunk by rho and PiSSA uses "
         "s = 2, instead of the original papers' full principal/minor component.",
@@ -142,8 +145,14 @@ class GoatConfig:
                 f"init={self.init!r} only applies to method='goat'/'goat_plus'; "
                 f"leave init='spread' for method={self.method!r}."
             )
-        if isinstance(self.aux_loss_coef, bool) or not isinstance(self.aux_loss_coef, (int, float)) or not self.aux_loss_coef >= 0:
-            raise ValueError(f"aux_loss_coef={self.aux_loss_coef!r} must be a number >= 0 (paper: 1e-3; 0 turns the balance loss off).")
+        if (
+            isinstance(self.aux_loss_coef, bool)
+            or not isinstance(self.aux_loss_coef, (int, float))
+            or not self.aux_loss_coef >= 0
+        ):
+            raise ValueError(
+                f"aux_loss_coef={self.aux_loss_coef!r} must be a number >= 0 (paper: 1e-3; 0 turns the balance loss off)."
+            )
         if self.segment is not None:
             self._validate_segment()
         if self.method == "full":
@@ -172,9 +181,7 @@ class GoatConfig:
         s = self.resolved_scaling
         if isinstance(s, str):
             if s not in SCALING_RULES:
-                raise ValueError(
-                    f"scaling={s!r} is unknown; use one of {', '.join(SCALING_RULES)} or a number."
-                )
+                raise ValueError(f"scaling={s!r} is unknown; use one of {', '.join(SCALING_RULES)} or a number.")
             if s == "theory" and self.method in PEFT_METHODS:
                 raise ValueError(
                     f"scaling='theory' needs per-layer in_features and is offered for MoE methods "

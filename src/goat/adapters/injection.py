@@ -68,7 +68,11 @@ def find_target_layers(model: nn.Module, config: GoatConfig) -> list[str]:
         wanted = [config.target_modules] if isinstance(config.target_modules, str) else config.target_modules
         suffixes = sorted({n.rsplit(".", 1)[-1] for n in linear_names})
         for pattern in wanted:
-            hits = [n for n in modules if n and _matches(n, [pattern] if isinstance(config.target_modules, list) else pattern)]
+            hits = [
+                n
+                for n in modules
+                if n and _matches(n, [pattern] if isinstance(config.target_modules, list) else pattern)
+            ]
             if not hits:
                 raise ValueError(
                     f"target_modules entry {pattern!r} matches no module of {type(model).__name__}; "
@@ -103,7 +107,9 @@ def _layer_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + index)
 
 
-def _inject_moe(model: nn.Module, config: GoatConfig, targets: list[str], *, init_weights: bool, adapter_name: str) -> None:
+def _inject_moe(
+    model: nn.Module, config: GoatConfig, targets: list[str], *, init_weights: bool, adapter_name: str
+) -> None:
     """Build every layer's adapter first, then attach them all (a failing init leaves the model as it was)."""
     layer_cls = FullMoELinear if config.method == "full_moe" else LoraMoELinear
     if config.method == "full_moe" and any(is_quantized(base_layer(model.get_submodule(n))) for n in targets):

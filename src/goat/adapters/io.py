@@ -236,7 +236,9 @@ def base_fingerprint(model: nn.Module, exclude_modules: list[str]) -> dict[str, 
             return None
         flat = param.detach().reshape(-1)
         index = torch.linspace(0, flat.numel() - 1, min(SAMPLES_PER_TENSOR, flat.numel()), device=flat.device)
-        sample = flat[index.long().clamp_(max=flat.numel() - 1)].cpu().contiguous()  # float32 linspace can round past the end
+        sample = (
+            flat[index.long().clamp_(max=flat.numel() - 1)].cpu().contiguous()
+        )  # float32 linspace can round past the end
         structure.update(f"{name}:{tuple(param.shape)}\n".encode())
         values.update(sample.view(torch.uint8).numpy().tobytes())
         dtypes[str(param.dtype).removeprefix("torch.")] += 1
@@ -275,7 +277,9 @@ def fingerprint_difference(saved: dict[str, Any] | None, current: dict[str, Any]
     return "; ".join(differences) or None
 
 
-def check_base(saved: dict[str, Any] | None, current: dict[str, Any] | None, directory: str | Path, strict: bool) -> None:
+def check_base(
+    saved: dict[str, Any] | None, current: dict[str, Any] | None, directory: str | Path, strict: bool
+) -> None:
     """Raise (``strict``) or warn when the base model is not the one the adapter was trained on."""
     difference = fingerprint_difference(saved, current)
     if difference is not None:

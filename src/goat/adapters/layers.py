@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from goat.adapters import init as goat_init
-from goat.adapters.quantization import dense_weight
 from goat.adapters.config import SVD_INITS, GoatConfig
+from goat.adapters.quantization import dense_weight
 
 
 class Router(nn.Module):
@@ -337,7 +337,9 @@ class MoELinear(nn.Module):
         return self._current().expert_scaling()
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, active={self.active_adapter!r}, disabled={self.disabled}"
+        return (
+            f"in={self.in_features}, out={self.out_features}, active={self.active_adapter!r}, disabled={self.disabled}"
+        )
 
 
 class LoraMoELinear(MoELinear):

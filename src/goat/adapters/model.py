@@ -23,9 +23,15 @@ from torch import nn
 from goat.adapters import aux_loss, card, io, svd_cache
 from goat.adapters.config import ADAPTER, PEFT_METHODS, GoatConfig
 from goat.adapters.injection import (
-    ADAPTED_LAYER_TYPES, AdaptedLayer, adapted_layer_names, inject, remove_adapter, remove_adapter_layers,
-    saved_module_params, set_trainable,
-)  # fmt: skip
+    ADAPTED_LAYER_TYPES,
+    AdaptedLayer,
+    adapted_layer_names,
+    inject,
+    remove_adapter,
+    remove_adapter_layers,
+    saved_module_params,
+    set_trainable,
+)
 from goat.adapters.io import read_adapter
 from goat.adapters.layers import MoELinear
 from goat.adapters.quantization import keep_training_layout
@@ -40,9 +46,11 @@ def _refuse_adapted(model: nn.Module, fix: str) -> None:
     ours = [n for n, m in model.named_modules() if isinstance(m, ADAPTED_LAYER_TYPES)]
     if ours:
         raise ValueError(f"{type(model).__name__} already holds adapter layers ({len(ours)}, e.g. {ours[0]!r}); {fix}")
-    foreign = [] if peft_tuners is None else [
-        n for n, m in model.named_modules() if isinstance(m, peft_tuners.BaseTunerLayer)
-    ]
+    foreign = (
+        []
+        if peft_tuners is None
+        else [n for n, m in model.named_modules() if isinstance(m, peft_tuners.BaseTunerLayer)]
+    )
     if foreign:
         raise ValueError(
             f"{type(model).__name__} holds peft adapter layers ({len(foreign)}, e.g. {foreign[0]!r}); call the peft "
@@ -84,8 +92,15 @@ def _adapt(model: nn.Module, config: GoatConfig, *, init_weights: bool, adapter_
     saved_modules = saved_module_params(model, config).items()
     originals = {n: p.detach().to("cpu", copy=True) for n, p in saved_modules if not p.is_meta}
     targets = inject(model, config, init_weights=init_weights, adapter_name=adapter_name)
-    return GoatModel(model, config, targets, adapter_name=adapter_name, base_fingerprint=fingerprint,
-                     original_requires_grad=flags, original_saved_modules=originals)  # fmt: skip
+    return GoatModel(
+        model,
+        config,
+        targets,
+        adapter_name=adapter_name,
+        base_fingerprint=fingerprint,
+        original_requires_grad=flags,
+        original_saved_modules=originals,
+    )
 
 
 # ------------------------------------------------------------------------ wrapper
@@ -179,7 +194,9 @@ class GoatModel(nn.Module):
     def print_trainable_parameters(self) -> None:
         """Print the trainable and total parameter counts in PEFT's format."""
         trainable, total = self.trainable_parameter_count()
-        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
 
     @property
     def peft_config(self) -> dict[str, GoatConfig]:
@@ -193,7 +210,12 @@ class GoatModel(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, model: nn.Module, model_id: str | Path, adapter_name: str = ADAPTER, *, is_trainable: bool = False,
+        cls,
+        model: nn.Module,
+        model_id: str | Path,
+        adapter_name: str = ADAPTER,
+        *,
+        is_trainable: bool = False,
         strict: bool = True,
     ) -> GoatModel:
         """Load a saved adapter folder onto ``model``, as PEFT's ``PeftModel.from_pretrained`` (same
@@ -258,7 +280,12 @@ class GoatModel(nn.Module):
         if adapter_name == self.active_adapter:
             self.set_adapter(next(n for n in self.adapter_configs if n != adapter_name))
         remove_adapter(self.model, adapter_name)
-        for registry in (self.adapter_configs, self.adapter_targets, self.base_fingerprints, self._inactive_saved_modules):
+        for registry in (
+            self.adapter_configs,
+            self.adapter_targets,
+            self.base_fingerprints,
+            self._inactive_saved_modules,
+        ):
             registry.pop(adapter_name, None)
 
     def _check_new_adapter(self, adapter_name: str, config: GoatConfig) -> None:
@@ -266,11 +293,15 @@ class GoatModel(nn.Module):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", adapter_name or ""):
             raise ValueError(f"adapter name {adapter_name!r} must be letters, digits, '_' or '-'.")
         if adapter_name in self.adapter_configs:
-            raise ValueError(f"an adapter named {adapter_name!r} exists already; delete_adapter() it or pick another name.")
+            raise ValueError(
+                f"an adapter named {adapter_name!r} exists already; delete_adapter() it or pick another name."
+            )
         kinds = {_layer_kind(c) for c in self.adapter_configs.values()}
         if "kasa" in (config.method, *(c.method for c in self.adapter_configs.values())):
-            raise ValueError("method='kasa' truncates the shared base weights in place, so it cannot share a model "
-                             "with another adapter; load each onto its own copy of the base model.")  # fmt: skip
+            raise ValueError(
+                "method='kasa' truncates the shared base weights in place, so it cannot share a model "
+                "with another adapter; load each onto its own copy of the base model."
+            )
         if kinds != {_layer_kind(config)}:
             raise ValueError(
                 f"adapter {adapter_name!r} (method={config.method!r}) cannot share this model with adapters of "
@@ -280,7 +311,9 @@ class GoatModel(nn.Module):
                 "Load it onto its own copy of the base model."
             )
 
-    def _register(self, name: str, config: GoatConfig, targets: list[str], fingerprint: Any, saved_modules: dict) -> None:
+    def _register(
+        self, name: str, config: GoatConfig, targets: list[str], fingerprint: Any, saved_modules: dict
+    ) -> None:
         self.adapter_configs[name] = config
         self.adapter_targets[name] = targets
         self.base_fingerprints[name] = fingerprint
@@ -384,7 +417,9 @@ class GoatModel(nn.Module):
         if not self.adapter_configs:
             raise ValueError(f"{action}: this model holds no adapter any more (it was unloaded).")
         if "full" in methods:
-            raise ValueError(f"{action}: method='full' trains the base weights themselves; there is no adapter to remove.")
+            raise ValueError(
+                f"{action}: method='full' trains the base weights themselves; there is no adapter to remove."
+            )
         if base_weights_changed and "kasa" in methods:
             raise ValueError(
                 f"{action}: method='kasa' truncated the base weights to W0 minus their r smallest singular "
@@ -415,7 +450,10 @@ class GoatModel(nn.Module):
         hardware (a slightly different SVD) continues exactly from the saved run.
         """
         meta, state = read_adapter(directory, strict=strict)
-        if GoatConfig.from_dict(meta["goat_config"]) != self.goat_config or meta["adapted_layers"] != self.adapted_names:
+        if (
+            GoatConfig.from_dict(meta["goat_config"]) != self.goat_config
+            or meta["adapted_layers"] != self.adapted_names
+        ):
             raise ValueError(f"{directory} holds an adapter of another configuration than this model's.")
         io.check_base(meta.get("base_fingerprint"), self.base_fingerprints[self.active_adapter], directory, strict)
         live = adapter_tensors(self.model, self.active_adapter, self.goat_config, self.adapted_names)
@@ -447,11 +485,17 @@ class GoatModel(nn.Module):
             self._write(folder, None, repo_id=repo_id)
             return card.upload_folder(folder, repo_id, private=private, token=token, commit_message=commit_message)
 
-    def _write(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None, repo_id: str | None = None) -> None:
+    def _write(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None, repo_id: str | None = None
+    ) -> None:
         record = io.write_adapter(directory, self._record(), self.adapter_state_dict(state_dict), self.model)
-        text = card.model_card(record, stock_peft=io.is_stock_peft(self.goat_config), repo_id=repo_id,
-                               task_type=io.task_type(self.model),
-                               num_labels=getattr(getattr(self.model, "config", None), "num_labels", None))  # fmt: skip
+        text = card.model_card(
+            record,
+            stock_peft=io.is_stock_peft(self.goat_config),
+            repo_id=repo_id,
+            task_type=io.task_type(self.model),
+            num_labels=getattr(getattr(self.model, "config", None), "num_labels", None),
+        )
         (Path(directory) / "README.md").write_text(text)
 
     def _record(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from goat.adapters.config import ADAPTER, GoatConfig
 from goat.adapters.quantization import is_quantized
 from goat.adapters.single import SingleAdapterLayer, has_svd_prior, peft_scaling_args, svd_prior_init
 
+
 class SingleLoraLinear(SingleAdapterLayer, PeftLoraLinear):
     """peft's LoRA linear with :class:`SingleAdapterLayer`."""
 
@@ -108,7 +109,9 @@ def inject_single_adapter(
     generator = torch.Generator().manual_seed(config.seed)
     for name, layer in zip(target_names, layers):
         if peft_pissa:
-            layer.set_initial_factors(adapter_name, layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight)
+            layer.set_initial_factors(
+                adapter_name, layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight
+            )
             layer.get_base_layer().weight.data = originals[name]
         elif init_weights:
             svd_prior_init(layer, config, generator, adapter_name)
@@ -116,5 +119,3 @@ def inject_single_adapter(
             A, B = layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight
             layer.set_initial_factors(adapter_name, torch.zeros_like(A), torch.zeros_like(B))
     return layers
-
-

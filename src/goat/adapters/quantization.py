@@ -5,7 +5,7 @@ are never modified (:mod:`goat.adapters.layers`): W_res is a frozen low-rank pat
 ``y = Q(W0) x - B_res A_res x + sum_j w_j s_j B_j A_j x``, so Theorem 3.4 holds relative to the
 quantized base. SVD priors (goat, pissa, milora) are computed from the dequantized weight.
 
-    base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.adapters.quantization.quantization_config("4bit"))
+    base = AutoModelForCausalLM.from_pretrained(name, quantization_config=goat.quantization.quantization_config("4bit"))
     model = goat.get_goat_model(base, config)
 """
 
@@ -36,7 +36,9 @@ def quantization_config(kind: str | None, *, compute_dtype: torch.dtype = torch.
     if kind is None:
         return None
     if kind not in QUANTIZATIONS:
-        raise ValueError(f"quantization={kind!r} is unknown; choose one of {', '.join(QUANTIZATIONS)} or leave it unset.")
+        raise ValueError(
+            f"quantization={kind!r} is unknown; choose one of {', '.join(QUANTIZATIONS)} or leave it unset."
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:

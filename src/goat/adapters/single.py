@@ -178,10 +178,13 @@ def svd_prior_init(layer: SingleAdapterLayer, config: GoatConfig, generator: tor
 def kasa_regularization(model: nn.Module) -> torch.Tensor | None:
     """KaSA's auxiliary loss (its paper eq. 9-11) of the active adapters, summed over layers; None without KaSA."""
     layers = [
-        m for m in model.modules()
-        if isinstance(m, SingleAdapterLayer) and hasattr(m, "lora_diag") and m.active_name in m.lora_diag
+        m
+        for m in model.modules()
+        if isinstance(m, SingleAdapterLayer)
+        and hasattr(m, "lora_diag")
+        and m.active_name in m.lora_diag
         and not m.disable_adapters
-    ]  # fmt: skip
+    ]
     if not layers:
         return None
     from peft.tuners.lora import KasaConfig  # a model holding KaSA layers has imported peft already

@@ -66,11 +66,17 @@ def full_shape(tensor: torch.Tensor) -> tuple[int, ...]:
 def check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], directory: str | Path) -> None:
     """Every expected tensor present with its shape, nothing else: else one ``ValueError`` naming them."""
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {expected[k]})" for k in sorted(set(state) & set(expected))
-             if tuple(state[k].shape) != expected[k]]  # fmt: skip
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {expected[k]})"
+        for k in sorted(set(state) & set(expected))
+        if tuple(state[k].shape) != expected[k]
+    ]
     if missing or unexpected or wrong:
-        parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-                 f"wrong shapes {wrong[:3]}" if wrong else ""]  # fmt: skip
+        parts = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {unexpected[:3]}" if unexpected else "",
+            f"wrong shapes {wrong[:3]}" if wrong else "",
+        ]
         raise ValueError(
             f"{directory} does not fit this model: {'; '.join(p for p in parts if p)}. Was it saved from "
             "another base model or configuration?"
@@ -78,8 +84,13 @@ def check_tensors(state: dict[str, torch.Tensor], expected: dict[str, tuple[int,
 
 
 def load_tensors(
-    model: nn.Module, adapter_name: str, config: GoatConfig, targets: list[str], state: dict[str, torch.Tensor],
-    *, into_saved_modules: bool = True,
+    model: nn.Module,
+    adapter_name: str,
+    config: GoatConfig,
+    targets: list[str],
+    state: dict[str, torch.Tensor],
+    *,
+    into_saved_modules: bool = True,
 ) -> None:
     """Copy ``state`` (keyed as :func:`adapter_tensors` keys it, already checked) into the live adapter.
 
@@ -93,7 +104,7 @@ def load_tensors(
     for name in targets:
         layer = model.get_submodule(name)
         prefix = f"{name}."
-        mine = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        mine = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if isinstance(layer, MoELinear):
             layer.adapters[adapter_name].load_saved(mine)
         else:

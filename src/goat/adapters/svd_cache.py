@@ -4,7 +4,7 @@ GOAT's initialisation (paper §3.2, eq. 13) needs the thin SVD ``W = U diag(S) V
 adapted weight; so do MiLoRA and the authors' PiSSA. The SVD depends on the weight alone, so it is
 the same for every run, seed and method on one base model. Opt in with::
 
-    goat.get_goat_model(model, config, svd_cache_dir=goat.adapters.svd_cache.default_cache_dir())
+    goat.get_goat_model(model, config, svd_cache_dir=svd_cache.default_cache_dir())  # from goat.adapters import svd_cache
 
 or ``with goat.adapters.svd_cache.caching(directory): ...`` around any code that initialises adapters.
 

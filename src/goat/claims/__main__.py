@@ -33,16 +33,32 @@ from goat.train.settings import flag_names
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m goat.claims", description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="Tiny grid (seconds per run): a check of the code path, not evidence.")
-    parser.add_argument("--claims", type=int, nargs="+", choices=sorted(SECTIONS), default=sorted(SECTIONS),
-                        help="Sections to run (0 = the learning curve; default all).")  # fmt: skip
-    parser.add_argument("--out", default=None, help="Folder for claims.md and claims/ (default docs; smoke: results/claims-smoke).")
-    parser.add_argument(*flag_names("results_dir"), default=None, help="Results rows of every run (default results/claims[-smoke]).")
+    parser.add_argument(
+        "--smoke", action="store_true", help="Tiny grid (seconds per run): a check of the code path, not evidence."
+    )
+    parser.add_argument(
+        "--claims",
+        type=int,
+        nargs="+",
+        choices=sorted(SECTIONS),
+        default=sorted(SECTIONS),
+        help="Sections to run (0 = the learning curve; default all).",
+    )
+    parser.add_argument(
+        "--out", default=None, help="Folder for claims.md and claims/ (default docs; smoke: results/claims-smoke)."
+    )
+    parser.add_argument(
+        *flag_names("results_dir"), default=None, help="Results rows of every run (default results/claims[-smoke])."
+    )
     parser.add_argument(*flag_names("output_dir"), default=None, help="Run folders (default outputs/claims[-smoke]).")
     parser.add_argument("--workers", type=int, default=2, help="Training processes in parallel (default 2).")
     parser.add_argument("--threads_per_worker", type=int, default=1, help="torch threads in each (default 1).")
-    parser.add_argument("--max_rounds", type=int, default=None, help="Stop after this many training rounds (default: until done).")
-    parser.add_argument("--plan", action="store_true", help="Print the runs still to do and their estimated time; train nothing.")
+    parser.add_argument(
+        "--max_rounds", type=int, default=None, help="Stop after this many training rounds (default: until done)."
+    )
+    parser.add_argument(
+        "--plan", action="store_true", help="Print the runs still to do and their estimated time; train nothing."
+    )
     return parser
 
 
@@ -60,8 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     if ns.plan:
         print(plan_text(scale, ns.claims, ledger, step_children_left(scale, data) if 7 in ns.claims else 0))
         return 0
-    workers = Workers(ns.workers, ns.threads_per_worker, Path(ns.results_dir or f"results/claims{suffix}"),
-                      Path(ns.output_dir or f"outputs/claims{suffix}"), smoke=ns.smoke)  # fmt: skip
+    workers = Workers(
+        ns.workers,
+        ns.threads_per_worker,
+        Path(ns.results_dir or f"results/claims{suffix}"),
+        Path(ns.output_dir or f"outputs/claims{suffix}"),
+        smoke=ns.smoke,
+    )
     started, rounds = time.time(), 0
     while True:
         ledger.requested.clear()
@@ -69,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         for section in sections:
             write_csv(data / f"claim{section.number}.csv", section.rows)
         write_csv(data / "runs.csv", [record_row(r) for r in ledger.records.values()])
-        (out / "claims.md").write_text(render(sections, ledger, scale, time.time() - started, pending=len(ledger.requested)))
+        (out / "claims.md").write_text(
+            render(sections, ledger, scale, time.time() - started, pending=len(ledger.requested))
+        )
         if not ledger.requested or (ns.max_rounds is not None and rounds >= ns.max_rounds):
             break
         rounds += 1
@@ -81,8 +104,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def record_row(record) -> dict:
     """One line of runs.csv: the configuration, the outcome and the timing (the loss curve stays in runs.jsonl)."""
-    return {**record.config.__dict__, "status": record.status, "value": record.value, "seconds": record.seconds,
-            "load_cv": record.load_cv, "load_deviation": record.load_deviation, "zero_shot": record.zero_shot}  # fmt: skip
+    return {
+        **record.config.__dict__,
+        "status": record.status,
+        "value": record.value,
+        "seconds": record.seconds,
+        "load_cv": record.load_cv,
+        "load_deviation": record.load_deviation,
+        "zero_shot": record.zero_shot,
+    }
 
 
 if __name__ == "__main__":

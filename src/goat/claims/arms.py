@@ -47,7 +47,7 @@ def compare(a: SeedValues, b: SeedValues) -> stats.Paired | None:
 
 def neighbour(learning_rate: float, direction: int) -> float:
     """The next rate of the ×2 log grid above (+1) or below (−1) ``learning_rate``, rounded to 4 significant digits."""
-    return float(f"{learning_rate * GRID_FACTOR ** direction:.4g}")
+    return float(f"{learning_rate * GRID_FACTOR**direction:.4g}")
 
 
 @dataclass
@@ -75,7 +75,9 @@ class TunedArm:
             return "every rate diverged"
         if self.bracketed:
             return f"bracketed at {self.best_learning_rate:g}"
-        return f"not bracketed (best {self.best_learning_rate:g} at the edge of {min(self.curve):g}-{max(self.curve):g})"
+        return (
+            f"not bracketed (best {self.best_learning_rate:g} at the edge of {min(self.curve):g}-{max(self.curve):g})"
+        )
 
     def at(self, ledger: Ledger, seeds: Sequence[int]) -> SeedValues:
         """The tuned rate on ``seeds`` (requested as needed); empty until the sweep is decided."""
@@ -96,8 +98,15 @@ def sweep_means(curve: dict[float, SeedValues], seeds: Sequence[int]) -> dict[fl
     return means
 
 
-def tune(ledger: Ledger, name: str, config: Config, start: Sequence[float], sweep_seeds: Sequence[int], *,
-         max_extensions: int = 4) -> TunedArm:  # fmt: skip
+def tune(
+    ledger: Ledger,
+    name: str,
+    config: Config,
+    start: Sequence[float],
+    sweep_seeds: Sequence[int],
+    *,
+    max_extensions: int = 4,
+) -> TunedArm:
     """Bracketing search (module docstring): request what the next step needs; decide once it has run."""
     grid = sorted(set(start))
     curve: dict[float, SeedValues] = {}
@@ -122,7 +131,9 @@ def tune(ledger: Ledger, name: str, config: Config, start: Sequence[float], swee
     return TunedArm(name, config, curve, best, False, True)
 
 
-def grow_seeds(a: SeedValues, b: SeedValues, seeds: Sequence[int], delta: float | None, minimum: int, maximum: int) -> list[int]:
+def grow_seeds(
+    a: SeedValues, b: SeedValues, seeds: Sequence[int], delta: float | None, minimum: int, maximum: int
+) -> list[int]:
     """Seeds a comparison should run: at least ``minimum``; more while its 80 %-power MDE exceeds δ, up to ``maximum``.
 
     The stopping rule looks only at the spread of the paired differences, never at their mean, so it
@@ -143,11 +154,20 @@ def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> 
     for arm in arms:
         for lr, values in sorted(arm.curve.items()):
             interval = summary(values)
-            rows.append({
-                **describe(arm), "learning_rate": lr, "best": arm.best_learning_rate == lr, "bracketed": arm.bracketed,
-                "n": len(finished(values)), "diverged": sum(v is None for v in values.values()),
-                "mean": interval.mean if interval else None, "ci_low": interval.low if interval else None,
-                "ci_high": interval.high if interval else None,
-                "values": " ".join(f"s{s}:{v:.2f}" if v is not None else f"s{s}:diverged" for s, v in sorted(values.items())),
-            })  # fmt: skip
+            rows.append(
+                {
+                    **describe(arm),
+                    "learning_rate": lr,
+                    "best": arm.best_learning_rate == lr,
+                    "bracketed": arm.bracketed,
+                    "n": len(finished(values)),
+                    "diverged": sum(v is None for v in values.values()),
+                    "mean": interval.mean if interval else None,
+                    "ci_low": interval.low if interval else None,
+                    "ci_high": interval.high if interval else None,
+                    "values": " ".join(
+                        f"s{s}:{v:.2f}" if v is not None else f"s{s}:diverged" for s, v in sorted(values.items())
+                    ),
+                }
+            )
     return rows

@@ -28,8 +28,17 @@ CURVE_METHODS = ("lora", "goat")
 def base_config(task: TaskScale, method: str, budget: Budget) -> Config:
     """A run of ``task`` with ``method`` at ``budget`` (learning rate and seed are set by the search)."""
     samples, epochs = budget
-    return Config(task.family, task.task, method, learning_rate=task.start_learning_rates[0], seed=task.curve_seeds[0],
-                  max_train_samples=samples, num_train_epochs=epochs, max_eval_samples=task.max_eval_samples, bf16=task.bf16)  # fmt: skip
+    return Config(
+        task.family,
+        task.task,
+        method,
+        learning_rate=task.start_learning_rates[0],
+        seed=task.curve_seeds[0],
+        max_train_samples=samples,
+        num_train_epochs=epochs,
+        max_eval_samples=task.max_eval_samples,
+        bf16=task.bf16,
+    )
 
 
 @dataclass
@@ -53,10 +62,17 @@ class Curve:
 def learning_curve(ledger: Ledger, task: TaskScale, max_extensions: int = 4) -> Curve:
     """Tune both methods at every budget (requesting what is missing) and apply the regime rule."""
     arms = {
-        (method, budget): tune(ledger, f"{method} @ {budget[0]}×{budget[1]:g}", base_config(task, method, budget), task.start_learning_rates,
-                               task.curve_seeds, max_extensions=max_extensions)
-        for method in CURVE_METHODS for budget in task.budgets
-    }  # fmt: skip
+        (method, budget): tune(
+            ledger,
+            f"{method} @ {budget[0]}×{budget[1]:g}",
+            base_config(task, method, budget),
+            task.start_learning_rates,
+            task.curve_seeds,
+            max_extensions=max_extensions,
+        )
+        for method in CURVE_METHODS
+        for budget in task.budgets
+    }
     curve = Curve(task, arms, None, "")
     undecided = [name for name, arm in ((a.name, a) for a in arms.values()) if not (arm.complete and arm.bracketed)]
     if undecided:
@@ -74,10 +90,15 @@ def choose_regime(curve: Curve) -> tuple[Budget, str]:
     gaps = {b: {m: best[m] - curve.best(m, b) for m in CURVE_METHODS} for b in budgets}
     within = [b for b in budgets if all(gap <= task.plateau_tolerance for gap in gaps[b].values())]
     budget = within[0] if within else min(budgets, key=lambda b: (max(gaps[b].values()), task.steps(b)))
-    text = ", ".join(f"{m} {curve.best(m, budget):.2f} ({gaps[budget][m]:.2f} below its best {best[m]:.2f})" for m in CURVE_METHODS)
-    why = (f"the smallest budget within {task.plateau_tolerance:g} points of both plateaus" if within else
-           f"no budget is within {task.plateau_tolerance:g} points of both plateaus (their best budgets differ); this one has "
-           "the smallest larger gap")  # fmt: skip
+    text = ", ".join(
+        f"{m} {curve.best(m, budget):.2f} ({gaps[budget][m]:.2f} below its best {best[m]:.2f})" for m in CURVE_METHODS
+    )
+    why = (
+        f"the smallest budget within {task.plateau_tolerance:g} points of both plateaus"
+        if within
+        else f"no budget is within {task.plateau_tolerance:g} points of both plateaus (their best budgets differ); this one has "
+        "the smallest larger gap"
+    )
     return budget, f"{budget[0]} tweets × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; {why}"
 
 

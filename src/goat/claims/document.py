@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from goat.claims import stats
 from goat.claims.ledger import Config, Ledger, Record, run_settings
 from goat.claims.scale import Scale
@@ -18,8 +17,13 @@ from goat.claims.section import Section
 def git_commit() -> str:
     """Short hash of the checked-out commit (``unknown`` outside a git checkout)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -31,7 +35,10 @@ def command(config: Config) -> str:
         if value is None:
             continue
         values = value if isinstance(value, list) else [value]
-        words += [f"--{name}", *(f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+        words += [
+            f"--{name}",
+            *(f"{v:g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v) for v in values),
+        ]
     return f"python -m goat.train {config.family} --task {config.task} {' '.join(words)} --seed {config.seed}"
 
 
@@ -59,7 +66,11 @@ def render_section(section: Section, ledger: Ledger) -> str:
     diverged = sum(r.value is None for r in records)
     seconds = sum(r.seconds for r in records)
     example = f" One run: `{command(section.configs[0])}`" if section.configs else ""
-    ran = f" {len(records)} runs ({diverged} diverged), {minutes(seconds)} of training and evaluation (runs shared with other sections included)." if records else ""
+    ran = (
+        f" {len(records)} runs ({diverged} diverged), {minutes(seconds)} of training and evaluation (runs shared with other sections included)."
+        if records
+        else ""
+    )
     figures = "".join(f"\n\n![section {section.number}](claims/{p.name})" for p in section.plots)
     return (
         f"## {'Regime' if section.number == 0 else f'Claim {section.number}'}: {section.title}\n\n"
@@ -77,8 +88,12 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
     summary += [f"| {s.number}. {s.title} | {s.verdict} | {headline(s)} |" for s in sections]
     records = list(ledger.records.values())
     machine = f"torch threads per worker: 1 unless stated, CPU cores: {os.cpu_count()}"
-    status = (f"**Status: incomplete — {pending} runs requested by the next round are not done yet; every verdict marked "
-              "pending waits for them.**" if pending else "**Status: complete — no section requests further runs.**")  # fmt: skip
+    status = (
+        f"**Status: incomplete — {pending} runs requested by the next round are not done yet; every verdict marked "
+        "pending waits for them.**"
+        if pending
+        else "**Status: complete — no section requests further runs.**"
+    )
     return (
         "# Claims ledger: the paper's claims, measured small\n\n"
         f"Written by `python -m goat.claims` ({'smoke scale: a check of the code path, not evidence' if scale.name == 'smoke' else 'full scale'}) "
@@ -89,8 +104,7 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         f"{status}\n\n"
         "Each claim is a small controlled experiment on the embedded defaults (packaged MiniLM or SmolLM2-135M-Instruct on "
         "packaged human-labelled tweets), far from the paper's 7B models and GPU budgets: a verdict says what holds *at "
-        "this scale*, not whether the paper is right.\n\n"
-        + "\n".join(summary) + "\n\n"
+        "this scale*, not whether the paper is right.\n\n" + "\n".join(summary) + "\n\n"
         "## How to read\n\n"
         "* Every seed draws its own training subset and data order; all methods see the same subset for the same seed, "
         "so comparisons are paired by seed. Intervals are two-sided 95 % Student-t intervals over seeds; p-values are "
@@ -109,6 +123,5 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) add seeds until their MDE reaches δ or "
         "the task's cap; the rule looks only at the spread, never at the mean difference.\n"
         "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
-        "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n"
-        + "\n".join(render_section(s, ledger) for s in sections)
+        "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n" + "\n".join(render_section(s, ledger) for s in sections)
     )

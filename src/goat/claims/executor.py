@@ -72,7 +72,9 @@ def train_requested(ledger: Ledger, workers: Workers, order: Sequence[Config] | 
         bar.close()
         return len(configs)
     context = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers.count, mp_context=context, initializer=_initialise, initargs=(workers.threads,)) as pool:
+    with ProcessPoolExecutor(
+        workers.count, mp_context=context, initializer=_initialise, initargs=(workers.threads,)
+    ) as pool:
         pending: dict[Future, Config] = {
             pool.submit(_train, c, workers.results_dir, workers.output_dir, workers.smoke): c for c in configs
         }

@@ -52,7 +52,9 @@ class Config:
     r: int = GoatConfig.r
     num_experts: int = GoatConfig.num_experts
     top_k: int = GoatConfig.top_k
-    scaling: str | None = GoatConfig.scaling  # None: the method's own rule (goat's is Theorem 3.5, "theory"); or alpha, rs, ...
+    scaling: str | None = (
+        GoatConfig.scaling
+    )  # None: the method's own rule (goat's is Theorem 3.5, "theory"); or alpha, rs, ...
     init: str = GoatConfig.init
     aux_loss_coef: float = GoatConfig.aux_loss_coef
     max_train_samples: int = 2000
@@ -168,9 +170,16 @@ def train(config: Config, results_dir: Path, output_dir: Path, *, smoke: bool) -
     from goat.train.trainer import DivergenceError
 
     settings = common.StudySettings(
-        name="claims", smoke=smoke, targets=[], seeds=[], base={}, fixed=[],
-        results_dir=results_dir, output_dir=output_dir, out=results_dir,
-    )  # fmt: skip
+        name="claims",
+        smoke=smoke,
+        targets=[],
+        seeds=[],
+        base={},
+        fixed=[],
+        results_dir=results_dir,
+        output_dir=output_dir,
+        out=results_dir,
+    )
     run = common.Run(config.label(), common.Target(config.family, config.task), config.seed, run_settings(config))
     losses = LossLog()
     started = time.time()
@@ -181,9 +190,15 @@ def train(config: Config, results_dir: Path, output_dir: Path, *, smoke: bool) -
         return Record(config, DIVERGED, None, round(time.time() - started, 1))
     routing = last_routing(result.run_dir)
     return Record(
-        config, OK, result.value, round(time.time() - started, 1), routing.get("cv"), routing.get("deviation"),
-        losses.curve, zero_shot(result.summary, result.metric),
-    )  # fmt: skip
+        config,
+        OK,
+        result.value,
+        round(time.time() - started, 1),
+        routing.get("cv"),
+        routing.get("deviation"),
+        losses.curve,
+        zero_shot(result.summary, result.metric),
+    )
 
 
 def last_routing(run_dir: Path) -> dict[str, float]:

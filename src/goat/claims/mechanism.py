@@ -101,8 +101,18 @@ def expert_alignments(model: nn.Module, store: dict[str, dict[str, torch.Tensor]
             if g_norm == 0 or e_norm == 0:
                 continue
             inner = (equivalent * target).sum().item()
-            rows.append(ExpertAlignment(name, module.in_features, module.out_features, i, s, e_norm / g_norm,
-                                        inner / (e_norm * g_norm), inner / e_norm**2))  # fmt: skip
+            rows.append(
+                ExpertAlignment(
+                    name,
+                    module.in_features,
+                    module.out_features,
+                    i,
+                    s,
+                    e_norm / g_norm,
+                    inner / (e_norm * g_norm),
+                    inner / e_norm**2,
+                )
+            )
     return rows
 
 
@@ -112,12 +122,17 @@ def summarise(rows: list[ExpertAlignment]) -> list[dict[str, Any]]:
     for row in rows:
         by_n[row.n].append(row)
     return [
-        {"n": n, "experts": len(group), "scaling": statistics.median(r.scaling for r in group),
-         "norm_ratio": statistics.median(r.norm_ratio for r in group), "cosine": statistics.median(r.cosine for r in group),
-         "best_factor": statistics.median(r.best_factor for r in group),
-         "log10_norm_ratio_sd": statistics.pstdev(math.log10(r.norm_ratio) for r in group)}
+        {
+            "n": n,
+            "experts": len(group),
+            "scaling": statistics.median(r.scaling for r in group),
+            "norm_ratio": statistics.median(r.norm_ratio for r in group),
+            "cosine": statistics.median(r.cosine for r in group),
+            "best_factor": statistics.median(r.best_factor for r in group),
+            "log10_norm_ratio_sd": statistics.pstdev(math.log10(r.norm_ratio) for r in group),
+        }
         for n, group in sorted(by_n.items())
-    ]  # fmt: skip
+    ]
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -127,8 +142,18 @@ def measure_model(which: str, rule: str, init: str, batch: int, seed: int = 0) -
 
     torch.manual_seed(seed)
     model, inputs, targets = _model_and_batch(which, batch)
-    config = goat.GoatConfig(method="goat", r=8, lora_alpha=16, num_experts=8, top_k=2, scaling=rule, init=init,
-                             lora_dropout=0.0, target_modules=targets, seed=seed)  # fmt: skip
+    config = goat.GoatConfig(
+        method="goat",
+        r=8,
+        lora_alpha=16,
+        num_experts=8,
+        top_k=2,
+        scaling=rule,
+        init=init,
+        lora_dropout=0.0,
+        target_modules=targets,
+        seed=seed,
+    )
     model = goat.get_goat_model(model, config)
     model.eval()  # no dropout; gradients still flow
     with captured(model) as store:
@@ -140,7 +165,13 @@ def measure_model(which: str, rule: str, init: str, batch: int, seed: int = 0) -
 
 def _model_and_batch(which: str, batch: int) -> tuple[nn.Module, dict[str, torch.Tensor], list[str]]:
     """The base model, one batch of real tweets with labels, and GOAT's target modules for it."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+    )
 
     from goat.tasks.embedded import resolve_causal_model_path, resolve_model_path
     from goat.tasks.sentiment import load_tweet_sentiment
@@ -153,7 +184,9 @@ def _model_and_batch(which: str, batch: int) -> tuple[nn.Module, dict[str, torch
         path = resolve_causal_model_path("embedded")
         tokenizer = AutoTokenizer.from_pretrained(path)
         encoded = encode_training(tokenizer, tweet_train_records(batch, 0), 160)
-        inputs = CausalLMCollator(pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)([encoded[i] for i in range(len(encoded))])
+        inputs = CausalLMCollator(pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)(
+            [encoded[i] for i in range(len(encoded))]
+        )
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         return model, dict(inputs), ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
     if which == "minilm":
@@ -162,8 +195,16 @@ def _model_and_batch(which: str, batch: int) -> tuple[nn.Module, dict[str, torch
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3)
     elif which == "tiny":
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("embedded"))
-        model = BertForSequenceClassification(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                                                         num_attention_heads=2, intermediate_size=64, num_labels=3))  # fmt: skip
+        model = BertForSequenceClassification(
+            BertConfig(
+                vocab_size=tokenizer.vocab_size,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+                num_labels=3,
+            )
+        )
     else:
         raise ValueError(f"unknown model {which!r}: minilm, smollm2 or tiny")
     encoded = tokenizer(list(tweets["text"]), padding=True, truncation=True, max_length=64, return_tensors="pt")

@@ -44,18 +44,29 @@ def plan_text(scale: Scale, sections: Sequence[int], ledger: Ledger, step_childr
                 break
             for key, config in simulated.requested.items():
                 planned[key] = config
-                simulated.records[key] = Record(config, OK, stand_in_value(config, tasks[(config.family, config.task)]), 0.0)
+                simulated.records[key] = Record(
+                    config, OK, stand_in_value(config, tasks[(config.family, config.task)]), 0.0
+                )
     per_task: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     for config in planned.values():
         task = tasks[(config.family, config.task)]
         per_task[task.name] += 1
-        seconds[task.name] += task.steps((config.max_train_samples, config.num_train_epochs)) * task.seconds_per_step + task.seconds_per_eval
-    lines = [f"{scale.name} scale, sections {' '.join(map(str, sections))}: {len(ledger.records)} runs already recorded in {ledger.record_file}"]
+        seconds[task.name] += (
+            task.steps((config.max_train_samples, config.num_train_epochs)) * task.seconds_per_step
+            + task.seconds_per_eval
+        )
+    lines = [
+        f"{scale.name} scale, sections {' '.join(map(str, sections))}: {len(ledger.records)} runs already recorded in {ledger.record_file}"
+    ]
     for name, n in sorted(per_task.items()):
         lines.append(f"  {name}: {n} runs to do, ~{seconds[name] / 60:.0f} min of one worker")
     total = sum(seconds.values()) + step_children * scale.seconds_per_step_child
-    lines.append(f"  claim 7: {step_children} step-cost measurements to do (~{scale.seconds_per_step_child:.0f} s each)")
-    lines.append(f"  estimated: ~{total / 60:.0f} min of worker time, ~{total / 120:.0f} min with 2 workers (if every search "
-                 "brackets in its start grid; each extension adds one rate × the sweep seeds)")
+    lines.append(
+        f"  claim 7: {step_children} step-cost measurements to do (~{scale.seconds_per_step_child:.0f} s each)"
+    )
+    lines.append(
+        f"  estimated: ~{total / 60:.0f} min of worker time, ~{total / 120:.0f} min with 2 workers (if every search "
+        "brackets in its start grid; each extension adds one rate × the sweep seeds)"
+    )
     return "\n".join(lines)

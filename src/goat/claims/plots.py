@@ -50,7 +50,13 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def _bar_axes(ax: plt.Axes, intervals: Mapping[str, stats.Interval | None], title: str, ylabel: str) -> None:
     names = list(intervals)
     means, errors = _errors(list(intervals.values()))
-    ax.bar(names, means, yerr=errors, capsize=4, color=["tab:red" if n.startswith("goat") or n.startswith("O ") else "tab:gray" for n in names])
+    ax.bar(
+        names,
+        means,
+        yerr=errors,
+        capsize=4,
+        color=["tab:red" if n.startswith("goat") or n.startswith("O ") else "tab:gray" for n in names],
+    )
     finite = [m for m in means if not math.isnan(m)]
     if finite:
         ax.set_ylim(min(finite) - 4, max(finite) + 3)
@@ -59,7 +65,9 @@ def _bar_axes(ax: plt.Axes, intervals: Mapping[str, stats.Interval | None], titl
     ax.grid(axis="y", alpha=0.3)
 
 
-def bars(intervals: Mapping[str, stats.Interval | None], path: Path, title: str, ylabel: str = "accuracy (%)") -> Path | None:
+def bars(
+    intervals: Mapping[str, stats.Interval | None], path: Path, title: str, ylabel: str = "accuracy (%)"
+) -> Path | None:
     """One bar per arm: mean with its 95 % interval; None without data."""
     if all(i is None for i in intervals.values()):
         return None
@@ -116,8 +124,12 @@ def margins(groups: Mapping[str, Sequence[tuple[int, stats.Paired | None]]], pat
     return _save(fig, path)
 
 
-def balance(coefs: Sequence[float], accuracy: Mapping[float, Mapping[int, float | None]],
-            cv: Mapping[float, Mapping[int, float | None]], path: Path) -> Path | None:  # fmt: skip
+def balance(
+    coefs: Sequence[float],
+    accuracy: Mapping[float, Mapping[int, float | None]],
+    cv: Mapping[float, Mapping[int, float | None]],
+    path: Path,
+) -> Path | None:
     """Accuracy and expert-load CV per balance coefficient (mean ± 95 % interval); None without data."""
     if all(v is None for values in accuracy.values() for v in values.values()):
         return None
@@ -157,14 +169,20 @@ def learning_curve(curve: Any, path: Path) -> Path | None:
             drawn = True
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
             for steps, value, budget in points:
-                ax.annotate(f"{budget[0]}×{budget[1]:g}", (steps, value), fontsize=7, textcoords="offset points", xytext=(3, 3))
+                ax.annotate(
+                    f"{budget[0]}×{budget[1]:g}", (steps, value), fontsize=7, textcoords="offset points", xytext=(3, 3)
+                )
     if not drawn:
         plt.close(fig)
         return None
     if curve.regime is not None:
         ax.axvline(task.steps(curve.regime), color="gray", linestyle="--", linewidth=1, label="regime")
     ax.set_xscale("log")
-    ax.set(title=f"Learning curve ({task.name}): tuned accuracy", xlabel="optimizer steps (tweets × epochs / 16)", ylabel="accuracy (%)")
+    ax.set(
+        title=f"Learning curve ({task.name}): tuned accuracy",
+        xlabel="optimizer steps (tweets × epochs / 16)",
+        ylabel="accuracy (%)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -181,7 +199,9 @@ def curve_lr(curve: Any, path: Path) -> Path | None:
             lrs = sorted(lr for lr, values in arm.curve.items() if any(v is not None for v in values.values()))
             if lrs:
                 drawn = True
-                ax.plot(lrs, [summary(arm.curve[lr]).mean for lr in lrs], marker="o", label=f"{budget[0]}×{budget[1]:g}")
+                ax.plot(
+                    lrs, [summary(arm.curve[lr]).mean for lr in lrs], marker="o", label=f"{budget[0]}×{budget[1]:g}"
+                )
         ax.set_xscale("log")
         ax.set(title=f"{method} ({task.name})", xlabel="learning rate", ylabel="accuracy (%)")
         ax.grid(alpha=0.3)
@@ -210,7 +230,9 @@ def mechanism(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
         axes[0].plot(xs, [float(r["norm_ratio"]) for r in group], style, marker=marker, label=label)
         axes[1].plot(xs, [float(r["cosine"]) for r in group], style, marker=marker, label=label)
     axes[0].axhline(1.0, color="gray", linewidth=1)
-    axes[0].set(xscale="log", yscale="log", title="‖g̃_i‖ / ‖η g_i‖ (1 = full fine-tuning's step)", xlabel="input width n")
+    axes[0].set(
+        xscale="log", yscale="log", title="‖g̃_i‖ / ‖η g_i‖ (1 = full fine-tuning's step)", xlabel="input width n"
+    )
     axes[1].set(xscale="log", title="cosine(g̃_i, g_i)", xlabel="input width n")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -218,7 +240,9 @@ def mechanism(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def loss_bands(losses: Mapping[str, Mapping[int, Sequence[Sequence[float]]]], threshold: float | None, path: Path, title: str) -> Path | None:
+def loss_bands(
+    losses: Mapping[str, Mapping[int, Sequence[Sequence[float]]]], threshold: float | None, path: Path, title: str
+) -> Path | None:
     """Claim 8: mean training loss per logged step with its 95 % band over seeds, one line per method."""
     if not any(losses.values()):
         return None

@@ -20,7 +20,9 @@ class Effect:
     source: str
 
     def text(self) -> str:
-        return f"δ = {self.delta:+.2f} ({self.source})" if self.delta is not None else f"no δ in the paper ({self.source})"
+        return (
+            f"δ = {self.delta:+.2f} ({self.source})" if self.delta is not None else f"no δ in the paper ({self.source})"
+        )
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,21 @@ class TaskScale:
 
 # Paper effects (accuracy points, GOAT minus the method). Table 4: RoBERTa-large GLUE average (GOAT 89.76);
 # Table 3: LLaMA-2-7B commonsense average (GOAT 82.73).
-GLUE_EFFECTS = {"lora": 89.76 - 88.46, "pissa": 89.76 - 85.00, "milora": 89.76 - 89.51, "molora": 89.76 - 89.52,
-                "hydralora": 89.76 - 88.56, "adamole": 89.76 - 89.12}  # fmt: skip
-COMMONSENSE_EFFECTS = {"lora": 82.73 - 77.61, "pissa": 82.73 - 73.78, "milora": 82.73 - 79.24, "molora": 82.73 - 80.43,
-                       "hydralora": 82.73 - 81.12}  # fmt: skip
+GLUE_EFFECTS = {
+    "lora": 89.76 - 88.46,
+    "pissa": 89.76 - 85.00,
+    "milora": 89.76 - 89.51,
+    "molora": 89.76 - 89.52,
+    "hydralora": 89.76 - 88.56,
+    "adamole": 89.76 - 89.12,
+}
+COMMONSENSE_EFFECTS = {
+    "lora": 82.73 - 77.61,
+    "pissa": 82.73 - 73.78,
+    "milora": 82.73 - 79.24,
+    "molora": 82.73 - 80.43,
+    "hydralora": 82.73 - 81.12,
+}
 # Table 5 (seven image sets, MoE with MS): O 81.49; P 81.11, M 81.14, R 81.22, zero 81.06; without MS (O) 80.35.
 INIT_EFFECTS = {"principal": 81.49 - 81.11, "minor": 81.49 - 81.14, "random": 81.49 - 81.22, "zero": 81.49 - 81.06}
 SCALING_EFFECT = 81.49 - 80.35
@@ -93,48 +106,129 @@ class Scale:
 
 
 CLASSIFIER = TaskScale(
-    name="classifier", family="glue", task="tweet_sentiment",
+    name="classifier",
+    family="glue",
+    task="tweet_sentiment",
     description="packaged all-MiniLM-L6-v2 + linear head on the packaged tweets (3 classes), scored by accuracy",
-    max_eval_samples=1000, bf16=False,
+    max_eval_samples=1000,
+    bf16=False,
     budgets=((500, 1.0), (1000, 1.0), (2000, 1.0), (4000, 1.0), (2000, 3.0), (8000, 1.0)),
-    curve_seeds=(0,), plateau_tolerance=1.0, start_learning_rates=(5e-4, 1e-3, 2e-3),
-    sweep_seeds=(0, 1), seeds=tuple(range(12)), min_seeds=5, primary_max_seeds=12, global_batch_size=16,
-    seconds_per_step=0.75, seconds_per_eval=30.0, table="GLUE average, Table 4", effects=GLUE_EFFECTS,
-)  # fmt: skip
+    curve_seeds=(0,),
+    plateau_tolerance=1.0,
+    start_learning_rates=(5e-4, 1e-3, 2e-3),
+    sweep_seeds=(0, 1),
+    seeds=tuple(range(12)),
+    min_seeds=5,
+    primary_max_seeds=12,
+    global_batch_size=16,
+    seconds_per_step=0.75,
+    seconds_per_eval=30.0,
+    table="GLUE average, Table 4",
+    effects=GLUE_EFFECTS,
+)
 CAUSAL = TaskScale(
-    name="causal", family="commonsense", task="tweet_sentiment",
-    description=("packaged SmolLM2-135M-Instruct (bf16 autocast) on the packaged tweets as instruction → 'the correct "
-                 "answer is <label>', scored by the label read from the greedy generation"),
-    max_eval_samples=500, bf16=True,
+    name="causal",
+    family="commonsense",
+    task="tweet_sentiment",
+    description=(
+        "packaged SmolLM2-135M-Instruct (bf16 autocast) on the packaged tweets as instruction → 'the correct "
+        "answer is <label>', scored by the label read from the greedy generation"
+    ),
+    max_eval_samples=500,
+    bf16=True,
     budgets=((160, 1.0), (320, 1.0), (640, 1.0)),
-    curve_seeds=(0,), plateau_tolerance=2.0, start_learning_rates=(5e-4, 1e-3, 2e-3),
-    sweep_seeds=(0,), seeds=tuple(range(10)), min_seeds=3, primary_max_seeds=10, global_batch_size=16,
-    seconds_per_step=9.0, seconds_per_eval=120.0, table="commonsense average, Table 3", effects=COMMONSENSE_EFFECTS,
-)  # fmt: skip
+    curve_seeds=(0,),
+    plateau_tolerance=2.0,
+    start_learning_rates=(5e-4, 1e-3, 2e-3),
+    sweep_seeds=(0,),
+    seeds=tuple(range(10)),
+    min_seeds=3,
+    primary_max_seeds=10,
+    global_batch_size=16,
+    seconds_per_step=9.0,
+    seconds_per_eval=120.0,
+    table="commonsense average, Table 3",
+    effects=COMMONSENSE_EFFECTS,
+)
 
 FULL = Scale(
-    name="full", classifier=CLASSIFIER, causal=CAUSAL,
-    primary=("lora", "molora", "pissa"), secondary=("milora", "hydralora", "adamole"), causal_baselines=("lora", "molora", "pissa"),
-    inits=("principal", "minor", "random", "zero"), r_values=(32,), r_tasks=("classifier",), aux_loss_coefs=(0.0, 1e-2),
-    step_model="embedded", step_rounds=5, step_batch=16, step_seq_len=64, step_steps=5, seconds_per_step_child=10.0,
-    mechanism_batch=32, mechanism_models=("minilm", "smollm2"),
-)  # fmt: skip
+    name="full",
+    classifier=CLASSIFIER,
+    causal=CAUSAL,
+    primary=("lora", "molora", "pissa"),
+    secondary=("milora", "hydralora", "adamole"),
+    causal_baselines=("lora", "molora", "pissa"),
+    inits=("principal", "minor", "random", "zero"),
+    r_values=(32,),
+    r_tasks=("classifier",),
+    aux_loss_coefs=(0.0, 1e-2),
+    step_model="embedded",
+    step_rounds=5,
+    step_batch=16,
+    step_seq_len=64,
+    step_steps=5,
+    seconds_per_step_child=10.0,
+    mechanism_batch=32,
+    mechanism_models=("minilm", "smollm2"),
+)
 
 SMOKE = Scale(
     name="smoke",
     classifier=TaskScale(
-        name="classifier", family="glue", task="tweet_sentiment", description="smoke: packaged MiniLM, a few tweets",
-        max_eval_samples=16, bf16=False, budgets=((16, 1.0),), curve_seeds=(0,), plateau_tolerance=1.0,
-        start_learning_rates=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, global_batch_size=16,
-        seconds_per_step=0.5, seconds_per_eval=2.0, table="GLUE average, Table 4", effects=GLUE_EFFECTS,
+        name="classifier",
+        family="glue",
+        task="tweet_sentiment",
+        description="smoke: packaged MiniLM, a few tweets",
+        max_eval_samples=16,
+        bf16=False,
+        budgets=((16, 1.0),),
+        curve_seeds=(0,),
+        plateau_tolerance=1.0,
+        start_learning_rates=(1e-3,),
+        sweep_seeds=(0,),
+        seeds=(0, 1),
+        min_seeds=2,
+        primary_max_seeds=2,
+        global_batch_size=16,
+        seconds_per_step=0.5,
+        seconds_per_eval=2.0,
+        table="GLUE average, Table 4",
+        effects=GLUE_EFFECTS,
     ),
     causal=TaskScale(
-        name="causal", family="commonsense", task="tweet_sentiment", description="smoke: packaged SmolLM2, a few tweets",
-        max_eval_samples=4, bf16=False, budgets=((4, 1.0),), curve_seeds=(0,), plateau_tolerance=2.0,
-        start_learning_rates=(1e-3,), sweep_seeds=(0,), seeds=(0, 1), min_seeds=2, primary_max_seeds=2, global_batch_size=16,
-        seconds_per_step=5.0, seconds_per_eval=10.0, table="commonsense average, Table 3", effects=COMMONSENSE_EFFECTS,
+        name="causal",
+        family="commonsense",
+        task="tweet_sentiment",
+        description="smoke: packaged SmolLM2, a few tweets",
+        max_eval_samples=4,
+        bf16=False,
+        budgets=((4, 1.0),),
+        curve_seeds=(0,),
+        plateau_tolerance=2.0,
+        start_learning_rates=(1e-3,),
+        sweep_seeds=(0,),
+        seeds=(0, 1),
+        min_seeds=2,
+        primary_max_seeds=2,
+        global_batch_size=16,
+        seconds_per_step=5.0,
+        seconds_per_eval=10.0,
+        table="commonsense average, Table 3",
+        effects=COMMONSENSE_EFFECTS,
     ),
-    primary=("lora",), secondary=(), causal_baselines=("lora",), inits=("zero",), r_values=(), r_tasks=("classifier",), aux_loss_coefs=(0.0,),
-    step_model="smoke", step_rounds=2, step_batch=2, step_seq_len=16, step_steps=2, seconds_per_step_child=2.0,
-    mechanism_batch=4, mechanism_models=("tiny",),
-)  # fmt: skip
+    primary=("lora",),
+    secondary=(),
+    causal_baselines=("lora",),
+    inits=("zero",),
+    r_values=(),
+    r_tasks=("classifier",),
+    aux_loss_coefs=(0.0,),
+    step_model="smoke",
+    step_rounds=2,
+    step_batch=2,
+    step_seq_len=16,
+    step_steps=2,
+    seconds_per_step_child=2.0,
+    mechanism_batch=4,
+    mechanism_models=("tiny",),
+)

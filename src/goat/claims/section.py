@@ -39,18 +39,29 @@ class Comparison:
         d = self.result.difference if self.result else None
         mde = stats.minimum_detectable_effect(d.sd, d.n) if d else None
         return {
-            "kind": "comparison", "a": self.a, "b": self.b, "n": d.n if d else 0, "difference": d.mean if d else None,
-            "ci_low": d.low if d else None, "ci_high": d.high if d else None, "sd": d.sd if d else None,
-            "p_value": self.result.p_value if self.result else None, "delta": self.effect.delta, "delta_source": self.effect.source,
-            "mde_80": mde, "seeds_to_resolve": stats.seeds_to_resolve(d.sd, self.effect.delta) if d and self.effect.delta else None,
+            "kind": "comparison",
+            "a": self.a,
+            "b": self.b,
+            "n": d.n if d else 0,
+            "difference": d.mean if d else None,
+            "ci_low": d.low if d else None,
+            "ci_high": d.high if d else None,
+            "sd": d.sd if d else None,
+            "p_value": self.result.p_value if self.result else None,
+            "delta": self.effect.delta,
+            "delta_source": self.effect.source,
+            "mde_80": mde,
+            "seeds_to_resolve": stats.seeds_to_resolve(d.sd, self.effect.delta) if d and self.effect.delta else None,
             "verdict": self.verdict,
-        }  # fmt: skip
+        }
 
 
 def comparison_table(comparisons: Sequence[Comparison]) -> str:
     """Markdown: each paired test with its difference, interval, p-value, the paper's δ, MDE and verdict."""
-    lines = ["| comparison | paired seeds | difference (mean, 95% CI) | p (paired t) | paper's δ | MDE (80 % power) | verdict |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| comparison | paired seeds | difference (mean, 95% CI) | p (paired t) | paper's δ | MDE (80 % power) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in comparisons:
         delta = c.effect.text()
         if c.result is None:
@@ -59,8 +70,10 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
         d = c.result.difference
         mde = stats.minimum_detectable_effect(d.sd, d.n)
         mde_text = f"{mde:.2f}" if mde == mde else "–"
-        lines.append(f"| {c.a} − {c.b} | {d.n} | {d.mean:+.2f} {c.unit} [{d.low:+.2f}, {d.high:+.2f}] | {c.result.p_value:.3g} | "
-                     f"{delta} | {mde_text} | {c.verdict} |")  # fmt: skip
+        lines.append(
+            f"| {c.a} − {c.b} | {d.n} | {d.mean:+.2f} {c.unit} [{d.low:+.2f}, {d.high:+.2f}] | {c.result.p_value:.3g} | "
+            f"{delta} | {mde_text} | {c.verdict} |"
+        )
     return "\n".join(lines)
 
 

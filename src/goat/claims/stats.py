@@ -146,14 +146,22 @@ def verdict_text(difference: Interval, delta: float | None) -> str:
     needed = seeds_to_resolve(difference.sd, delta) if delta is not None else None
     parts = [f"MDE {mde:.2f}" if not math.isnan(mde) else "MDE unknown"]
     if delta is not None:
-        parts.append(f"δ = {delta:g} needs ≈{needed} seeds" if needed else f"δ = {delta:g} needs more than {MAX_SEEDS_REPORTED} seeds")
+        parts.append(
+            f"δ = {delta:g} needs ≈{needed} seeds"
+            if needed
+            else f"δ = {delta:g} needs more than {MAX_SEEDS_REPORTED} seeds"
+        )
     return f"{label} ({'; '.join(parts)})"
 
 
 def log_ratio_interval(a: Sequence[float], b: Sequence[float]) -> Interval:
     """Interval of the ratio a / b over paired rounds: t interval of log(a_i / b_i), mapped back by exp."""
     log_interval = mean_ci([math.log(x / y) for x, y in zip(a, b)])
-    return Interval(*(math.exp(v) for v in (log_interval.mean, log_interval.low, log_interval.high)), log_interval.n, log_interval.sd)
+    return Interval(
+        *(math.exp(v) for v in (log_interval.mean, log_interval.low, log_interval.high)),
+        log_interval.n,
+        log_interval.sd,
+    )
 
 
 def equivalence(ratio: Interval) -> str:

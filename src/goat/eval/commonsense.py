@@ -93,7 +93,6 @@ def commonsense_accuracy(dataset: str, generations: Sequence[str], answers: Sequ
     if not answers:
         raise ValueError("commonsense_accuracy needs at least one example")
     correct = sum(
-        int(extract_answer(dataset, text) == gold.strip().lower())
-        for text, gold in zip(generations, answers)
+        int(extract_answer(dataset, text) == gold.strip().lower()) for text, gold in zip(generations, answers)
     )
     return correct / len(answers)

@@ -76,14 +76,13 @@ def generate_batched(
     model.eval()
     device = _model_device(model)
     outputs: list[Optional[str]] = [None] * len(prompts)
-    decoding: dict[str, Any] = {"do_sample": do_sample, "num_beams": num_beams,
-                                "max_new_tokens": max_new_tokens}
+    decoding: dict[str, Any] = {"do_sample": do_sample, "num_beams": num_beams, "max_new_tokens": max_new_tokens}
     if not do_sample:
         decoding.update({key: None for key in _SAMPLING_KEYS})
     decoding.update(generate_kwargs)
     with left_padding(tokenizer), torch.no_grad():
         order = _length_order(tokenizer, prompts)
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for batch in tqdm(batches, desc="generate", disable=not progress):
             encoded = tokenizer(
                 [prompts[i] for i in batch],
@@ -98,7 +97,7 @@ def generate_batched(
                 pad_token_id=tokenizer.pad_token_id,
                 **decoding,
             )
-            new_tokens = generated[:, encoded["input_ids"].shape[1]:]
+            new_tokens = generated[:, encoded["input_ids"].shape[1] :]
             texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for index, text in zip(batch, texts):
                 outputs[index] = text

@@ -86,12 +86,12 @@ def extract_final_number(text: str) -> Optional[str]:
         text = text[: continuation.start()]
     hash_at = text.find(_HASH_MARKER)
     if hash_at != -1:
-        after = _numbers(text[hash_at + len(_HASH_MARKER):])
+        after = _numbers(text[hash_at + len(_HASH_MARKER) :])
         if after:
             return after[0]
     markers = list(_ANSWER_IS_RE.finditer(text))
     if markers:
-        on_line = _numbers(text[markers[-1].end():].split("\n", 1)[0])
+        on_line = _numbers(text[markers[-1].end() :].split("\n", 1)[0])
         if on_line:
             return on_line[0]
     numbers = _numbers(text)

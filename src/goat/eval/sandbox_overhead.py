@@ -55,8 +55,10 @@ def main() -> None:
     result = measure(args.problems, args.rounds)
     print(f"{args.problems} canonical solutions, median of {args.rounds} rounds:")
     print(f"  sandbox            {result['sandbox']:.3f} s ({1000 * result['sandbox'] / args.problems:.1f} ms/sample)")
-    print(f"  check_correctness  {result['check_correctness']:.3f} s "
-          f"({1000 * result['check_correctness'] / args.problems:.1f} ms/sample)")
+    print(
+        f"  check_correctness  {result['check_correctness']:.3f} s "
+        f"({1000 * result['check_correctness'] / args.problems:.1f} ms/sample)"
+    )
     print(f"  ratio              {result['ratio']:.2f}x")
 
 

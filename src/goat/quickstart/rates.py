@@ -40,7 +40,11 @@ def read_rates(path: Path | None = None) -> Rates:
     path = path or rates_file()
     data = yaml.safe_load(path.read_text()) if path.is_file() else None
     data = data or {}
-    return Rates({k: float(v) for k, v in (data.get("learning_rate") or {}).items()}, data.get("found_by", ""), str(data.get("date", "")))
+    return Rates(
+        {k: float(v) for k, v in (data.get("learning_rate") or {}).items()},
+        data.get("found_by", ""),
+        str(data.get("date", "")),
+    )
 
 
 def write_rates(rates: dict[str, float], searches: dict[str, str], path: Path | None = None) -> Path:
@@ -60,8 +64,16 @@ def write_rates(rates: dict[str, float], searches: dict[str, str], path: Path | 
     return path
 
 
-def tune(methods: list[str], r: int, out: Path, workers: int, *, max_train_samples: int, max_eval_samples: int,
-         num_train_epochs: float) -> dict[str, str]:  # fmt: skip
+def tune(
+    methods: list[str],
+    r: int,
+    out: Path,
+    workers: int,
+    *,
+    max_train_samples: int,
+    max_eval_samples: int,
+    num_train_epochs: float,
+) -> dict[str, str]:
     """Run each method's bracketing search (rounds until decided); write the rates; return each search's outcome."""
     from goat.claims import arms
     from goat.claims.executor import Workers, train_requested
@@ -72,14 +84,34 @@ def tune(methods: list[str], r: int, out: Path, workers: int, *, max_train_sampl
     while True:
         ledger.requested.clear()
         found = {
-            m: arms.tune(ledger, m, Config("glue", "tweet_sentiment", m, START_LEARNING_RATES[0], TUNE_SEEDS[0], r=r, max_train_samples=max_train_samples,
-                                           num_train_epochs=num_train_epochs, max_eval_samples=max_eval_samples), START_LEARNING_RATES, TUNE_SEEDS)
+            m: arms.tune(
+                ledger,
+                m,
+                Config(
+                    "glue",
+                    "tweet_sentiment",
+                    m,
+                    START_LEARNING_RATES[0],
+                    TUNE_SEEDS[0],
+                    r=r,
+                    max_train_samples=max_train_samples,
+                    num_train_epochs=num_train_epochs,
+                    max_eval_samples=max_eval_samples,
+                ),
+                START_LEARNING_RATES,
+                TUNE_SEEDS,
+            )
             for m in methods
-        }  # fmt: skip
+        }
         if not ledger.requested:
             break
         train_requested(ledger, workers_)
-    outcome = {m: f"{a.status()}, mean {arms.sweep_means(a.curve, TUNE_SEEDS)[a.best_learning_rate]:.2f}" if a.best_learning_rate else a.status() for m, a in found.items()}
+    outcome = {
+        m: f"{a.status()}, mean {arms.sweep_means(a.curve, TUNE_SEEDS)[a.best_learning_rate]:.2f}"
+        if a.best_learning_rate
+        else a.status()
+        for m, a in found.items()
+    }
     bracketed = {m: a.best_learning_rate for m, a in found.items() if a.bracketed and a.best_learning_rate is not None}
     write_rates(bracketed, outcome)
     return outcome

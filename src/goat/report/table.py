@@ -128,9 +128,12 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], Table]:
             values[row_label(run, settings)][run.first["task"]].append(100.0 * run.best["value"])
     tasks = sorted({task for per_task in values.values() for task in per_task})
     table = {
-        label: {task: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for task, v in per_task.items()}
+        label: {
+            task: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+            for task, v in per_task.items()
+        }
         for label, per_task in values.items()
-    }  # fmt: skip
+    }
     return tasks, table
 
 
@@ -201,7 +204,9 @@ def measured_for(rows: list[dict[str, Any]], published: PublishedTable) -> Measu
                 found[canonical_task(key)] = value
         for column, value in found.items():
             if column in published.columns and _finite(value):
-                values[row_label(run, settings)][column].append(value * (1.0 if column in published.raw_scale else 100.0))
+                values[row_label(run, settings)][column].append(
+                    value * (1.0 if column in published.raw_scale else 100.0)
+                )
     return {m: {c: (statistics.mean(v), len(v)) for c, v in per.items()} for m, per in values.items()}
 
 
@@ -214,10 +219,17 @@ def comparison_rows(measured: Measured, published: PublishedTable) -> list[dict[
                 continue
             mean, n = measured[method][column]
             paper = published.value(method, column) if method in published.rows else None
-            rows.append({
-                "method": method, "task": column, "measured": round(mean, 4), "seeds": n, "paper": paper,
-                "difference": None if paper is None else round(mean - paper, 4), "source": published.table,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "task": column,
+                    "measured": round(mean, 4),
+                    "seeds": n,
+                    "paper": paper,
+                    "difference": None if paper is None else round(mean - paper, 4),
+                    "source": published.table,
+                }
+            )
     return rows
 
 
@@ -263,9 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", default="glue", help="Task family folder under --results-dir.")
     parser.add_argument("--results_dir", "--results-dir", default="results", help="Root results folder.")
     parser.add_argument("--tasks", nargs="+", default=None, help="Only these tasks.")
-    parser.add_argument("--study", default=None, help="List the runs of this goat.studies analysis (e.g. ablation) instead.")
-    parser.add_argument("--compare_paper", "--compare-paper", action="store_true", help="Measured beside the paper's Table 1-4 numbers, with the difference.")
-    parser.add_argument("--csv", default=None, help="With --compare-paper: also write the comparison (long form) to this CSV file.")
+    parser.add_argument(
+        "--study", default=None, help="List the runs of this goat.studies analysis (e.g. ablation) instead."
+    )
+    parser.add_argument(
+        "--compare_paper",
+        "--compare-paper",
+        action="store_true",
+        help="Measured beside the paper's Table 1-4 numbers, with the difference.",
+    )
+    parser.add_argument(
+        "--csv", default=None, help="With --compare-paper: also write the comparison (long form) to this CSV file."
+    )
     args = parser.parse_args(argv)
     rows = of_study(read_results(args.results_dir, args.family), args.study)
     if args.tasks:
@@ -281,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tasks, table = summarise(rows)
     smoke = any(r.get("smoke") for r in rows)
-    print(f"{args.family}: best epoch of each complete run, mean ± sample std over distinct seeds (n), metric x100"
-          + (" — SMOKE RUN, not a reproduction" if smoke else ""))  # fmt: skip
+    print(
+        f"{args.family}: best epoch of each complete run, mean ± sample std over distinct seeds (n), metric x100"
+        + (" — SMOKE RUN, not a reproduction" if smoke else "")
+    )
     print(format_table(tasks, table) if table else "(no complete run yet)")
     left_out = format_not_averaged(rows)
     if left_out:
@@ -300,11 +323,16 @@ def compare_main(rows: list[dict[str, Any]], family: str, csv_path: str | None) 
     measured = measured_for(rows, published)
     if not measured:
         tasks = sorted({r["task"] for r in rows})
-        print(f"error: no complete run of {tasks} has a (finite) value in a column of paper {published.table} ({', '.join(published.columns)}).", file=sys.stderr)
+        print(
+            f"error: no complete run of {tasks} has a (finite) value in a column of paper {published.table} ({', '.join(published.columns)}).",
+            file=sys.stderr,
+        )
         return 2
     smoke = any(r.get("smoke") for r in rows)
-    print(f"{family}: measured (best epoch of each complete run, mean over distinct seeds) / {published.citation()} (measured − paper)"
-          + (" — SMOKE RUN, not a reproduction" if smoke else ""))  # fmt: skip
+    print(
+        f"{family}: measured (best epoch of each complete run, mean over distinct seeds) / {published.citation()} (measured − paper)"
+        + (" — SMOKE RUN, not a reproduction" if smoke else "")
+    )
     print(format_comparison(measured, published))
     left_out = format_not_averaged(rows)
     if left_out:
@@ -313,4 +341,3 @@ def compare_main(rows: list[dict[str, Any]], family: str, csv_path: str | None) 
         write_csv(Path(csv_path), comparison_rows(measured, published))
         print(f"wrote {csv_path}")
     return 0
-

@@ -37,7 +37,9 @@ def configurations(inits: list[str], ms_scaling: str, plain_scaling: str, single
     for init in inits:
         for ms, scaling in ((True, ms_scaling), (False, plain_scaling)):
             columns = {"row": INITS[init], "moe": True, "ms": ms, "init": init, "scaling": scaling}
-            configs.append((f"goat-{init}-{'ms' if ms else 'noms'}", {"method": "goat", "init": init, "scaling": scaling}, columns))
+            configs.append(
+                (f"goat-{init}-{'ms' if ms else 'noms'}", {"method": "goat", "init": init, "scaling": scaling}, columns)
+            )
     if single:
         columns = {"row": SINGLE, "moe": False, "ms": False, "init": "spread", "scaling": "alpha"}
         configs.append(("single-O", {"method": "pissa", "segment": "spread", "scaling": "alpha"}, columns))
@@ -53,9 +55,15 @@ def table(results: list[common.RunResult]) -> list[dict[str, Any]]:
             continue
         paper = TABLE_5.rows.get(row, (None, None))
         measured = (averages.get((row, True)), averages.get((row, False)))
-        rows.append({
-            "row": row, "avg_ms": measured[0], "avg_no_ms": measured[1], "paper_avg_ms": paper[0], "paper_avg_no_ms": paper[1],
-        })  # fmt: skip
+        rows.append(
+            {
+                "row": row,
+                "avg_ms": measured[0],
+                "avg_no_ms": measured[1],
+                "paper_avg_ms": paper[0],
+                "paper_avg_no_ms": paper[1],
+            }
+        )
     return rows
 
 
@@ -63,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.ablation", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
-    parser.add_argument("--inits", nargs="+", choices=list(INITS), default=None, help="Inits (default all; smoke: spread zero).")
+    parser.add_argument(
+        "--inits", nargs="+", choices=list(INITS), default=None, help="Inits (default all; smoke: spread zero)."
+    )
     parser.add_argument("--ms-scaling", default="theory", help="Scaling 'with MS' (default theory = Thm 3.5).")
-    parser.add_argument("--plain-scaling", default="alpha", help="Scaling 'w/o MS' (default alpha = α/d, MoLoRA's; or a number).")
+    parser.add_argument(
+        "--plain-scaling", default="alpha", help="Scaling 'w/o MS' (default alpha = α/d, MoLoRA's; or a number)."
+    )
     parser.add_argument("--no-single", action="store_true", help="Leave out the single-LoRA row.")
     return parser
 

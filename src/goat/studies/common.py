@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 
 from goat.adapters.model import GoatModel
 from goat.studies.steps import StepRecorder
-from goat.train.runner import prepare, train
 from goat.train import settings as run_settings
 from goat.train.run_config import RunConfig
+from goat.train.runner import prepare, train
 from goat.train.settings import flag_names
 
 logger = logging.getLogger(__name__)
@@ -115,37 +115,75 @@ class RunResult:
     def row(self) -> dict[str, Any]:
         """The run as one CSV row."""
         return {
-            "task": self.run.target.task, "family": self.run.target.family, "seed": self.run.seed,
-            **self.run.columns, "metric": self.metric, "value": round(self.value, 4),
-            "best_epoch": self.summary["best_epoch"], "run_name": self.summary["run_name"],
-        }  # fmt: skip
+            "task": self.run.target.task,
+            "family": self.run.target.family,
+            "seed": self.run.seed,
+            **self.run.columns,
+            "metric": self.metric,
+            "value": round(self.value, 4),
+            "best_epoch": self.summary["best_epoch"],
+            "run_name": self.summary["run_name"],
+        }
 
 
 # ----------------------------------------------------------------------------- command line
 def add_common_arguments(parser: argparse.ArgumentParser, *, family: str, tasks: Sequence[str]) -> None:
     """Flags every study has; ``family``/``tasks`` are the paper's (GPU) defaults."""
     parser.add_argument(
-        "--smoke", action="store_true",
+        "--smoke",
+        action="store_true",
         help=f"Embedded default ({SMOKE_MODEL} MiniLM, {SMOKE_FAMILY}:{SMOKE_TASK}, small subsets, small grid): a CPU check of the code path.",
-    )  # fmt: skip
-    parser.add_argument("--family", default=None, help=f"Family of plain task names (default {family}; smoke: {SMOKE_FAMILY}).")
+    )
     parser.add_argument(
-        "--tasks", nargs="+", default=None,
+        "--family", default=None, help=f"Family of plain task names (default {family}; smoke: {SMOKE_FAMILY})."
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
         help=f"Tasks as task or family:task (default: {' '.join(tasks)}; smoke: {SMOKE_TASK}).",
-    )  # fmt: skip
-    parser.add_argument(*flag_names("model_name_or_path"), default=None, help=f"Base model (default: the family YAML's; smoke: {SMOKE_MODEL}).")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds; results are averaged over them.")
-    parser.add_argument(*flag_names("max_train_samples"), type=int, default=None, help="Training examples per run (default: YAML / smoke 160).")
-    parser.add_argument(*flag_names("max_eval_samples"), type=int, default=None, help="Evaluation examples per split (default: YAML / smoke 160).")
-    parser.add_argument(*flag_names("max_seq_length"), type=int, default=None, help="Max tokens per example (default: YAML / smoke 32).")
-    parser.add_argument(*flag_names("num_train_epochs"), type=float, default=None, help="Epochs per run (default: YAML / smoke 1).")
+    )
     parser.add_argument(
-        "--set", nargs="+", default=[], metavar="SETTING=VALUE", dest="set_fields",
+        *flag_names("model_name_or_path"),
+        default=None,
+        help=f"Base model (default: the family YAML's; smoke: {SMOKE_MODEL}).",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds; results are averaged over them.")
+    parser.add_argument(
+        *flag_names("max_train_samples"),
+        type=int,
+        default=None,
+        help="Training examples per run (default: YAML / smoke 160).",
+    )
+    parser.add_argument(
+        *flag_names("max_eval_samples"),
+        type=int,
+        default=None,
+        help="Evaluation examples per split (default: YAML / smoke 160).",
+    )
+    parser.add_argument(
+        *flag_names("max_seq_length"), type=int, default=None, help="Max tokens per example (default: YAML / smoke 32)."
+    )
+    parser.add_argument(
+        *flag_names("num_train_epochs"), type=float, default=None, help="Epochs per run (default: YAML / smoke 1)."
+    )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SETTING=VALUE",
+        dest="set_fields",
         help="Any other setting for every run (python -m goat.train <family> --help), e.g. bf16=true per_device_train_batch_size=16.",
-    )  # fmt: skip
-    parser.add_argument(*flag_names("results_dir"), default="results", help="Root of results/<family>/results.{csv,jsonl}.")
-    parser.add_argument(*flag_names("output_dir"), default="outputs", help="Root of the run folders (summary, routing files).")
-    parser.add_argument("--out", default=None, help="Folder for the study's PNG/CSV (default <results-dir>/studies/<name>[-smoke]).")
+    )
+    parser.add_argument(
+        *flag_names("results_dir"), default="results", help="Root of results/<family>/results.{csv,jsonl}."
+    )
+    parser.add_argument(
+        *flag_names("output_dir"), default="outputs", help="Root of the run folders (summary, routing files)."
+    )
+    parser.add_argument(
+        "--out", default=None, help="Folder for the study's PNG/CSV (default <results-dir>/studies/<name>[-smoke])."
+    )
 
 
 def set_flags(items: Sequence[str]) -> list[str]:
@@ -169,17 +207,27 @@ def resolve(ns: argparse.Namespace, name: str, *, family: str, tasks: Sequence[s
     base: dict[str, Any] = dict(SMOKE_SETTINGS) if smoke else {}
     model = ns.model_name_or_path or (SMOKE_MODEL if smoke else None)
     explicit = {
-        "model_name_or_path": model, "max_train_samples": ns.max_train_samples, "max_eval_samples": ns.max_eval_samples,
-        "max_seq_length": ns.max_seq_length, "num_train_epochs": ns.num_train_epochs,
-    }  # fmt: skip
+        "model_name_or_path": model,
+        "max_train_samples": ns.max_train_samples,
+        "max_eval_samples": ns.max_eval_samples,
+        "max_seq_length": ns.max_seq_length,
+        "num_train_epochs": ns.num_train_epochs,
+    }
     base.update({k: v for k, v in explicit.items() if v is not None})
     fixed = set_flags(ns.set_fields)
     results_dir = Path(ns.results_dir)
     out = Path(ns.out) if ns.out else results_dir / "studies" / (f"{name}-smoke" if smoke else name)
     return StudySettings(
-        name=name, smoke=smoke, targets=[parse_target(t, default_family) for t in task_names], seeds=list(ns.seeds),
-        base=base, fixed=fixed, results_dir=results_dir, output_dir=Path(ns.output_dir), out=out,
-    )  # fmt: skip
+        name=name,
+        smoke=smoke,
+        targets=[parse_target(t, default_family) for t in task_names],
+        seeds=list(ns.seeds),
+        base=base,
+        fixed=fixed,
+        results_dir=results_dir,
+        output_dir=Path(ns.output_dir),
+        out=out,
+    )
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -198,11 +246,16 @@ def run_config(settings: StudySettings, run: Run) -> RunConfig:
     values = {
         **settings.base,
         **run.overrides,
-        "task": target.task, "seed": run.seed,
+        "task": target.task,
+        "seed": run.seed,
         "run_name": f"{settings.name}-{slug(run.label)}-{slug(target.task)}-s{run.seed}",
-        "study": settings.name, "save_adapter": False, "save_strategy": "no", "overwrite_output_dir": True,  # short runs, rerun whole
-        "results_dir": str(settings.results_dir), "output_dir": str(settings.output_dir),
-    }  # fmt: skip
+        "study": settings.name,
+        "save_adapter": False,
+        "save_strategy": "no",
+        "overwrite_output_dir": True,  # short runs, rerun whole
+        "results_dir": str(settings.results_dir),
+        "output_dir": str(settings.output_dir),
+    }
     if settings.smoke:
         values["smoke"] = True
     return run_settings.resolve(target.family, settings.fixed, overrides=values)
@@ -232,7 +285,9 @@ def execute(settings: StudySettings, runs: Sequence[Run]) -> list[RunResult]:
     return [execute_one(settings, run) for run in tqdm(runs, desc=settings.name, unit="run")]
 
 
-def execute_recorded(settings: StudySettings, runs: Sequence[Run], *, equivalent_gradient: bool = False) -> list[RunResult]:
+def execute_recorded(
+    settings: StudySettings, runs: Sequence[Run], *, equivalent_gradient: bool = False
+) -> list[RunResult]:
     """Like :func:`execute`, keeping per-step records (loss; Lemma 2.2 norm if asked) in ``RunResult.steps``.
 
     The runs must set ``logging_steps=1``.

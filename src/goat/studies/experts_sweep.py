@@ -36,7 +36,13 @@ def configurations(methods: list[str], configs: list[str], r: int) -> list[tuple
         k, num_experts = parse_config(text)
         for method in methods:
             overrides = {"method": method, "r": r, "lora_alpha": 2.0 * r, "num_experts": num_experts, "top_k": k}
-            out.append((f"{method}-{text}", overrides, {"method": method, "config": text, "num_experts": num_experts, "top_k": k}))
+            out.append(
+                (
+                    f"{method}-{text}",
+                    overrides,
+                    {"method": method, "config": text, "num_experts": num_experts, "top_k": k},
+                )
+            )
     return out
 
 
@@ -57,8 +63,14 @@ def plot(rows: list[dict[str, Any]], configs: list[str], r: int, path: Path) -> 
         m: ([positions[r["config"]] for r in rows if r["method"] == m], [r["value"] for r in rows if r["method"] == m])
         for m in sorted({r["method"] for r in rows})
     }
-    panel = Panel(f"Figure 6: experts and activation (total rank r = {r})", "k in E", "average metric (x100)", series,
-                  xticks=list(positions.values()), xticklabels=configs)  # fmt: skip
+    panel = Panel(
+        f"Figure 6: experts and activation (total rank r = {r})",
+        "k in E",
+        "average metric (x100)",
+        series,
+        xticks=list(positions.values()),
+        xticklabels=configs,
+    )
     return line_panels([panel], path)
 
 
@@ -66,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.experts_sweep", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
-    parser.add_argument("--configs", nargs="+", default=None, help=f"kinE configurations (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help=f"kinE configurations (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).",
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="Methods (default goat molora).")
     parser.add_argument("--r", type=int, default=TOTAL_RANK, help="Total rank r shared by the experts (paper: 32).")
     return parser
@@ -87,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "figure6.csv", rows)
     plot(rows, configs, ns.r, out / "figure6.png")
-    text = common.markdown_table(["k in E", "method", "average"], [[r["config"], r["method"], r["value"]] for r in rows])
-    print(f"\n{common.banner(settings, 'Figure 6 experts sweep', results)}\n\n{text}\n\nwrote {out / 'figure6.png'}, {out / 'figure6.csv'}")
+    text = common.markdown_table(
+        ["k in E", "method", "average"], [[r["config"], r["method"], r["value"]] for r in rows]
+    )
+    print(
+        f"\n{common.banner(settings, 'Figure 6 experts sweep', results)}\n\n{text}\n\nwrote {out / 'figure6.png'}, {out / 'figure6.csv'}"
+    )
     return 0
 
 

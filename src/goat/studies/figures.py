@@ -10,8 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 Series = dict[str, tuple[Sequence[float], Sequence[float | None]]]  # label -> (x, y)
 
@@ -62,7 +62,9 @@ def line_panels(panels: Sequence[Panel], path: Path, *, suptitle: str = "") -> P
     return path
 
 
-def load_heatmaps(loads: dict[str, np.ndarray], path: Path, *, ylabel: str, row_labels: dict[str, list[str]], expected: float) -> Path:
+def load_heatmaps(
+    loads: dict[str, np.ndarray], path: Path, *, ylabel: str, row_labels: dict[str, list[str]], expected: float
+) -> Path:
     """One heatmap per entry (rows x experts), colour centred on the uniform load ``expected``."""
     height = max(2.8, 1.2 + 0.32 * max(len(v) for v in loads.values()))
     fig, axes = plt.subplots(1, len(loads), figsize=(5.6 * len(loads), height), squeeze=False)

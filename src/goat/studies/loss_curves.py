@@ -28,11 +28,17 @@ def moving_average(values: list[float]) -> list[float]:
     """Trailing mean over a window of 1/50 of the curve (at least 1 point)."""
     window = max(1, len(values) // 50)
     cumulative = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
-    return [float((cumulative[i + 1] - cumulative[max(0, i + 1 - window)]) / min(window, i + 1)) for i in range(len(values))]
+    return [
+        float((cumulative[i + 1] - cumulative[max(0, i + 1 - window)]) / min(window, i + 1)) for i in range(len(values))
+    ]
 
 
 def step_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
-    return [{"task": str(r.run.target), "seed": r.run.seed, "method": r.run.columns["method"], **s} for r in results for s in r.steps]
+    return [
+        {"task": str(r.run.target), "seed": r.run.seed, "method": r.run.columns["method"], **s}
+        for r in results
+        for s in r.steps
+    ]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -55,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.loss_curves", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=PAPER_TASKS)
-    parser.add_argument("--methods", nargs="+", default=None, help=f"Methods (default {' '.join(PAPER_METHODS)}; smoke {' '.join(SMOKE_METHODS)}).")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help=f"Methods (default {' '.join(PAPER_METHODS)}; smoke {' '.join(SMOKE_METHODS)}).",
+    )
     return parser
 
 
@@ -83,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         ["task", "method", "seed", "final task loss", "metric"],
         [[f["task"], f["method"], f["seed"], f["final_task_loss"], f["value"]] for f in finals],
     )
-    print(f"\n{common.banner(settings, 'Figure 4 loss curves', results)}\n\n{text}\n\nwrote {out / 'figure4.png'}, {out / 'figure4_steps.csv'}")
+    print(
+        f"\n{common.banner(settings, 'Figure 4 loss curves', results)}\n\n{text}\n\nwrote {out / 'figure4.png'}, {out / 'figure4_steps.csv'}"
+    )
     return 0
 
 

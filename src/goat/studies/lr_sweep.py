@@ -32,7 +32,9 @@ def table(results: list[common.RunResult], methods: list[str], learning_rates: l
         paper = TABLE_6.rows.get(f"{lr:.0e}")
         for method in methods:
             row[method] = averages.get((lr, method))
-            row[f"paper_{method}"] = paper[TABLE_6.columns.index(method)] if paper and method in TABLE_6.columns else None
+            row[f"paper_{method}"] = (
+                paper[TABLE_6.columns.index(method)] if paper and method in TABLE_6.columns else None
+            )
         rows.append(row)
     return rows
 
@@ -48,9 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.lr_sweep", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="math", tasks=["gsm8k"])
-    parser.add_argument("--methods", nargs="+", default=None, help="Methods (default molora hydralora goat, Table 6's; smoke molora goat).")
-    parser.add_argument(*flag_names("learning_rates"), type=float, nargs="+", default=None,
-                        help="Values of learning_rate (default 1e-5 2e-5 5e-5; smoke 2e-4 1e-3).")  # fmt: skip
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="Methods (default molora hydralora goat, Table 6's; smoke molora goat).",
+    )
+    parser.add_argument(
+        *flag_names("learning_rates"),
+        type=float,
+        nargs="+",
+        default=None,
+        help="Values of learning_rate (default 1e-5 2e-5 5e-5; smoke 2e-4 1e-3).",
+    )
     return parser
 
 
@@ -63,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         methods = list(settings.pick(ns.methods, METHODS, SMOKE_METHODS))
         configs = [
             (f"{method}-lr{lr:g}", {"method": method, "learning_rate": lr}, {"method": method, "learning_rate": lr})
-            for lr in learning_rates for method in methods
-        ]  # fmt: skip
+            for lr in learning_rates
+            for method in methods
+        ]
         results = common.execute(settings, common.expand(settings, configs))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -75,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "table6.csv", rows)
     plot(rows, methods, results[0].metric, out / "lr_sweep.png")
     header = ["learning_rate", *methods, *(f"paper {m}" for m in methods)]
-    text = common.markdown_table(header, [[f"{r['learning_rate']:g}", *(r[m] for m in methods), *(r[f"paper_{m}"] for m in methods)] for r in rows])
+    text = common.markdown_table(
+        header,
+        [[f"{r['learning_rate']:g}", *(r[m] for m in methods), *(r[f"paper_{m}"] for m in methods)] for r in rows],
+    )
     report = f"{common.banner(settings, 'Table 6 learning-rate sweep', results)}\n{TABLE_6.citation()}\n\n{text}\n"
     (out / "table6.md").write_text(report)
     print(f"\n{report}\nwrote {out / 'table6.csv'}, {out / 'lr_sweep.png'}")

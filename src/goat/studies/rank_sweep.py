@@ -32,7 +32,9 @@ def configurations(methods: list[str], r_values: list[int]) -> list[tuple[str, d
             configs.append((method, {"method": method}, {"method": method, "r": None}))
             continue
         for r in r_values:
-            configs.append((f"{method}-r{r}", {"method": method, "r": r, "lora_alpha": 2.0 * r}, {"method": method, "r": r}))
+            configs.append(
+                (f"{method}-r{r}", {"method": method, "r": r, "lora_alpha": 2.0 * r}, {"method": method, "r": r})
+            )
     return configs
 
 
@@ -48,10 +50,21 @@ def figure_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     ranked = [r for r in rows if r["r"] is not None]
     ranks = sorted({r["r"] for r in ranked})
-    series = {m: ([r["r"] for r in ranked if r["method"] == m], [r["value"] for r in ranked if r["method"] == m]) for m in sorted({r["method"] for r in ranked})}
+    series = {
+        m: ([r["r"] for r in ranked if r["method"] == m], [r["value"] for r in ranked if r["method"] == m])
+        for m in sorted({r["method"] for r in ranked})
+    }
     hlines = {r["method"]: r["value"] for r in rows if r["r"] is None}
-    panel = Panel("Figure 5: performance across ranks", "total rank r", "average metric (x100)", series, logx=True, hlines=hlines,
-                  xticks=ranks, xticklabels=[str(r) for r in ranks])  # fmt: skip
+    panel = Panel(
+        "Figure 5: performance across ranks",
+        "total rank r",
+        "average metric (x100)",
+        series,
+        logx=True,
+        hlines=hlines,
+        xticks=ranks,
+        xticklabels=[str(r) for r in ranks],
+    )
     return line_panels([panel], path)
 
 
@@ -59,8 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.rank_sweep", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
-    parser.add_argument("--methods", nargs="+", default=None, help=f"Methods (default {' '.join(PAPER_METHODS)}; smoke {' '.join(SMOKE_METHODS)}).")
-    parser.add_argument(*flag_names("r_values"), type=int, nargs="+", default=None, help="Values of the total rank r (default 8 16 32 64 128; smoke 8 32).")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help=f"Methods (default {' '.join(PAPER_METHODS)}; smoke {' '.join(SMOKE_METHODS)}).",
+    )
+    parser.add_argument(
+        *flag_names("r_values"),
+        type=int,
+        nargs="+",
+        default=None,
+        help="Values of the total rank r (default 8 16 32 64 128; smoke 8 32).",
+    )
     return parser
 
 
@@ -80,8 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "runs.csv", [r.row() for r in results])
     common.write_csv(out / "figure5.csv", rows)
     plot(rows, out / "figure5.png")
-    text = common.markdown_table(["method", "r", "average", "paper text (r=32)"], [[r["method"], r["r"] or "–", r["value"], r["paper_text"]] for r in rows])
-    print(f"\n{common.banner(settings, 'Figure 5 rank sweep', results)}\n\n{text}\n\nwrote {out / 'figure5.png'}, {out / 'figure5.csv'}")
+    text = common.markdown_table(
+        ["method", "r", "average", "paper text (r=32)"],
+        [[r["method"], r["r"] or "–", r["value"], r["paper_text"]] for r in rows],
+    )
+    print(
+        f"\n{common.banner(settings, 'Figure 5 rank sweep', results)}\n\n{text}\n\nwrote {out / 'figure5.png'}, {out / 'figure5.csv'}"
+    )
     return 0
 
 

@@ -26,9 +26,16 @@ from goat.studies.figures import load_heatmaps
 from goat.train.settings import flag_names
 
 PAPER_TASKS = (
-    "vision:cars", "vision:dtd", "vision:eurosat", "vision:gtsrb", "glue:cola", "glue:sst2", "glue:rte",
-    "math:gsm8k", "code:humaneval",
-)  # fmt: skip
+    "vision:cars",
+    "vision:dtd",
+    "vision:eurosat",
+    "vision:gtsrb",
+    "glue:cola",
+    "glue:sst2",
+    "glue:rte",
+    "math:gsm8k",
+    "code:humaneval",
+)
 COEFS = (GoatConfig.aux_loss_coef, 0.0)  # with the balance loss (the default coefficient) and without
 
 
@@ -46,10 +53,16 @@ def layer_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
     for result in results:
         for layer, loads in final_routing(result.run_dir).items():
             for expert, fraction in enumerate(loads):
-                rows.append({
-                    "task": str(result.run.target), "aux_loss_coef": result.run.columns["aux_loss_coef"], "seed": result.run.seed,
-                    "layer": layer, "expert": expert + 1, "fraction": round(fraction, 6),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "task": str(result.run.target),
+                        "aux_loss_coef": result.run.columns["aux_loss_coef"],
+                        "seed": result.run.seed,
+                        "layer": layer,
+                        "expert": expert + 1,
+                        "fraction": round(fraction, 6),
+                    }
+                )
     return rows
 
 
@@ -74,11 +87,15 @@ def summary_rows(rows: list[dict[str, Any]], coefs: list[float]) -> list[dict[st
         for task, loads in zip(tasks, matrix):
             _, per_layer = load_matrix(rows, "layer", aux_loss_coef=coef, task=task)
             uniform = 1.0 / len(loads)
-            out.append({
-                "task": task, "aux_loss_coef": coef, **{f"e{j + 1}": round(float(v), 4) for j, v in enumerate(loads)},
-                "max_dev_task": round(float(np.abs(loads - uniform).max()), 4),
-                "max_dev_any_layer": round(float(np.abs(per_layer - uniform).max()), 4),
-            })  # fmt: skip
+            out.append(
+                {
+                    "task": task,
+                    "aux_loss_coef": coef,
+                    **{f"e{j + 1}": round(float(v), 4) for j, v in enumerate(loads)},
+                    "max_dev_task": round(float(np.abs(loads - uniform).max()), 4),
+                    "max_dev_any_layer": round(float(np.abs(per_layer - uniform).max()), 4),
+                }
+            )
     return out
 
 
@@ -87,20 +104,32 @@ def plot(rows: list[dict[str, Any]], targets: list[common.Target], coefs: list[f
     uniform = 1.0 / max(r["expert"] for r in rows)
     per_task = {f"balance loss {c:g}": load_matrix(rows, "task", aux_loss_coef=c) for c in coefs}
     labels = {k: v[0] for k, v in per_task.items()}
-    load_heatmaps({k: v[1] for k, v in per_task.items()}, out / "figure7.png", ylabel="task", row_labels=labels, expected=uniform)
+    load_heatmaps(
+        {k: v[1] for k, v in per_task.items()}, out / "figure7.png", ylabel="task", row_labels=labels, expected=uniform
+    )
     for target in targets:
-        per_layer = {f"{target.task}, balance loss {c:g}": load_matrix(rows, "layer", aux_loss_coef=c, task=str(target)) for c in coefs}
+        per_layer = {
+            f"{target.task}, balance loss {c:g}": load_matrix(rows, "layer", aux_loss_coef=c, task=str(target))
+            for c in coefs
+        }
         labels = {k: [name.replace("encoder.layer.", "L") for name in v[0]] for k, v in per_layer.items()}
         path = out / f"figure7_layers_{common.slug(target.task)}.png"
-        load_heatmaps({k: v[1] for k, v in per_layer.items()}, path, ylabel="layer", row_labels=labels, expected=uniform)
+        load_heatmaps(
+            {k: v[1] for k, v in per_layer.items()}, path, ylabel="layer", row_labels=labels, expected=uniform
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.routing", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=PAPER_TASKS)
-    parser.add_argument(*flag_names("aux_loss_coefs"), type=float, nargs="+", default=list(COEFS),
-                        help=f"Balance-loss coefficients aux_loss_coef (default {' '.join(f'{c:g}' for c in COEFS)}).")  # fmt: skip
+    parser.add_argument(
+        *flag_names("aux_loss_coefs"),
+        type=float,
+        nargs="+",
+        default=list(COEFS),
+        help=f"Balance-loss coefficients aux_loss_coef (default {' '.join(f'{c:g}' for c in COEFS)}).",
+    )
     parser.add_argument("--method", default="goat", help="MoE method whose routers are read (default goat).")
     return parser
 
@@ -110,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     common.configure_logging()
     try:
         settings = common.resolve(ns, "routing", family="vision", tasks=PAPER_TASKS)
-        configs = [(f"{ns.method}-aux{c:g}", {"method": ns.method, "aux_loss_coef": c}, {"aux_loss_coef": c}) for c in ns.aux_loss_coefs]
+        configs = [
+            (f"{ns.method}-aux{c:g}", {"method": ns.method, "aux_loss_coef": c}, {"aux_loss_coef": c})
+            for c in ns.aux_loss_coefs
+        ]
         results = common.execute(settings, common.expand(settings, configs))
         rows = layer_rows(results)
     except (ValueError, OSError) as error:
@@ -123,11 +155,28 @@ def main(argv: list[str] | None = None) -> int:
     experts = max(r["expert"] for r in rows)
     plot(rows, settings.targets, ns.aux_loss_coefs, out)
     text = common.markdown_table(
-        ["task", "balance coef", *(f"e{j + 1}" for j in range(experts)), "max |f − 1/E| (task)", "max |f − 1/E| (any layer)"],
-        [[s["task"], f"{s['aux_loss_coef']:g}", *(f"{s[f'e{j + 1}']:.3f}" for j in range(experts)), f"{s['max_dev_task']:.3f}", f"{s['max_dev_any_layer']:.3f}"] for s in summary],
+        [
+            "task",
+            "balance coef",
+            *(f"e{j + 1}" for j in range(experts)),
+            "max |f − 1/E| (task)",
+            "max |f − 1/E| (any layer)",
+        ],
+        [
+            [
+                s["task"],
+                f"{s['aux_loss_coef']:g}",
+                *(f"{s[f'e{j + 1}']:.3f}" for j in range(experts)),
+                f"{s['max_dev_task']:.3f}",
+                f"{s['max_dev_any_layer']:.3f}",
+            ]
+            for s in summary
+        ],
     )
     paper = f"paper §4.7: uniform {FIGURE_7_TEXT['expected_load']}, deviations within {FIGURE_7_TEXT['max_deviation']}"
-    print(f"\n{common.banner(settings, 'Figure 7 expert load', results)}\n{paper}\n\n{text}\n\nwrote {out / 'figure7.png'}, {out / 'figure7.csv'}, {out / 'figure7_layers.csv'}")
+    print(
+        f"\n{common.banner(settings, 'Figure 7 expert load', results)}\n{paper}\n\n{text}\n\nwrote {out / 'figure7.png'}, {out / 'figure7.csv'}, {out / 'figure7_layers.csv'}"
+    )
     return 0
 
 

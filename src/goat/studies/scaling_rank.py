@@ -52,9 +52,7 @@ def configurations(configs: list[str]) -> list[tuple[str, dict, dict]]:
 def step_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
     """One row per (run, step): loss, task loss and the equivalent-gradient norm."""
     return [
-        {"task": str(r.run.target), "seed": r.run.seed, **r.run.columns, **step}
-        for r in results
-        for step in r.steps
+        {"task": str(r.run.target), "seed": r.run.seed, **r.run.columns, **step} for r in results for step in r.steps
     ]
 
 
@@ -73,7 +71,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     for task in sorted({r["task"] for r in rows}):
         name = task.split(":")[-1]
         panels.append(Panel(f"{name}: training loss", "step", "task loss", mean_curves(rows, task, "task_loss")))
-        panels.append(Panel(f"{name}: equivalent gradient (Lemma 2.2)", "step", "||g̃||_F", mean_curves(rows, task, "equivalent_grad_norm"), logy=True))
+        panels.append(
+            Panel(
+                f"{name}: equivalent gradient (Lemma 2.2)",
+                "step",
+                "||g̃||_F",
+                mean_curves(rows, task, "equivalent_grad_norm"),
+                logy=True,
+            )
+        )
     return line_panels(panels, path, suptitle="Figure 2: SVD-initialised LoRA vs scaling s and rank r")
 
 
@@ -81,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.scaling_rank", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=["eurosat"])
-    parser.add_argument("--configs", nargs="+", default=None, help=f"r:scaling pairs (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help=f"r:scaling pairs (default {' '.join(PAPER_CONFIGS)}; smoke {' '.join(SMOKE_CONFIGS)}).",
+    )
     return parser
 
 
@@ -102,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = [{"config": c, "value": round(v, 4), "paper_text": FIGURE_2_TEXT.get(c)} for c, v in finals.items()]
     common.write_csv(out / "figure2.csv", summary)
     plot(steps, out / "figure2.png")
-    text = common.markdown_table(["r:s", "metric (mean over tasks, seeds)", "paper §2.2"], [[r["config"], r["value"], r["paper_text"]] for r in summary])
-    print(f"\n{common.banner(settings, 'Figure 2 scaling and rank', results)}\n\n{text}\n\nwrote {out / 'figure2.png'}, {out / 'figure2_steps.csv'}")
+    text = common.markdown_table(
+        ["r:s", "metric (mean over tasks, seeds)", "paper §2.2"],
+        [[r["config"], r["value"], r["paper_text"]] for r in summary],
+    )
+    print(
+        f"\n{common.banner(settings, 'Figure 2 scaling and rank', results)}\n\n{text}\n\nwrote {out / 'figure2.png'}, {out / 'figure2_steps.csv'}"
+    )
     return 0
 
 

@@ -59,7 +59,9 @@ def figure_rows(results: list[common.RunResult]) -> list[dict[str, Any]]:
         segments = sorted(k[2] for k in means if k[:2] == (rank, task))
         values = [means[(rank, task, s)] for s in segments]
         for segment, value, norm in zip(segments, values, common.min_max(values)):
-            rows.append({"r": rank, "task": task, "segment": segment, "value": round(value, 4), "normalised": round(norm, 4)})
+            rows.append(
+                {"r": rank, "task": task, "segment": segment, "value": round(value, 4), "normalised": round(norm, 4)}
+            )
     return rows
 
 
@@ -72,8 +74,16 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
             points = [r for r in rows if r["r"] == rank and r["task"] == task]
             series[task.split(":")[-1]] = ([p["segment"] for p in points], [p["normalised"] for p in points])
         ticks = sorted({r["segment"] for r in rows if r["r"] == rank})
-        panels.append(Panel(f"r = {rank}", "segment index i (0 = principal)", "min-max normalised metric", series, xticks=ticks,
-                            xticklabels=[str(t) for t in ticks]))  # fmt: skip
+        panels.append(
+            Panel(
+                f"r = {rank}",
+                "segment index i (0 = principal)",
+                "min-max normalised metric",
+                series,
+                xticks=ticks,
+                xticklabels=[str(t) for t in ticks],
+            )
+        )
     return line_panels(panels, path, suptitle="Figure 1: single LoRA initialised from SVD segment i")
 
 
@@ -81,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; ``--smoke`` swaps the paper defaults for the embedded default."""
     parser = argparse.ArgumentParser(prog="python -m goat.studies.segments", description=__doc__.splitlines()[0])
     common.add_common_arguments(parser, family="vision", tasks=VISION_TASKS)
-    parser.add_argument(*flag_names("r_values"), type=int, nargs="+", default=None, help="Values of the rank r (default 32 128; smoke 128).")
-    parser.add_argument("--segments", type=int, nargs="+", default=None, help="Segment indices (default: all, 0..h/r-1).")
+    parser.add_argument(
+        *flag_names("r_values"),
+        type=int,
+        nargs="+",
+        default=None,
+        help="Values of the rank r (default 32 128; smoke 128).",
+    )
+    parser.add_argument(
+        "--segments", type=int, nargs="+", default=None, help="Segment indices (default: all, 0..h/r-1)."
+    )
     return parser
 
 
@@ -101,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     common.write_csv(out / "figure1.csv", rows)
     plot(rows, out / "figure1.png")
     text = common.markdown_table(["r", "task", "segment", "value", "normalised"], [list(r.values()) for r in rows])
-    print(f"\n{common.banner(settings, 'Figure 1 segments', results)}\n\n{text}\n\nwrote {out / 'figure1.png'}, {out / 'figure1.csv'}")
+    print(
+        f"\n{common.banner(settings, 'Figure 1 segments', results)}\n\n{text}\n\nwrote {out / 'figure1.png'}, {out / 'figure1.csv'}"
+    )
     return 0
 
 

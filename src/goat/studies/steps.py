@@ -22,8 +22,8 @@ from torch import nn
 from transformers import TrainerCallback
 
 from goat.adapters.config import ADAPTER
-from goat.adapters.peft_layers import SingleLoraLinear
 from goat.adapters.layers import LoraMoELinear
+from goat.adapters.peft_layers import SingleLoraLinear
 
 
 @dataclass
@@ -49,13 +49,21 @@ def expert_factors(model: nn.Module) -> list[ExpertFactors]:
     experts = []
     for module in model.modules():
         if isinstance(module, SingleLoraLinear):
-            experts.append(ExpertFactors(module.lora_A[ADAPTER].weight, module.lora_B[ADAPTER].weight, None, module.expert_scaling()[0]))
+            experts.append(
+                ExpertFactors(
+                    module.lora_A[ADAPTER].weight, module.lora_B[ADAPTER].weight, None, module.expert_scaling()[0]
+                )
+            )
         elif isinstance(module, LoraMoELinear):
             if module.lora_A.shape[0] != module.num_experts:
                 raise ValueError("the equivalent gradient needs one A per expert; hydralora shares a single A.")
-            experts += [ExpertFactors(module.lora_A, module.lora_B, j, s) for j, s in enumerate(module.expert_scaling())]
+            experts += [
+                ExpertFactors(module.lora_A, module.lora_B, j, s) for j, s in enumerate(module.expert_scaling())
+            ]
     if not experts:
-        raise ValueError("the model has no LoRA experts; the equivalent gradient (Lemma 2.2) is defined for LoRA methods.")
+        raise ValueError(
+            "the model has no LoRA experts; the equivalent gradient (Lemma 2.2) is defined for LoRA methods."
+        )
     return experts
 
 

@@ -394,8 +394,14 @@ def load_training_subset(
     import datasets
 
     spec = get_spec(spec) if isinstance(spec, str) else spec
-    raw = load_raw_dataset(spec.name, hub_id=spec.hub_id, hub_config=spec.hub_config,
-                           split=spec.split, data_files=data_files, local_hint=spec.local_hint)
+    raw = load_raw_dataset(
+        spec.name,
+        hub_id=spec.hub_id,
+        hub_config=spec.hub_config,
+        split=spec.split,
+        data_files=data_files,
+        local_hint=spec.local_hint,
+    )
     raw = raw.shuffle(seed=seed)
     target = len(raw) if n is None else n
     examples: list[dict[str, list[int]]] = []
@@ -426,9 +432,14 @@ def load_gsm8k_test(
     data_files: Optional[DataFiles] = None,
 ) -> list[dict[str, str]]:
     """GSM8K test questions (1,319): ``[{"question", "answer"}]``, answers ending in "#### N"."""
-    data = load_raw_dataset("GSM8K", hub_id=hub_id, hub_config=hub_config, split=split,
-                            data_files=data_files,
-                            local_hint="main/test-*.parquet (or test.jsonl) of openai/gsm8k")
+    data = load_raw_dataset(
+        "GSM8K",
+        hub_id=hub_id,
+        hub_config=hub_config,
+        split=split,
+        data_files=data_files,
+        local_hint="main/test-*.parquet (or test.jsonl) of openai/gsm8k",
+    )
     return [{"question": row["question"], "answer": row["answer"]} for row in data]
 
 
@@ -446,8 +457,7 @@ def load_commonsense_test(
     with the same fields. Aliases such as ``arc_c`` are accepted.
     """
     name = canonical_dataset_name(dataset)
-    hint = (f"dataset/{name}/test.json from the AGI-Edgerunners/LLM-Adapters repository "
-            "(pass data_dir=<dataset folder>)")
+    hint = f"dataset/{name}/test.json from the AGI-Edgerunners/LLM-Adapters repository (pass data_dir=<dataset folder>)"
     if data_dir is not None:
         path = Path(data_dir) / name / "test.json"
         if not path.exists():

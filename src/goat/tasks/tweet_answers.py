@@ -47,7 +47,9 @@ def tweet_train_records(n_train: int, seed: int) -> list[InstructionRecord]:
 def tweet_eval_examples(n_eval: int) -> list[dict[str, str]]:
     """The first ``n_eval`` tweets of the fixed held-out pool as ``{"instruction", "answer"}``."""
     held_out = load_tweet_sentiment(n_train=1, n_eval=n_eval)["validation"]
-    return [{"instruction": tweet_instruction(t), "answer": LABELS[y]} for t, y in zip(held_out["text"], held_out["label"])]
+    return [
+        {"instruction": tweet_instruction(t), "answer": LABELS[y]} for t, y in zip(held_out["text"], held_out["label"])
+    ]
 
 
 def encode_training(tokenizer: Any, records: Sequence[InstructionRecord], max_length: int) -> Any:
@@ -60,4 +62,6 @@ def encode_training(tokenizer: Any, records: Sequence[InstructionRecord], max_le
 
     examples = [build_example(tokenizer, r.instruction, r.response, max_length + 1) for r in records]
     kept = [e for e in examples if len(e["input_ids"]) <= max_length]
-    return datasets.Dataset.from_dict({key: [e[key] for e in kept] for key in ("input_ids", "attention_mask", "labels")})
+    return datasets.Dataset.from_dict(
+        {key: [e[key] for e in kept] for key in ("input_ids", "attention_mask", "labels")}
+    )

@@ -169,9 +169,7 @@ def get_dataset_spec(name: str) -> VisionDatasetSpec:
     key = name.lower().replace("-", "").replace("_", "")
     key = {"stanfordcars": "cars"}.get(key, key)
     if key not in VISION_DATASETS:
-        raise ValueError(
-            f"Unknown image dataset {name!r}; valid names are: {', '.join(valid_dataset_names())}."
-        )
+        raise ValueError(f"Unknown image dataset {name!r}; valid names are: {', '.join(valid_dataset_names())}.")
     return VISION_DATASETS[key]
 
 
@@ -208,9 +206,7 @@ def load_image_dataset(
     return _load_from_hub(spec, hub_id, hub_config, cache_dir=cache_dir)
 
 
-def _hub_load(
-    path: str, name: str | None, splits: Sequence[str], cache_dir: str | None
-) -> list[datasets.Dataset]:
+def _hub_load(path: str, name: str | None, splits: Sequence[str], cache_dir: str | None) -> list[datasets.Dataset]:
     """Thin wrapper around ``datasets.load_dataset`` (one place to stub in tests)."""
     import datasets
 
@@ -243,9 +239,7 @@ def _load_from_hub(
     return _normalise_columns(dd, spec.image_column, spec.label_column)
 
 
-def _load_local_imagefolder(
-    spec: VisionDatasetSpec, local_dir: str, *, cache_dir: str | None
-) -> datasets.DatasetDict:
+def _load_local_imagefolder(spec: VisionDatasetSpec, local_dir: str, *, cache_dir: str | None) -> datasets.DatasetDict:
     import datasets
 
     missing = [s for s in (TRAIN_SPLIT, TEST_SPLIT) if not os.path.isdir(os.path.join(local_dir, s))]

@@ -367,7 +367,9 @@ def check_open_clip_name(model_name: str) -> None:
         )
 
 
-def create_open_clip(model_name: str = "ViT-B-32", pretrained: str | None = "openai", **create_kwargs: Any) -> nn.Module:
+def create_open_clip(
+    model_name: str = "ViT-B-32", pretrained: str | None = "openai", **create_kwargs: Any
+) -> nn.Module:
     """``open_clip.create_model`` with QuickGELU switched on when the weights were trained with it.
 
     ``pretrained`` is an open_clip tag (``"openai"``), a checkpoint file, or ``None`` (random
@@ -386,7 +388,10 @@ def create_open_clip(model_name: str = "ViT-B-32", pretrained: str | None = "ope
 
 
 def _zero_shot_embeddings(
-    clip: nn.Module, tokenizer: Callable[[list[str]], torch.Tensor], class_names: Sequence[str], templates: Sequence[str]
+    clip: nn.Module,
+    tokenizer: Callable[[list[str]], torch.Tensor],
+    class_names: Sequence[str],
+    templates: Sequence[str],
 ) -> torch.Tensor:
     """Unit-norm ``[C, D]`` class embeddings: mean over templates of normalised text embeddings."""
     device = next(clip.parameters()).device
@@ -428,7 +433,9 @@ def open_clip_classifier(
         raise ValueError(f"class_names has {len(class_names)} entries but num_classes={num_classes}.")
     if head == "zeroshot":
         if class_names is None or tokenizer is None:
-            raise ValueError("head='zeroshot' needs class_names and a tokenizer (the text prompts are built from them).")
+            raise ValueError(
+                "head='zeroshot' needs class_names and a tokenizer (the text prompts are built from them)."
+            )
         emb = _zero_shot_embeddings(clip, tokenizer, list(class_names), list(templates or DEFAULT_TEMPLATES))
         classifier: nn.Module = ZeroShotHead(emb, clip.logit_scale.exp().item())
     else:

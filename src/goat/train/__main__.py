@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
             if entry.family is None or entry.family.startswith("-"):
-                print(f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
-                      "       python -m goat.train <family> --help   (its settings and their defaults)", file=out)  # fmt: skip
+                print(
+                    f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
+                    "       python -m goat.train <family> --help   (its settings and their defaults)",
+                    file=out,
+                )
                 return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
             if entry.help_all or "-h" in rest or "--help" in rest:
                 print(help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all), file=out)
@@ -80,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     best = summary["best"]
     smoke = " (smoke run of the code path, not a reproduction)" if summary["smoke"] else ""
-    print(f"best epoch {summary['best_epoch']}{smoke}: " + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch"))
+    print(
+        f"best epoch {summary['best_epoch']}{smoke}: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch")
+    )
     return 0
 
 

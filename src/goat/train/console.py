@@ -95,10 +95,12 @@ class GoatWandbCallback(WandbCallback):
     def init_arguments(self, args: Any) -> dict[str, Any]:
         """``wandb.init``'s arguments: transformers' project and name, and this run's group, job type and folder."""
         return {
-            "project": os.getenv("WANDB_PROJECT", "huggingface"), "name": args.run_name,
-            "group": os.getenv("WANDB_RUN_GROUP") or self.group, "job_type": os.getenv("WANDB_JOB_TYPE") or self.job_type,
+            "project": os.getenv("WANDB_PROJECT", "huggingface"),
+            "name": args.run_name,
+            "group": os.getenv("WANDB_RUN_GROUP") or self.group,
+            "job_type": os.getenv("WANDB_JOB_TYPE") or self.job_type,
             "dir": os.getenv("WANDB_DIR") or str(self.run_dir),
-        }  # fmt: skip
+        }
 
     def setup(self, args, state, model, **kwargs):  # noqa: ANN001 (transformers signature)
         if self._wandb is None:
@@ -127,8 +129,9 @@ class GoatWandbCallback(WandbCallback):
             self._began, self._initialized = False, False
 
 
-def track_in_wandb(callbacks: list[TrainerCallback], settings: dict[str, Any], *, group: str, job_type: str,
-                   run_dir: str | Path) -> None:  # fmt: skip
+def track_in_wandb(
+    callbacks: list[TrainerCallback], settings: dict[str, Any], *, group: str, job_type: str, run_dir: str | Path
+) -> None:
     """Put :class:`GoatWandbCallback` in the place of the ``WandbCallback`` that ``report_to wandb`` added."""
     for index, callback in enumerate(callbacks):
         if type(callback) is WandbCallback:

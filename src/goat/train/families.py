@@ -32,14 +32,29 @@ _CAUSAL = (
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family("glue", "GLUE / sequence classification (paper Table 4; Table 11 settings).", GlueArguments,
-               _builder("glue", "build_glue")),
-        Family("vision", "Image classification with CLIP ViT-B/32 (paper Table 1; Table 10 settings).", VisionArguments,
-               _builder("vision", "build_vision")),
-        *(Family(name, f"{description} (LLaMA-2-7B, paper Table {table}).", CausalLMArguments,
-                 _builder("causal", "build_causal_lm")) for name, description, table in _CAUSAL),
+        Family(
+            "glue",
+            "GLUE / sequence classification (paper Table 4; Table 11 settings).",
+            GlueArguments,
+            _builder("glue", "build_glue"),
+        ),
+        Family(
+            "vision",
+            "Image classification with CLIP ViT-B/32 (paper Table 1; Table 10 settings).",
+            VisionArguments,
+            _builder("vision", "build_vision"),
+        ),
+        *(
+            Family(
+                name,
+                f"{description} (LLaMA-2-7B, paper Table {table}).",
+                CausalLMArguments,
+                _builder("causal", "build_causal_lm"),
+            )
+            for name, description, table in _CAUSAL
+        ),
     )
-}  # fmt: skip
+}
 
 
 def family_named(name: str) -> Family:

@@ -14,14 +14,13 @@ import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 import goat
-from goat.tasks.embedded import resolve_model_path
-from goat.tasks.hub import load_pretrained
-from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
-from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
 from goat.adapters.quantization import loading_kwargs
-from goat.train.run_config import RunConfig
+from goat.tasks.embedded import resolve_model_path
+from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
+from goat.tasks.hub import load_pretrained
+from goat.tasks.sentiment import TWEET_SENTIMENT, label_counts, load_tweet_sentiment
 from goat.train.bundle import TaskBundle
-
+from goat.train.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +36,28 @@ def build_glue(config: RunConfig) -> TaskBundle:
     data, training = config.data, config.training
     if data.task == TWEET_SENTIMENT.name:
         task = TWEET_SENTIMENT
-        raw = load_tweet_sentiment(n_train=data.max_train_samples or 2000, n_eval=data.max_eval_samples or 1000, seed=training.seed)
-        logger.info("tweet_sentiment labels: train %s, validation %s", label_counts(raw["train"]), label_counts(raw["validation"]))
+        raw = load_tweet_sentiment(
+            n_train=data.max_train_samples or 2000, n_eval=data.max_eval_samples or 1000, seed=training.seed
+        )
+        logger.info(
+            "tweet_sentiment labels: train %s, validation %s",
+            label_counts(raw["train"]),
+            label_counts(raw["validation"]),
+        )
     else:
         task = get_glue_task(data.task)
         raw = load_glue(task, dataset_id=data.dataset_name or "nyu-mll/glue", data_dir=data.data_dir)
     model_path = resolve_model_path(data.model_name_or_path)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_path)
     base = load_pretrained(
-        AutoModelForSequenceClassification.from_pretrained, model_path, num_labels=task.num_labels,
+        AutoModelForSequenceClassification.from_pretrained,
+        model_path,
+        num_labels=task.num_labels,
         **loading_kwargs(data.quantization, bf16=training.bf16),
-    )  # fmt: skip
-    model = goat.get_goat_model(base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
+    )
+    model = goat.get_goat_model(
+        base, config.adapter, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None
+    )
 
     def encode(split):
         return encode_glue(task, tokenizer, split, max_length=data.max_seq_length, prompt_style=data.prompt_style)
@@ -79,4 +88,3 @@ def build_glue(config: RunConfig) -> TaskBundle:
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
     )
-

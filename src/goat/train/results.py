@@ -29,21 +29,64 @@ from typing import Any, Iterator
 logger = logging.getLogger(__name__)
 
 COLUMNS = (
-    "time", "family", "task", "method", "model_name_or_path", "seed", "epoch", "metric", "value", "status", "config_hash",
-    "params_pct", "trainable_params", "run_name", "run_id", "git_hash", "smoke", "metrics", "hparams",
-)  # fmt: skip
+    "time",
+    "family",
+    "task",
+    "method",
+    "model_name_or_path",
+    "seed",
+    "epoch",
+    "metric",
+    "value",
+    "status",
+    "config_hash",
+    "params_pct",
+    "trainable_params",
+    "run_name",
+    "run_id",
+    "git_hash",
+    "smoke",
+    "metrics",
+    "hparams",
+)
 STATUSES = ("complete", "incomplete", "pending", "diverged")
 
 # Settings that cannot change a run's numbers: where files go, how progress is reported and saved,
 # how the global batch is split over devices and accumulation steps (the effective global batch is
 # hashed instead), and how the run is launched. Every other setting enters the config hash.
-NOT_HASHED = frozenset({
-    "seed", "data_seed", "output_dir", "results_dir", "report_to", "project", "run_name", "logging_steps",
-    "logging_strategy", "logging_first_step", "disable_tqdm", "dataloader_num_workers", "dataloader_pin_memory",
-    "save_adapter", "save_strategy", "save_steps", "save_total_limit", "resume_from_checkpoint", "overwrite_output_dir",
-    "study", "svd_cache", "svd_cache_dir", "per_device_train_batch_size", "gradient_accumulation_steps",
-    "per_device_eval_batch_size", "deepspeed", "gradient_checkpointing", "attn_implementation", "use_cpu",
-})  # fmt: skip
+NOT_HASHED = frozenset(
+    {
+        "seed",
+        "data_seed",
+        "output_dir",
+        "results_dir",
+        "report_to",
+        "project",
+        "run_name",
+        "logging_steps",
+        "logging_strategy",
+        "logging_first_step",
+        "disable_tqdm",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "save_adapter",
+        "save_strategy",
+        "save_steps",
+        "save_total_limit",
+        "resume_from_checkpoint",
+        "overwrite_output_dir",
+        "study",
+        "svd_cache",
+        "svd_cache_dir",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "per_device_eval_batch_size",
+        "deepspeed",
+        "gradient_checkpointing",
+        "attn_implementation",
+        "use_cpu",
+    }
+)
 
 
 def config_hash(hparams: dict[str, Any]) -> str:
@@ -87,8 +130,16 @@ def git_hash() -> str:
     """Short hash of the checked-out code ('unknown' outside a git checkout); '+dirty' if modified."""
     root = Path(__file__).resolve().parents[3]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if head.returncode != 0:
@@ -156,7 +207,9 @@ def _csv_header(path: Path) -> list[str] | None:
     with path.open(newline="") as handle:
         header = next(csv.reader(handle), None)
     if header and list(header) != list(COLUMNS):
-        logger.warning("%s has older columns; new fields are in results.jsonl only (start a new results folder for both).", path)
+        logger.warning(
+            "%s has older columns; new fields are in results.jsonl only (start a new results folder for both).", path
+        )
     return header or None
 
 

@@ -36,7 +36,9 @@ class RunConfig:
     def settings(self) -> dict[str, Any]:
         """Every setting by name: the adapter's and the task's, this project's run settings, and the
         transformers training arguments that differ from transformers' defaults."""
-        ours = {f.name for f in dataclasses.fields(GoatTrainingArguments)} - {f.name for f in dataclasses.fields(TrainingArguments)}
+        ours = {f.name for f in dataclasses.fields(GoatTrainingArguments)} - {
+            f.name for f in dataclasses.fields(TrainingArguments)
+        }
         changed = _changed_training_arguments(self.training)
         values = {"family": self.family, **dataclasses.asdict(self.data), **self.adapter.to_dict()}
         values.update({name: plain(getattr(self.training, name)) for name in sorted(ours | changed | {"output_dir"})})
@@ -52,10 +54,12 @@ def _training_defaults() -> TrainingArguments:
 def _changed_training_arguments(training: TrainingArguments) -> set[str]:
     defaults = _training_defaults()
     return {
-        f.name for f in dataclasses.fields(TrainingArguments)
-        if f.init and f.name not in ("output_dir", "deepspeed")
+        f.name
+        for f in dataclasses.fields(TrainingArguments)
+        if f.init
+        and f.name not in ("output_dir", "deepspeed")
         and plain(getattr(training, f.name)) != plain(getattr(defaults, f.name))
-    }  # fmt: skip
+    }
 
 
 def plain(value: Any) -> Any:

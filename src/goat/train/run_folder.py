@@ -104,7 +104,9 @@ class RunFolder:
             if checkpoint.resolve() == wanted:
                 return checkpoint
         names = ", ".join(c.name for c in checkpoints) or "none"
-        raise ValueError(f"--resume_from_checkpoint {resume}: not a complete checkpoint of {self.path} (it has: {names}).")
+        raise ValueError(
+            f"--resume_from_checkpoint {resume}: not a complete checkpoint of {self.path} (it has: {names})."
+        )
 
     def _holds_earlier_attempt(self) -> bool:
         return self.path.is_dir() and any(child.name != ATTEMPTS_NAME for child in self.path.iterdir())
@@ -122,7 +124,9 @@ class RunFolder:
           which deletes its files (its results rows stay in the results files, under their own run id).
         """
         if resume and overwrite:
-            raise ValueError("--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them.")
+            raise ValueError(
+                "--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them."
+            )
         start, end = self._last_start()
         resume_from = None
         run_id = None
@@ -147,17 +151,28 @@ class RunFolder:
                 "(or --resume) to continue it, or --overwrite_output_dir to start it over."
             )
         number = 1 + max((e.get("attempt", 0) for e in self.events()), default=0)
-        attempt = Attempt(number, run_id or f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}", resume_from)
+        attempt = Attempt(
+            number, run_id or f"{run_name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}", resume_from
+        )
         if self.main_process:
             self.path.mkdir(parents=True, exist_ok=True)
             self.path.chmod(0o700)  # private: generations and sandbox details are for the owner only
             removed = self._remove_partial_checkpoints() if resume_from else self._clear()
-            self._log({
-                "event": "start", "attempt": number, "run_id": attempt.run_id,
-                "resumed_from": resume_from.name if resume_from else None, "removed": removed,
-                "config_hash": config_hash, "hparams": hparams, "git_hash": git_hash(), "host": socket.gethostname(),
-                "world_size": int(os.environ.get("WORLD_SIZE", "1")), "argv": sys.argv,
-            })  # fmt: skip
+            self._log(
+                {
+                    "event": "start",
+                    "attempt": number,
+                    "run_id": attempt.run_id,
+                    "resumed_from": resume_from.name if resume_from else None,
+                    "removed": removed,
+                    "config_hash": config_hash,
+                    "hparams": hparams,
+                    "git_hash": git_hash(),
+                    "host": socket.gethostname(),
+                    "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+                    "argv": sys.argv,
+                }
+            )
         return attempt
 
     def end(self, attempt: Attempt, status: str, **details: Any) -> None:
@@ -200,7 +215,9 @@ class RunFolder:
         elif best_is_last and (self.path / LAST_ADAPTER).is_dir():
             source = self.path / LAST_ADAPTER
         else:
-            logger.warning("the best epoch's adapter was not kept (no checkpoint of it); only %s/ was saved.", LAST_ADAPTER)
+            logger.warning(
+                "the best epoch's adapter was not kept (no checkpoint of it); only %s/ was saved.", LAST_ADAPTER
+            )
             return None
         target = self.path / BEST_ADAPTER
         staging = self.path / f".{BEST_ADAPTER}.partial"

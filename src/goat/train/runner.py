@@ -20,8 +20,8 @@ from goat.train.console import track_in_wandb
 from goat.train.families import family_named
 from goat.train.reporters import configure_reporter
 from goat.train.results import config_hash
-from goat.train.run_folder import LAST_ADAPTER, Attempt, RunAlreadyComplete, RunFolder
 from goat.train.run_config import RunConfig
+from goat.train.run_folder import LAST_ADAPTER, Attempt, RunAlreadyComplete, RunFolder
 from goat.train.trainer import DivergenceError, EpochEvaluation, GoatTrainer
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,13 @@ def configuration_group(config: RunConfig, settings_hash: str) -> str:
 def training_arguments(config: RunConfig, output_dir: Path, run_name: str) -> GoatTrainingArguments:
     """The Trainer's arguments for this run folder, with DeepSpeed (registered only now: see RunConfig)."""
     return dataclasses.replace(
-        config.training, output_dir=str(output_dir), run_name=run_name, deepspeed=config.deepspeed,
-        dataloader_pin_memory=config.training.dataloader_pin_memory and torch.cuda.is_available(),  # no-op (and a warning) on CPU
-    )  # fmt: skip
+        config.training,
+        output_dir=str(output_dir),
+        run_name=run_name,
+        deepspeed=config.deepspeed,
+        dataloader_pin_memory=config.training.dataloader_pin_memory
+        and torch.cuda.is_available(),  # no-op (and a warning) on CPU
+    )
 
 
 @dataclass
@@ -94,25 +98,45 @@ def prepare(config: RunConfig) -> PreparedRun:
     run_name = training.run_name or default_run_name(config, settings_hash)
     folder = RunFolder(Path(training.output_dir) / config.family / run_name, main_process=main_process)
     attempt = folder.begin(
-        resume=training.resume_from_checkpoint, overwrite=training.overwrite_output_dir, run_name=run_name,
-        config_hash=settings_hash, hparams=settings,
-    )  # fmt: skip
+        resume=training.resume_from_checkpoint,
+        overwrite=training.overwrite_output_dir,
+        run_name=run_name,
+        config_hash=settings_hash,
+        hparams=settings,
+    )
     try:
-        report_to = configure_reporter(training.report_to, project=training.project or f"goat-{config.family}", main_process=main_process)
+        report_to = configure_reporter(
+            training.report_to, project=training.project or f"goat-{config.family}", main_process=main_process
+        )
         bundle = family_named(config.family).build(config)
         trainable, total = bundle.model.trainable_parameter_count()
         params_pct = round(100.0 * trainable / total, 4)
         logger.info("%s: %d trainable parameters (%.3f%% of %d)", config.adapter.method, trainable, params_pct, total)
         row_template = {
-            "family": config.family, "task": config.data.task, "method": config.adapter.method,
-            "model_name_or_path": config.data.model_name_or_path, "seed": training.seed, "params_pct": params_pct,
-            "trainable_params": trainable, "run_name": run_name, "run_id": attempt.run_id, "config_hash": settings_hash,
-            "smoke": training.smoke, "hparams": settings,
-        }  # fmt: skip
-        evaluation = EpochEvaluation(bundle.evaluate, bundle.primary_metric, row_template, training.results_dir,
-                                     eval_on_start=training.eval_on_start)  # fmt: skip
+            "family": config.family,
+            "task": config.data.task,
+            "method": config.adapter.method,
+            "model_name_or_path": config.data.model_name_or_path,
+            "seed": training.seed,
+            "params_pct": params_pct,
+            "trainable_params": trainable,
+            "run_name": run_name,
+            "run_id": attempt.run_id,
+            "config_hash": settings_hash,
+            "smoke": training.smoke,
+            "hparams": settings,
+        }
+        evaluation = EpochEvaluation(
+            bundle.evaluate,
+            bundle.primary_metric,
+            row_template,
+            training.results_dir,
+            eval_on_start=training.eval_on_start,
+        )
         # --eval_on_start is served by EpochEvaluation (an epoch-0 row); Trainer's own would need an eval_dataset
-        arguments = dataclasses.replace(training_arguments(config, folder.path, run_name), report_to=report_to, eval_on_start=False)
+        arguments = dataclasses.replace(
+            training_arguments(config, folder.path, run_name), report_to=report_to, eval_on_start=False
+        )
         trainer = GoatTrainer(
             model=bundle.model,
             args=arguments,
@@ -121,8 +145,13 @@ def prepare(config: RunConfig) -> PreparedRun:
             processing_class=bundle.processing_class,
             callbacks=[evaluation],
         )
-        track_in_wandb(trainer.callback_handler.callbacks, {**settings, "config_hash": settings_hash},
-                       group=configuration_group(config, settings_hash), job_type=config.data.task, run_dir=folder.path)  # fmt: skip
+        track_in_wandb(
+            trainer.callback_handler.callbacks,
+            {**settings, "config_hash": settings_hash},
+            group=configuration_group(config, settings_hash),
+            job_type=config.data.task,
+            run_dir=folder.path,
+        )
     except BaseException as error:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -141,7 +170,9 @@ def ensure_writable(folder: Path, flag: str) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as error:
-        raise ValueError(f"{flag} {folder} is not a writable folder ({error.strerror or error}); choose another.") from None
+        raise ValueError(
+            f"{flag} {folder} is not a writable folder ({error.strerror or error}); choose another."
+        ) from None
 
 
 def train(prepared: PreparedRun) -> dict[str, Any]:
@@ -150,7 +181,13 @@ def train(prepared: PreparedRun) -> dict[str, Any]:
     A divergence writes a ``diverged`` results row, logs the attempt as diverged and re-raises
     :class:`DivergenceError`; no adapter is exported.
     """
-    config, trainer, evaluation, folder, attempt = prepared.config, prepared.trainer, prepared.evaluation, prepared.folder, prepared.attempt
+    config, trainer, evaluation, folder, attempt = (
+        prepared.config,
+        prepared.trainer,
+        prepared.evaluation,
+        prepared.folder,
+        prepared.attempt,
+    )
     if attempt.resume_from is not None:
         evaluation.restore(attempt.resume_from)
     started = time.time()
@@ -169,14 +206,23 @@ def train(prepared: PreparedRun) -> dict[str, Any]:
         folder.end(attempt, "failed", error=f"{type(error).__name__}: {error}")
         raise
     summary = {
-        "run_name": folder.path.name, "run_id": attempt.run_id, "family": config.family, "task": config.data.task,
-        "method": config.adapter.method, "seed": config.training.seed, "best_epoch": best["epoch"], "best": best,
+        "run_name": folder.path.name,
+        "run_id": attempt.run_id,
+        "family": config.family,
+        "task": config.data.task,
+        "method": config.adapter.method,
+        "seed": config.training.seed,
+        "best_epoch": best["epoch"],
+        "best": best,
         "history": evaluation.history,
-        "params_pct": prepared.params_pct, "trainable_params": prepared.trainable_params,
-        "train_loss": train_output.training_loss, "train_seconds": round(time.time() - started, 1),
-        "attempt": attempt.number, "resumed_from": attempt.resume_from.name if attempt.resume_from else None,
+        "params_pct": prepared.params_pct,
+        "trainable_params": prepared.trainable_params,
+        "train_loss": train_output.training_loss,
+        "train_seconds": round(time.time() - started, 1),
+        "attempt": attempt.number,
+        "resumed_from": attempt.resume_from.name if attempt.resume_from else None,
         "smoke": config.training.smoke,
-    }  # fmt: skip
+    }
     if trainer.is_world_process_zero():
         (folder.path / "summary.json").write_text(json.dumps(summary, indent=2))
     folder.end(attempt, "complete", best_epoch=best["epoch"])

@@ -48,29 +48,69 @@ from goat.train.reporters import REPORTERS
 from goat.train.run_config import RunConfig, plain
 
 # The TrainingArguments flags a GOAT run uses; --help lists these, --help_all every one.
-TRAINING_FLAGS_SHOWN = frozenset({
-    "output_dir", "run_name", "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "per_device_eval_batch_size", "gradient_accumulation_steps", "warmup_steps", "warmup_ratio", "lr_scheduler_type",
-    "weight_decay", "max_grad_norm", "optim", "bf16", "fp16", "gradient_checkpointing", "deepspeed", "torch_compile",
-    "logging_steps", "report_to", "project", "save_strategy", "save_steps", "save_total_limit", "resume_from_checkpoint",
-    "dataloader_num_workers",
-})  # fmt: skip
+TRAINING_FLAGS_SHOWN = frozenset(
+    {
+        "output_dir",
+        "run_name",
+        "seed",
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "warmup_steps",
+        "warmup_ratio",
+        "lr_scheduler_type",
+        "weight_decay",
+        "max_grad_norm",
+        "optim",
+        "bf16",
+        "fp16",
+        "gradient_checkpointing",
+        "deepspeed",
+        "torch_compile",
+        "logging_steps",
+        "report_to",
+        "project",
+        "save_strategy",
+        "save_steps",
+        "save_total_limit",
+        "resume_from_checkpoint",
+        "dataloader_num_workers",
+    }
+)
 # Earlier names of settings, for the error message only (nothing is translated).
 RENAMED = {
-    "lr": "learning_rate", "epochs": "num_train_epochs", "rank": "r", "alpha": "lora_alpha", "experts": "num_experts",
-    "dropout": "lora_dropout", "batch_size": "global_batch_size", "per_device_batch": "per_device_train_batch_size",
-    "grad_accum": "gradient_accumulation_steps", "eval_batch": "per_device_eval_batch_size", "scheduler": "lr_scheduler_type",
-    "max_length": "max_seq_length", "model": "model_name_or_path", "dataset_id": "dataset_name",
-    "dataloader_workers": "dataloader_num_workers", "resume": "resume_from_checkpoint",
-}  # fmt: skip
+    "lr": "learning_rate",
+    "epochs": "num_train_epochs",
+    "rank": "r",
+    "alpha": "lora_alpha",
+    "experts": "num_experts",
+    "dropout": "lora_dropout",
+    "batch_size": "global_batch_size",
+    "per_device_batch": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "eval_batch": "per_device_eval_batch_size",
+    "scheduler": "lr_scheduler_type",
+    "max_length": "max_seq_length",
+    "model": "model_name_or_path",
+    "dataset_id": "dataset_name",
+    "dataloader_workers": "dataloader_num_workers",
+    "resume": "resume_from_checkpoint",
+}
 DEEPSPEED_PRESETS = ("zero2", "zero3")
 # Settings of GoatTrainingArguments whose default depends on the machine: --print_config writes them only when set.
 MACHINE_DEFAULTS = frozenset({"use_cpu", "svd_cache_dir"})
 # Settings that take one name of a list (transformers' enums; the flags accept any word, TrainingArguments checks).
 NAMED_CHOICES = {
-    "lr_scheduler_type": SchedulerType, "optim": OptimizerNames, "eval_strategy": IntervalStrategy,
-    "logging_strategy": IntervalStrategy, "save_strategy": SaveStrategy, "hub_strategy": HubStrategy,
-}  # fmt: skip
+    "lr_scheduler_type": SchedulerType,
+    "optim": OptimizerNames,
+    "eval_strategy": IntervalStrategy,
+    "logging_strategy": IntervalStrategy,
+    "save_strategy": SaveStrategy,
+    "hub_strategy": HubStrategy,
+}
 
 
 # ------------------------------------------------------------------------------ YAML layers
@@ -120,7 +160,9 @@ def _layers(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str
     if "defaults" in data or "tasks" in data:
         extra = sorted(map(str, set(data) - {"defaults", "tasks"}))
         if extra:
-            raise ValueError(f"{source}: with defaults:/tasks: sections, settings go inside them, not at the top level ({extra}).")
+            raise ValueError(
+                f"{source}: with defaults:/tasks: sections, settings go inside them, not at the top level ({extra})."
+            )
         tasks = _mapping(data.get("tasks"), source, "tasks")
         blocks = {task: _mapping(block, source, f"tasks: {task}") for task, block in tasks.items()}
         return _mapping(data.get("defaults"), source, "defaults"), blocks
@@ -137,7 +179,12 @@ class _Layers:
 
 
 def _merge_layers(
-    family: Family, config_files: list[str], overrides: dict[str, Any], cli_task: str | None, *, require_task: bool = True
+    family: Family,
+    config_files: list[str],
+    overrides: dict[str, Any],
+    cli_task: str | None,
+    *,
+    require_task: bool = True,
 ) -> _Layers:
     named: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = [
         (f"configs/{family.name}.yaml", *_layers(family_yaml(family.name), f"configs/{family.name}.yaml"))
@@ -152,7 +199,9 @@ def _merge_layers(
         raise ValueError(f"family {family.name} needs --task; choose one of {', '.join(family_tasks(family))}.")
     known_tasks = {t for _, _, blocks in named for t in blocks}
     if task and known_tasks and task not in known_tasks:
-        raise ValueError(f"--task {task!r} is not in {family.name}.yaml; choose one of {', '.join(sorted(known_tasks))}.")
+        raise ValueError(
+            f"--task {task!r} is not in {family.name}.yaml; choose one of {', '.join(sorted(known_tasks))}."
+        )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for source, defaults, blocks in named:
@@ -169,7 +218,11 @@ def family_tasks(family: Family) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- parsing
-KINDS: dict[Callable[..., Any], str] = {int: "an integer", float: "a number", string_to_bool: "a boolean (true or false)"}
+KINDS: dict[Callable[..., Any], str] = {
+    int: "an integer",
+    float: "a number",
+    string_to_bool: "a boolean (true or false)",
+}
 
 
 class OneLineErrors:
@@ -226,7 +279,9 @@ class RunParser(OneLineErrors, HfArgumentParser):
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         names = flag_names(field.name)
         listed = any(typing.get_origin(kind) is list for kind in kinds)
-        parser.add_argument(*names, type=_scalar, nargs="+" if listed else None, default=default, help=field.metadata.get("help"))
+        parser.add_argument(
+            *names, type=_scalar, nargs="+" if listed else None, default=default, help=field.metadata.get("help")
+        )
 
 
 def flag_names(name: str) -> list[str]:
@@ -271,7 +326,9 @@ def _task_flag(argv: list[str]) -> str | None:
     return task_flag.parse_known_args(argv)[0].task
 
 
-def help_text(family_name: str, argv: list[str], *, config_files: list[str] | None = None, show_all: bool = False) -> str:
+def help_text(
+    family_name: str, argv: list[str], *, config_files: list[str] | None = None, show_all: bool = False
+) -> str:
     """``--help`` (``show_all``: with every TrainingArguments flag), defaults as the layers resolve them."""
     family = family_named(family_name)
     parser = build_parser(family, show_all=show_all)
@@ -289,7 +346,9 @@ def _coerce(parser: argparse.ArgumentParser, values: dict[str, Any], sources: di
     coerced = {}
     for key, value in values.items():
         if key not in actions:
-            raise ValueError(f"{sources.get(key, 'settings')}: {key!r} is not a setting of this family; {_nearest(key, actions)}")
+            raise ValueError(
+                f"{sources.get(key, 'settings')}: {key!r} is not a setting of this family; {_nearest(key, actions)}"
+            )
         try:
             coerced[key] = _convert(actions[key], value)
         except _BadValue as bad:
@@ -396,17 +455,34 @@ def _written_training_settings(values: dict[str, Any], given: set[str]) -> dict[
     return {name: plain(values[name]) for name in names}
 
 
-POSITIVE = ("learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-            "logging_steps", "max_seq_length", "max_new_tokens", "num_beams")  # fmt: skip
+POSITIVE = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "logging_steps",
+    "max_seq_length",
+    "max_new_tokens",
+    "num_beams",
+)
 POSITIVE_WHEN_SET = ("max_train_samples", "max_eval_samples", "save_total_limit", "global_batch_size")
-NON_NEGATIVE = ("warmup_steps", "warmup_ratio", "weight_decay", "aux_loss_coef", "dataloader_num_workers", "max_grad_norm")
+NON_NEGATIVE = (
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "aux_loss_coef",
+    "dataloader_num_workers",
+    "max_grad_norm",
+)
 
 
 def validate(config: RunConfig, where: Callable[[str], str] | None = None) -> None:
     """Checks of settings that no dataclass makes: ``ValueError`` naming the flag (``where``: the flag or the YAML
     file that set it), before anything loads."""
     where = where or (lambda name: f"--{name}")
-    values = config.settings() | {k: getattr(config.training, k) for k in POSITIVE + NON_NEGATIVE if hasattr(config.training, k)}
+    values = config.settings() | {
+        k: getattr(config.training, k) for k in POSITIVE + NON_NEGATIVE if hasattr(config.training, k)
+    }
     for name in POSITIVE + POSITIVE_WHEN_SET:
         value = values.get(name)
         if value is not None and not value > 0:
@@ -436,10 +512,17 @@ def validate(config: RunConfig, where: Callable[[str], str] | None = None) -> No
                 f"--quantization needs an adapter that leaves the base weights alone; method {config.adapter.method!r} "
                 "trains or truncates them. Use a LoRA method (goat, lora, molora, ...) or drop --quantization."
             )
-        if config.deepspeed and json.loads(Path(config.deepspeed).read_text()).get("zero_optimization", {}).get("stage") == 3:
-            raise ValueError("--quantization cannot run under DeepSpeed ZeRO-3 (it cannot partition 4-bit weights); use zero2.")
+        if (
+            config.deepspeed
+            and json.loads(Path(config.deepspeed).read_text()).get("zero_optimization", {}).get("stage") == 3
+        ):
+            raise ValueError(
+                "--quantization cannot run under DeepSpeed ZeRO-3 (it cannot partition 4-bit weights); use zero2."
+            )
     if training.resume_from_checkpoint and training.overwrite_output_dir:
-        raise ValueError("--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them.")
+        raise ValueError(
+            "--resume_from_checkpoint continues a run and --overwrite_output_dir starts it over; pass one of them."
+        )
 
 
 def _check_named_choices(values: dict[str, Any], where: Callable[[str], str]) -> None:
@@ -512,5 +595,13 @@ def print_config(config: RunConfig, stream: Any = None) -> None:
 
 
 __all__ = [
-    "FAMILIES", "FlagParser", "RunConfig", "build_parser", "family_tasks", "flag_names", "help_text", "print_config", "resolve",
-]  # fmt: skip
+    "FAMILIES",
+    "FlagParser",
+    "RunConfig",
+    "build_parser",
+    "family_tasks",
+    "flag_names",
+    "help_text",
+    "print_config",
+    "resolve",
+]

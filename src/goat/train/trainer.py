@@ -61,7 +61,9 @@ class GoatTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if aux_loss_coef is not None:
             config = self.model.goat_config
-            self.model.adapter_configs[self.model.active_adapter] = dataclasses.replace(config, aux_loss_coef=aux_loss_coef)
+            self.model.adapter_configs[self.model.active_adapter] = dataclasses.replace(
+                config, aux_loss_coef=aux_loss_coef
+            )
             aux_loss.mirror_into_model_config(self.model.get_base_model(), self.model.goat_config)
         base = self.model.get_base_model() if isinstance(self.model, GoatModel) else self.model
         # The wrapper's forward(*args, **kwargs) hides the base model's signature from Trainer,
@@ -74,7 +76,9 @@ class GoatTrainer(Trainer):
         # Trainer rescales the loss by the world size when it believes the model normalises by the
         # global token count. Only causal-LM losses do; a classifier's **kwargs does not mean that
         # (plain Trainer would double a 2-process classification loss and its gradient).
-        self.model_accepts_loss_kwargs = getattr(base, "accepts_loss_kwargs", type(base).__name__.endswith("ForCausalLM"))
+        self.model_accepts_loss_kwargs = getattr(
+            base, "accepts_loss_kwargs", type(base).__name__.endswith("ForCausalLM")
+        )
         self._reset_loss_sums()
         self._last_logged_step = 0
         for noisy in (ProgressCallback, PrinterCallback):  # they print a dict per logging step
@@ -100,7 +104,11 @@ class GoatTrainer(Trainer):
 
     def _process_loss_scale(self, num_items_in_batch: torch.Tensor | int | None) -> int:
         """The factor Trainer.compute_loss multiplies a loss normalised by all processes' token count by."""
-        if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+        if (
+            self.args.average_tokens_across_devices
+            and self.model_accepts_loss_kwargs
+            and num_items_in_batch is not None
+        ):
             return self.accelerator.num_processes // self.get_tp_size()
         return 1
 
@@ -124,7 +132,9 @@ class GoatTrainer(Trainer):
         step_share = self._task_loss_is_step_share(num_items_in_batch)
         scale = self._process_loss_scale(num_items_in_batch)
         with aux_loss.accumulation_steps(ga * scale):
-            loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+            loss, outputs = super().compute_loss(
+                model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
         if model.training:
             hook = aux_loss.find_hook(self.model)  # ``model`` may be DDP's or DeepSpeed's wrapper of it
             aux, added = hook.last  # the forward with gradients (a TRL parent may run a second one under no_grad)
@@ -266,8 +276,14 @@ class EpochEvaluation(TrainerCallback):
     (expert-load heatmaps, paper Fig. 7).
     """
 
-    def __init__(self, evaluate: Evaluator, primary_metric: str, row_template: dict[str, Any], results_root: str,
-                 eval_on_start: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        evaluate: Evaluator,
+        primary_metric: str,
+        row_template: dict[str, Any],
+        results_root: str,
+        eval_on_start: bool = False,
+    ):
         self.evaluate = evaluate
         self.primary_metric = primary_metric
         self.row_template = row_template
@@ -305,7 +321,13 @@ class EpochEvaluation(TrainerCallback):
             out.mkdir(parents=True, exist_ok=True)
             if routing:
                 (out / f"routing_epoch{int(round(epoch))}.json").write_text(json.dumps(routing))
-            status = "pending" if not math.isfinite(value) else "complete" if state.global_step >= state.max_steps else "incomplete"
+            status = (
+                "pending"
+                if not math.isfinite(value)
+                else "complete"
+                if state.global_step >= state.max_steps
+                else "incomplete"
+            )
             self._append(epoch, value, metrics, status)
 
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 (transformers signature)
@@ -324,9 +346,14 @@ class EpochEvaluation(TrainerCallback):
 
     def _append(self, epoch: float, value: float, metrics: dict[str, Any], status: str) -> None:
         row = ResultRow(
-            **self.row_template, epoch=epoch, metric=self.primary_metric, value=value, metrics=metrics,
-            status=status, time=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        )  # fmt: skip
+            **self.row_template,
+            epoch=epoch,
+            metric=self.primary_metric,
+            value=value,
+            metrics=metrics,
+            status=status,
+            time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         append_result(self.results_root, row, once_per_epoch=True)
 
     def best(self) -> dict[str, float]:

@@ -47,9 +47,8 @@ from goat.tasks.vision_models import (
     smoke_open_clip,
 )
 from goat.train.arguments import VisionArguments
-from goat.train.run_config import RunConfig
 from goat.train.bundle import TaskBundle
-
+from goat.train.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,9 @@ def check_flags(args: VisionArguments, smoke: bool) -> None:
     if args.backbone == "open_clip" and args.model_name_or_path != SMOKE_MODEL:
         check_open_clip_name(args.model_name_or_path)
     if args.task == SMOKE_DATASET and (args.data_dir or args.dataset_name):
-        raise ValueError(f"--task {SMOKE_DATASET} is built from scikit-learn's digits; drop --data_dir / --dataset_name.")
+        raise ValueError(
+            f"--task {SMOKE_DATASET} is built from scikit-learn's digits; drop --data_dir / --dataset_name."
+        )
     if (args.task == SMOKE_DATASET or args.model_name_or_path == SMOKE_MODEL) and not smoke:
         raise ValueError(
             f"--task {SMOKE_DATASET} and --model_name_or_path {SMOKE_MODEL} are smoke runs of the code path, not a "
@@ -129,12 +130,19 @@ def load_classifier(args: VisionArguments, names: Sequence[str], templates: Sequ
         clip, tokenizer_name = smoke_open_clip(), SMOKE_TOKENIZER
     else:
         what = f"open_clip {args.model_name_or_path!r} with weights {args.pretrained!r}"
-        clip, tokenizer_name = _loading(what, lambda: create_open_clip(args.model_name_or_path, args.pretrained)), args.model_name_or_path
+        clip, tokenizer_name = (
+            _loading(what, lambda: create_open_clip(args.model_name_or_path, args.pretrained)),
+            args.model_name_or_path,
+        )
     tokenizer = open_clip.get_tokenizer(tokenizer_name) if args.head == "zeroshot" else None
     return open_clip_classifier(
-        clip, head=args.head, class_names=names, templates=templates, tokenizer=tokenizer,
+        clip,
+        head=args.head,
+        class_names=names,
+        templates=templates,
+        tokenizer=tokenizer,
         name=f"{args.model_name_or_path}:{args.pretrained}",
-    )  # fmt: skip
+    )
 
 
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -152,20 +160,24 @@ def build_vision(config: RunConfig) -> TaskBundle:
     check_flags(data, training.smoke)
     trained_head = list(HEAD_MODULE_NAMES) if data.head == "linear" else []
     adapter_config = dataclasses.replace(
-        config.adapter, target_modules=config.adapter.target_modules or list(TARGET_SUFFIXES[data.backbone]),
+        config.adapter,
+        target_modules=config.adapter.target_modules or list(TARGET_SUFFIXES[data.backbone]),
         modules_to_save=config.adapter.modules_to_save or trained_head,
-    )  # fmt: skip
+    )
     if training.smoke:
         logger.warning(
             "SMOKE RUN of the code path (%s, model %s): tiny data and/or a random tiny CLIP; the "
             "accuracy says the pipeline trains, it is not a reproduction of Table 1.",
-            data.task, data.model_name_or_path,
-        )  # fmt: skip
+            data.task,
+            data.model_name_or_path,
+        )
     raw, templates = load_splits(data, training.seed)
     names = class_names(raw)
     base = load_classifier(data, names, templates)
     size = image_size(base)
-    model = goat.get_goat_model(base, adapter_config, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None)
+    model = goat.get_goat_model(
+        base, adapter_config, svd_cache_dir=training.svd_cache_dir if training.svd_cache else None
+    )
     train = ImageClassificationSet(raw["train"], clip_train_transform(size))
     test = ImageClassificationSet(raw["test"], clip_eval_transform(size))
     logger.info("%s: %d classes, %d train / %d test images, %d px", data.task, len(names), len(train), len(test), size)
@@ -175,7 +187,9 @@ def build_vision(config: RunConfig) -> TaskBundle:
         return {"accuracy": top1_accuracy(output.predictions, output.label_ids)}
 
     return TaskBundle(
-        model=model, train_dataset=train, evaluate=evaluate, primary_metric="accuracy",
+        model=model,
+        train_dataset=train,
+        evaluate=evaluate,
+        primary_metric="accuracy",
         data_collator=collate_image_batch,
-    )  # fmt: skip
-
+    )
