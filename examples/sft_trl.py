@@ -67,7 +67,7 @@ def main() -> None:
     path = resolve_causal_model_path("embedded")  # converted once from the packaged GGUF file, then cached
     tokenizer = AutoTokenizer.from_pretrained(path)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    data = load_tweet_sentiment(n_train=ns.max_train_samples, n_eval=ns.max_eval_samples, seed=0)
+    data = load_tweet_sentiment(max_train_samples=ns.max_train_samples, max_eval_samples=ns.max_eval_samples, seed=0)
     config = goat.GoatConfig(
         method="goat",
         r=16,

@@ -30,17 +30,19 @@ def test_read_corpus_drops_duplicates_and_conflicting_labels(tmp_path):
 
 
 def test_fixed_heldout_set_and_seeded_disjoint_training_subsets():
-    a = load_tweet_sentiment(n_train=500, n_eval=300, seed=0)
-    b = load_tweet_sentiment(n_train=500, n_eval=300, seed=1)
+    a = load_tweet_sentiment(max_train_samples=500, max_eval_samples=300, seed=0)
+    b = load_tweet_sentiment(max_train_samples=500, max_eval_samples=300, seed=1)
     assert a["validation"]["text"] == b["validation"]["text"]  # every run is scored on the same tweets
     assert a["train"]["text"] != b["train"]["text"]
     assert not set(a["train"]["text"]) & set(a["validation"]["text"])
-    assert not set(b["train"]["text"]) & set(load_tweet_sentiment(n_train=10, n_eval=EVAL_POOL)["validation"]["text"])
+    assert not set(b["train"]["text"]) & set(
+        load_tweet_sentiment(max_train_samples=10, max_eval_samples=EVAL_POOL)["validation"]["text"]
+    )
     assert set(a["train"]["label"]) == {0, 1, 2}
 
 
 def test_bad_sizes_are_named():
-    with pytest.raises(ValueError, match="--max-eval-samples 6000"):
-        load_tweet_sentiment(n_eval=6000)
-    with pytest.raises(ValueError, match="--max-train-samples 10000000"):
-        load_tweet_sentiment(n_train=10_000_000)
+    with pytest.raises(ValueError, match="--max_eval_samples 6000"):
+        load_tweet_sentiment(max_eval_samples=6000)
+    with pytest.raises(ValueError, match="--max_train_samples 10000000"):
+        load_tweet_sentiment(max_train_samples=10_000_000)

@@ -84,12 +84,12 @@ def test_sentiment_accuracy_counts_missing_labels_as_wrong():
 
 def test_records_are_the_classifiers_tweets_as_instructions():
     records = tweet_train_records(50, seed=3)
-    classifier = load_tweet_sentiment(n_train=50, n_eval=1, seed=3)["train"]
+    classifier = load_tweet_sentiment(max_train_samples=50, max_eval_samples=1, seed=3)["train"]
     assert [r.instruction for r in records] == [tweet_instruction(t) for t in classifier["text"]]
     assert [r.response for r in records] == [f"the correct answer is {LABELS[y]}" for y in classifier["label"]]
     held_out = tweet_eval_examples(20)
     assert held_out == tweet_eval_examples(20) and [e["answer"] for e in held_out] == [
-        LABELS[y] for y in load_tweet_sentiment(n_train=1, n_eval=20)["validation"]["label"]
+        LABELS[y] for y in load_tweet_sentiment(max_train_samples=1, max_eval_samples=20)["validation"]["label"]
     ]
 
 

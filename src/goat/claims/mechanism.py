@@ -176,7 +176,7 @@ def _model_and_batch(which: str, batch: int) -> tuple[nn.Module, dict[str, torch
     from goat.tasks.embedded import resolve_causal_model_path, resolve_model_path
     from goat.tasks.sentiment import load_tweet_sentiment
 
-    tweets = load_tweet_sentiment(n_train=batch, n_eval=1, seed=0)["train"]
+    tweets = load_tweet_sentiment(max_train_samples=batch, max_eval_samples=1, seed=0)["train"]
     if which == "smollm2":
         from goat.tasks.causal_lm import CausalLMCollator
         from goat.tasks.tweet_answers import encode_training, tweet_train_records

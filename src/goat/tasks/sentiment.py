@@ -68,22 +68,26 @@ def read_corpus(path: Path | None = None) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def load_tweet_sentiment(n_train: int = 2000, n_eval: int = 1000, seed: int = 0, path: Path | None = None) -> Any:
+def load_tweet_sentiment(
+    max_train_samples: int = 2000, max_eval_samples: int = 1000, seed: int = 0, path: Path | None = None
+) -> Any:
     """``DatasetDict(train, validation)`` with columns ``text`` and ``label``.
 
-    ``validation`` is the first ``n_eval`` of the fixed held-out pool; ``train`` is a ``seed``-chosen
-    subset of ``n_train`` from the rest.
+    ``validation`` is the first ``max_eval_samples`` of the fixed held-out pool; ``train`` is a ``seed``-chosen
+    subset of ``max_train_samples`` from the rest.
     """
     import datasets
 
-    if not 0 < n_eval <= EVAL_POOL:
-        raise ValueError(f"--max-eval-samples {n_eval}: the held-out pool has {EVAL_POOL} tweets; use 1..{EVAL_POOL}.")
+    if not 0 < max_eval_samples <= EVAL_POOL:
+        raise ValueError(
+            f"--max_eval_samples {max_eval_samples}: the held-out pool has {EVAL_POOL} tweets; use 1..{EVAL_POOL}."
+        )
     texts, labels = read_corpus(path)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(texts))
-    eval_index, train_pool = order[:n_eval], order[EVAL_POOL:]
-    if not 0 < n_train <= len(train_pool):
-        raise ValueError(f"--max-train-samples {n_train}: the training pool has {len(train_pool)} tweets.")
-    train_index = np.random.default_rng(seed).choice(train_pool, size=n_train, replace=False)
+    eval_index, train_pool = order[:max_eval_samples], order[EVAL_POOL:]
+    if not 0 < max_train_samples <= len(train_pool):
+        raise ValueError(f"--max_train_samples {max_train_samples}: the training pool has {len(train_pool)} tweets.")
+    train_index = np.random.default_rng(seed).choice(train_pool, size=max_train_samples, replace=False)
 
     def split(index: np.ndarray) -> datasets.Dataset:
         return datasets.Dataset.from_dict({"text": [texts[i] for i in index], "label": [labels[i] for i in index]})

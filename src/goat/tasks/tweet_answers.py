@@ -34,19 +34,19 @@ def tweet_response(label: int) -> str:
     return RESPONSE.format(label=LABELS[label])
 
 
-def tweet_train_records(n_train: int, seed: int) -> list[InstructionRecord]:
-    """A ``seed``-chosen subset of ``n_train`` training tweets as instruction -> answer records.
+def tweet_train_records(max_train_samples: int, seed: int) -> list[InstructionRecord]:
+    """A ``seed``-chosen subset of ``max_train_samples`` training tweets as instruction -> answer records.
 
     The same subset as the classifier's (:func:`goat.tasks.sentiment.load_tweet_sentiment`), drawn
     from the tweets outside the fixed held-out pool.
     """
-    train = load_tweet_sentiment(n_train=n_train, n_eval=1, seed=seed)["train"]
+    train = load_tweet_sentiment(max_train_samples=max_train_samples, max_eval_samples=1, seed=seed)["train"]
     return [InstructionRecord(tweet_instruction(t), tweet_response(y)) for t, y in zip(train["text"], train["label"])]
 
 
-def tweet_eval_examples(n_eval: int) -> list[dict[str, str]]:
-    """The first ``n_eval`` tweets of the fixed held-out pool as ``{"instruction", "answer"}``."""
-    held_out = load_tweet_sentiment(n_train=1, n_eval=n_eval)["validation"]
+def tweet_eval_examples(max_eval_samples: int) -> list[dict[str, str]]:
+    """The first ``max_eval_samples`` tweets of the fixed held-out pool as ``{"instruction", "answer"}``."""
+    held_out = load_tweet_sentiment(max_train_samples=1, max_eval_samples=max_eval_samples)["validation"]
     return [
         {"instruction": tweet_instruction(t), "answer": LABELS[y]} for t, y in zip(held_out["text"], held_out["label"])
     ]

@@ -37,7 +37,9 @@ def build_glue(config: RunConfig) -> TaskBundle:
     if data.task == TWEET_SENTIMENT.name:
         task = TWEET_SENTIMENT
         raw = load_tweet_sentiment(
-            n_train=data.max_train_samples or 2000, n_eval=data.max_eval_samples or 1000, seed=training.seed
+            max_train_samples=data.max_train_samples or 2000,
+            max_eval_samples=data.max_eval_samples or 1000,
+            seed=training.seed,
         )
         logger.info(
             "tweet_sentiment labels: train %s, validation %s",
