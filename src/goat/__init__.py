@@ -17,6 +17,7 @@ loads when a model gets a single-adapter baseline (lora, pissa, ...).
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 # public name -> the module of goat.adapters that defines it
@@ -54,6 +55,10 @@ __all__ = [
     "routing_stats",
 ]
 __version__ = "0.1.0"
+
+# bitsandbytes (which peft loads) warns at import that the optional "kernels" package, a faster 4-bit CPU
+# kernel fetched from the Hub, is absent, and then uses its own kernel: noise on every command here.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: the names below load lazily at run time
     from goat.adapters import quantization

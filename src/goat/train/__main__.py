@@ -32,9 +32,6 @@ def _entry_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # bitsandbytes (loaded through transformers -> peft) warns on every start that the optional "kernels" package,
-    # a faster 4-bit CPU kernel fetched from the Hub, is absent; it then uses its own kernel.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from goat.train.families import FAMILIES
     from goat.train.settings import help_text, print_config, resolve
 
