@@ -59,3 +59,13 @@ def test_svd_init_quick(tmp_path: Path) -> None:
     shapes, models = svd_init.main(["--quick", "--json", str(tmp_path / "svd.json")])
     assert len(shapes) == 3 and [m.backbone for m in models] == ["tiny"]
     assert all(s.svd_s > 0 and s.hit_s > 0 for s in shapes)
+
+
+def test_import_time_runs_every_command(tmp_path: Path) -> None:
+    import_time = load("import_time")
+    rows = import_time.main(["--rounds", "1", "--json", str(tmp_path / "it.json")])
+    assert [r.command for r in rows] == list(import_time.COMMANDS)
+    assert (
+        all(r.median_s > 0 for r in rows) and next(r for r in rows if r.command == "import torch").ratio_to_torch == 1.0
+    )
+    assert len(json.loads((tmp_path / "it.json").read_text())["rows"]) == len(import_time.COMMANDS)
