@@ -1,10 +1,14 @@
 """Forward+backward time of ONE adapted linear layer: peft LoRA vs GOAT vs a per-expert loop.
 
-Three implementations of the same total rank ``r`` on one ``nn.Linear(n, n)``:
+Implementations of the same total rank ``r`` on one ``nn.Linear(n, n)``:
 
 * ``lora``  — peft's LoRA layer (rank r), through ``goat.get_goat_model(method="lora")``;
 * ``goat``  — this package's :class:`goat.adapters.layers.LoraMoELinear`: all E rank-d experts run as one
   rank-r product whose r channels are gated by the sparse routing weights (eq. 12);
+* ``molora`` — the same layer without SVD init, hence without the W_res path (what W_res costs is goat − molora);
+* ``goat_unfused`` — goat as it was before W_res joined the experts' second product (issue 21, item 4):
+  ``gated @ B`` and then ``addmm(delta, A_res x, B_res^T, alpha=-1)``, over the goat layer's parameters
+  (checked equal at start-up): the "before" of that change, timed beside it;
 * ``loop``  — the authors' dispatch, written here as a reference: a Python loop over experts that
   gathers the tokens routed to each, runs A_j/B_j on them and scatter-adds the weighted result.
   Like the authors' code it first runs expert 0 on every token to allocate the output.
@@ -36,7 +40,7 @@ from tqdm.auto import tqdm
 import goat
 from goat.adapters.layers import LoraMoELinear
 
-VARIANTS = ("lora", "goat", "loop")
+VARIANTS = ("lora", "molora", "goat", "goat_unfused", "loop")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,26 @@ class PerExpertLoopLinear(nn.Module):
         return result + delta.reshape(result.shape).to(result.dtype)
 
 
+class UnfusedResidualLinear(nn.Module):
+    """goat's forward as it was before W_res joined the experts' second GEMM (the reference of that change)."""
+
+    def __init__(self, layer: LoraMoELinear):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        E, d, n = layer.num_experts, layer.expert_rank, layer.in_features
+        tokens = x.reshape(-1, n).to(layer.lora_A.dtype)
+        gates = layer.router(tokens) * layer.scalings
+        hidden = F.linear(layer.dropout(tokens), layer.lora_A.reshape(-1, n))
+        gated = (hidden.view(-1, E, d) * gates.unsqueeze(-1)).reshape(-1, E * d)
+        delta = gated @ layer.lora_B.reshape(E * d, -1)
+        delta = torch.addmm(delta, F.linear(tokens, layer.residual_A), layer.residual_B.T, alpha=-1)
+        result = layer.base_layer(x)
+        return result + delta.reshape(result.shape).to(result.dtype)
+
+
 def build_variants(setting: Setting, seed: int = 0) -> dict[str, nn.Module]:
     """``{variant: module}``: each adapts its own copy of the same random base layer."""
     torch.manual_seed(seed)
@@ -115,23 +139,29 @@ def build_variants(setting: Setting, seed: int = 0) -> dict[str, nn.Module]:
     common = dict(r=setting.r, lora_alpha=2.0 * setting.r, lora_dropout=setting.lora_dropout, target_modules=["proj"])
     lora = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="lora", **common))
     moe = dict(common, num_experts=setting.num_experts, top_k=setting.top_k)
+    molora = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="molora", **moe))
     ours = goat.get_goat_model(copy.deepcopy(base), goat.GoatConfig(method="goat", **moe))
+    unfused = UnfusedResidualLinear(copy.deepcopy(ours.base_model.proj))
     loop = PerExpertLoopLinear(copy.deepcopy(ours.base_model.proj))
-    return {"lora": lora.train(), "goat": ours.train(), "loop": loop.train()}
+    modules = {"lora": lora, "molora": molora, "goat": ours, "goat_unfused": unfused, "loop": loop}
+    return {name: module.train() for name, module in modules.items()}
 
 
 def check_loop_matches_goat(modules: dict[str, nn.Module], setting: Setting) -> float:
-    """Max |goat - loop| output difference with dropout off: the reference computes eq. 12 too."""
+    """Max |goat - variant| output difference over the loop and the unfused variant, dropout off: each computes eq. 12 too."""
     x = torch.randn(min(setting.tokens, 256), setting.features)
-    goat_model, loop = modules["goat"].eval(), modules["loop"].eval()
-    with torch.no_grad():
-        expected = goat_model(x)
-        gap = (expected - loop(x)).abs().max().item()
-    goat_model.train()
-    loop.train()
-    if gap > 1e-4 * max(expected.abs().max().item(), 1.0):
-        raise AssertionError(f"per-expert loop differs from goat by {gap:.3g}; the reference is wrong.")
-    return gap
+    gaps = []
+    for name in ("loop", "goat_unfused"):
+        goat_model, variant = modules["goat"].eval(), modules[name].eval()
+        with torch.no_grad():
+            expected = goat_model(x)
+            gap = (expected - variant(x)).abs().max().item()
+        goat_model.train()
+        variant.train()
+        if gap > 1e-4 * max(expected.abs().max().item(), 1.0):
+            raise AssertionError(f"{name} differs from goat by {gap:.3g}; the reference is wrong.")
+        gaps.append(gap)
+    return max(gaps)
 
 
 def time_step(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:

@@ -53,6 +53,32 @@ def test_forward_equals_explicit_sum_over_selected_experts(two_layer):
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_gradients_with_the_residual_in_the_experts_product_equal_eq_12_by_autograd(two_layer):
+    """The training forward folds -W_res x into the experts' second GEMM; its gradients for A, B and the
+    router must be those of eq. 12 written out term by term (W_res frozen: it gets none)."""
+    config = goat.GoatConfig(method="goat", r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["fc1"])
+    layer = goat.get_goat_model(two_layer, config).adapted_layers()["fc1"]
+    torch.nn.init.normal_(layer.router.weight)
+    x, upstream = torch.randn(7, 40), torch.randn(7, layer.out_features)
+    params = [layer.lora_A, layer.lora_B, layer.router.weight]
+    got = torch.autograd.grad((layer(x) * upstream).sum(), params)
+    top_logits, top_idx = (x @ layer.router.weight.T).topk(2, dim=-1)
+    weights = F.softmax(top_logits, dim=-1)
+    expected = layer.base_layer(x) - x @ (layer.residual_B @ layer.residual_A).T
+    factors, scalings = layer.expert_factors(), layer.expert_scaling()
+    rows = []
+    for t in range(7):
+        row = expected[t]
+        for slot in range(2):
+            A, B = factors[top_idx[t, slot]]
+            row = row + weights[t, slot] * scalings[top_idx[t, slot]] * (B @ (A @ x[t]))
+        rows.append(row)
+    want = torch.autograd.grad((torch.stack(rows) * upstream).sum(), params)
+    for name, g, w in zip(("lora_A", "lora_B", "router"), got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5, msg=name)
+    assert layer.residual_A.grad is None and not layer.residual_A.requires_grad
+
+
 def test_gradients_reach_only_selected_experts_and_the_router(two_layer):
     config = goat.GoatConfig(r=8, num_experts=4, top_k=1, lora_dropout=0.0, target_modules=["fc1"])
     layer = goat.get_goat_model(two_layer, config).adapted_layers()["fc1"]

