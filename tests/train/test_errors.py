@@ -89,6 +89,23 @@ def test_the_flag_wins_and_is_named_over_a_file(tmp_path, capsys):
     assert err == "error: --learning_rate -2.0: must be > 0."
 
 
+@pytest.mark.parametrize(
+    ("yaml_text", "flags", "message"),
+    [
+        ("scaling: big\n", [], "cfg.yaml: scaling='big' is unknown"),  # GoatConfig's own check, from the file
+        ("top_k: 9\n", [], "cfg.yaml: top_k=9 must be between 1 and num_experts=8"),
+        ("method: gaot\n", [], "cfg.yaml: method='gaot' is unknown"),
+        ("top_k: 2\n", ["--top_k", "9"], "top_k=9 must be between"),  # the flag set it: no file named
+        ("r: 8\n", ["--scaling", "big"], "scaling='big' is unknown"),  # the file set another key
+    ],
+)
+def test_goat_config_errors_name_the_file_that_set_the_value(yaml_text, flags, message, tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml_text)
+    err = _fails(["glue", "--task", "rte", "--config", str(path), *flags, "--print_config"], capsys)
+    assert err.startswith(f"error: {message.replace('cfg.yaml', str(path))}"), err
+
+
 def test_a_config_file_that_is_no_text_or_no_file(tmp_path, capsys):
     binary = tmp_path / "cfg.yaml"
     binary.write_bytes(b"\xff\xfe\x00r: 8")

@@ -437,12 +437,23 @@ def resolve(
         return kind(**{k: v for k, v in values.items() if k in names})
 
     try:
-        adapter, data, training = build(GoatConfig), build(family.arguments), build(GoatTrainingArguments)
+        adapter = build(GoatConfig)
+    except ValueError as error:  # GoatConfig's own checks name the setting; add the file that set it
+        raise ValueError(_with_source(str(error), where)) from None
+    try:
+        data, training = build(family.arguments), build(GoatTrainingArguments)
     except (TypeError, KeyError) as error:  # a value of the wrong kind reaching a dataclass
         raise ValueError(str(error)) from None
     config = RunConfig(family.name, data, adapter, training, deepspeed, written=written)
     validate(config, where)
     return config
+
+
+def _with_source(message: str, where: Callable[[str], str]) -> str:
+    """``GoatConfig``'s message (it starts ``name=value``), prefixed by the YAML file when one set ``name``."""
+    named = re.match(r"(\w+)=", message)
+    origin = where(named.group(1)) if named else "--"
+    return message if origin.startswith("--") else f"{origin.rsplit(': ', 1)[0]}: {message}"
 
 
 def _written_training_settings(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
