@@ -7,7 +7,7 @@ budget from measurements; the claims then run in that regime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 Budget = tuple[int, float]  # (max_train_samples, num_train_epochs)
 
@@ -172,50 +172,29 @@ FULL = Scale(
     mechanism_models=("minilm", "smollm2"),
 )
 
+
+def _smoke(task: TaskScale, model: str, samples: int, seconds_per_step: float, seconds_per_eval: float) -> TaskScale:
+    """``task`` at a few examples: one budget, one rate, two seeds (a check of the code path, not a result)."""
+    return replace(
+        task,
+        description=f"smoke: packaged {model}, a few tweets",
+        max_eval_samples=samples,
+        bf16=False,
+        budgets=((samples, 1.0),),
+        start_learning_rates=(1e-3,),
+        sweep_seeds=(0,),
+        seeds=(0, 1),
+        min_seeds=2,
+        primary_max_seeds=2,
+        seconds_per_step=seconds_per_step,
+        seconds_per_eval=seconds_per_eval,
+    )
+
+
 SMOKE = Scale(
     name="smoke",
-    classifier=TaskScale(
-        name="classifier",
-        family="glue",
-        task="tweet_sentiment",
-        description="smoke: packaged MiniLM, a few tweets",
-        max_eval_samples=16,
-        bf16=False,
-        budgets=((16, 1.0),),
-        curve_seeds=(0,),
-        plateau_tolerance=1.0,
-        start_learning_rates=(1e-3,),
-        sweep_seeds=(0,),
-        seeds=(0, 1),
-        min_seeds=2,
-        primary_max_seeds=2,
-        global_batch_size=16,
-        seconds_per_step=0.5,
-        seconds_per_eval=2.0,
-        table="GLUE average, Table 4",
-        effects=GLUE_EFFECTS,
-    ),
-    causal=TaskScale(
-        name="causal",
-        family="commonsense",
-        task="tweet_sentiment",
-        description="smoke: packaged SmolLM2, a few tweets",
-        max_eval_samples=4,
-        bf16=False,
-        budgets=((4, 1.0),),
-        curve_seeds=(0,),
-        plateau_tolerance=2.0,
-        start_learning_rates=(1e-3,),
-        sweep_seeds=(0,),
-        seeds=(0, 1),
-        min_seeds=2,
-        primary_max_seeds=2,
-        global_batch_size=16,
-        seconds_per_step=5.0,
-        seconds_per_eval=10.0,
-        table="commonsense average, Table 3",
-        effects=COMMONSENSE_EFFECTS,
-    ),
+    classifier=_smoke(CLASSIFIER, "MiniLM", 16, 0.5, 2.0),
+    causal=_smoke(CAUSAL, "SmolLM2", 4, 5.0, 10.0),
     primary=("lora",),
     secondary=(),
     causal_baselines=("lora",),
