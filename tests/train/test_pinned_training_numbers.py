@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
-from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 import goat
 from goat.train.trainer import GoatTrainer
-from tests.conftest import tiny_roberta
+from tests.train.loss_models import goat_tiny_classifier, goat_tiny_llama
 
 
 class RouterGradients(TrainerCallback):
@@ -32,47 +32,14 @@ class RouterGradients(TrainerCallback):
 
 
 def _causal_lm() -> tuple[goat.GoatModel, Dataset]:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=32,
-    )
-    model = goat.get_goat_model(
-        LlamaForCausalLM(config),
-        goat.GoatConfig(
-            r=8,
-            num_experts=4,
-            top_k=2,
-            lora_dropout=0.0,
-            target_modules=["q_proj", "v_proj", "up_proj"],
-        ),
-    )
+    model = goat_tiny_llama()
     rows = [torch.randint(3, 64, (12,)).tolist() for _ in range(12)]
     labels = [[-100] * (3 + i % 4) + ids[3 + i % 4 :] for i, ids in enumerate(rows)]  # uneven token counts
     return model, Dataset.from_dict({"input_ids": rows, "labels": labels})
 
 
 def _classifier() -> tuple[goat.GoatModel, Dataset]:
-    base = tiny_roberta()
-    for module in base.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    model = goat.get_goat_model(
-        base,
-        goat.GoatConfig(
-            r=8,
-            num_experts=4,
-            top_k=2,
-            lora_dropout=0.0,
-            target_modules=["query", "value"],
-            modules_to_save=["classifier"],
-        ),
-    )
+    model = goat_tiny_classifier()
     rows = [torch.randint(3, 100, (10,)).tolist() for _ in range(12)]
     return model, Dataset.from_dict({"input_ids": rows, "labels": [i % 3 for i in range(12)]})
 
