@@ -9,11 +9,11 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
 
 import goat
 from goat.adapters.aux_loss import add_aux_loss, find_hook
 from tests.conftest import ROBERTA_TARGETS, tiny_roberta
+from tests.tiny_models import tiny_llama
 
 INPUTS = {"input_ids": torch.randint(3, 100, (4, 10), generator=torch.Generator().manual_seed(0))}
 LABELS = torch.tensor([0, 1, 2, 1])
@@ -97,18 +97,8 @@ def test_aux_loss_coef_is_saved_with_the_adapter_and_has_one_default(tmp_path):
 
 
 def _causal_lm(coef: float) -> tuple[goat.GoatModel, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=32,
-    )
     model = goat.get_goat_model(
-        LlamaForCausalLM(config),
+        tiny_llama(),
         goat.GoatConfig(
             r=8, num_experts=4, top_k=2, lora_dropout=0.0, aux_loss_coef=coef, target_modules=["q_proj", "v_proj"]
         ),

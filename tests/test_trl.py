@@ -7,10 +7,11 @@ import pytest
 import torch
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 import goat
+from tests.tiny_models import tiny_llama
 
 COPIES = 8
 
@@ -22,18 +23,7 @@ def _tokenizer() -> PreTrainedTokenizerFast:
 
 
 def _base() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=64,
-        )
-    )
+    return tiny_llama(max_position_embeddings=64)
 
 
 def _adapted(coef: float) -> goat.GoatModel:

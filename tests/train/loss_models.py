@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 import goat
 from tests.conftest import tiny_roberta
+from tests.tiny_models import tiny_llama
 
 
 def goat_tiny_llama() -> goat.GoatModel:
     """A 2-layer, 32-wide LLaMA (seed 0) with goat on q, v and up: r = 8, E = 4, k = 2, no dropout."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=32,
-    )
     adapter = goat.GoatConfig(
         r=8, num_experts=4, top_k=2, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"]
     )
-    return goat.get_goat_model(LlamaForCausalLM(config), adapter)
+    return goat.get_goat_model(tiny_llama(), adapter)
 
 
 def goat_tiny_classifier() -> goat.GoatModel:
