@@ -20,11 +20,7 @@ RESULTS_DIR="${RESULTS_DIR:-results}" # rows: <RESULTS_DIR>/<family>/results.{cs
 cd "$(dirname "$0")"
 source scripts/launch.sh
 
-for TASK in $TASKS; do
-  for SEED in $SEEDS; do
-    goat_train chat --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
-  done
-done
+goat_sweep chat "$@"   # one run per task and seed (scripts/launch.sh)
 echo "MT-Bench answers: $OUTPUT_DIR/chat/*/mt_bench/model_answer/*.jsonl. To score them, copy them to FastChat's"
 echo "fastchat/llm_judge/data/mt_bench/model_answer/ and run there: python gen_judgment.py --model-list <file stems>"
 echo "(GPT-4 judge, needs OPENAI_API_KEY), then: python show_result.py"

@@ -18,9 +18,5 @@ RESULTS_DIR="${RESULTS_DIR:-results}" # rows: <RESULTS_DIR>/<family>/results.{cs
 cd "$(dirname "$0")"
 source scripts/launch.sh
 
-for TASK in $TASKS; do
-  for SEED in $SEEDS; do
-    goat_train code --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
-  done
-done
+goat_sweep code "$@"   # one run per task and seed (scripts/launch.sh)
 goat_report python -m goat.report --family code --results_dir "$RESULTS_DIR"

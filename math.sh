@@ -17,9 +17,5 @@ RESULTS_DIR="${RESULTS_DIR:-results}" # rows: <RESULTS_DIR>/<family>/results.{cs
 cd "$(dirname "$0")"
 source scripts/launch.sh
 
-for TASK in $TASKS; do
-  for SEED in $SEEDS; do
-    goat_train math --task "$TASK" --method "$METHOD" --seed "$SEED" --output_dir "$OUTPUT_DIR" --results_dir "$RESULTS_DIR" "$@"
-  done
-done
+goat_sweep math "$@"   # one run per task and seed (scripts/launch.sh)
 goat_report python -m goat.report --family math --results_dir "$RESULTS_DIR"

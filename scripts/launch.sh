@@ -14,6 +14,19 @@ MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"   # address of node 0 (NNODES > 1)
 MASTER_PORT="${MASTER_PORT:-29500}"       # port on node 0 (NNODES > 1)
 DEEPSPEED="${DEEPSPEED:-zero2}"   # zero2 | zero3 (the packaged configs) | a DeepSpeed JSON file; with > 1 process
 
+# goat_sweep FAMILY FLAG...: one goat_train per task in $TASKS and seed in $SEEDS, with the driver's METHOD,
+# OUTPUT_DIR and RESULTS_DIR; FLAG... (the driver's own arguments) come last, so they override.
+goat_sweep() {
+  local family="$1" task seed
+  shift
+  for task in $TASKS; do
+    for seed in $SEEDS; do
+      goat_train "$family" --task "$task" --method "$METHOD" --seed "$seed" --output_dir "$OUTPUT_DIR" \
+        --results_dir "$RESULTS_DIR" "$@"
+    done
+  done
+}
+
 goat_train() {
   local family="$1"
   shift
