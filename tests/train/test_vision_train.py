@@ -191,4 +191,4 @@ def test_vit_sh_is_valid_bash_and_defers_to_the_yaml() -> None:
     for variable in ("METHOD", "TASKS", "SEEDS", "OUTPUT_DIR", "RESULTS_DIR"):
         assert f'\n{variable}="${{{variable}:-' in script
     # torchrun + DeepSpeed when GPUS > 1 comes from scripts/launch.sh (tests/test_task_drivers.py)
-    assert 'goat_train vision --task "$TASK"' in script
+    assert 'goat_sweep vision "$@"' in script  # one run per task and seed: goat_sweep in scripts/launch.sh
