@@ -8,39 +8,8 @@ import re
 import pytest
 import torch
 
-from goat.train.__main__ import main
 from goat.train.console import LAYER_LOAD_TAG
-
-
-def _cli(tiny_model_dir, rte_dir, tmp_path, *extra: str) -> int:
-    return main(
-        [
-            "glue",
-            "--task",
-            "rte",
-            "--model_name_or_path",
-            str(tiny_model_dir),
-            "--data_dir",
-            str(rte_dir),
-            "--num_experts",
-            "4",
-            "--num_train_epochs",
-            "1",
-            "--global_batch_size",
-            "8",
-            "--per_device_train_batch_size",
-            "8",
-            "--logging_steps",
-            "1",
-            "--warmup_steps",
-            "0",
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--results_dir",
-            str(tmp_path / "res"),
-            *extra,
-        ]
-    )
+from tests.train.tiny_glue import run_tiny_glue as _cli
 
 
 @pytest.mark.parametrize("disable_tqdm", ["false", "true"])

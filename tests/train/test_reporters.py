@@ -170,8 +170,8 @@ def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folde
     tiny_model_dir, rte_dir, tmp_path, monkeypatch
 ):
     wandb = pytest.importorskip("wandb")
-    from goat.train.__main__ import main
     from goat.train.results import read_results
+    from tests.train.tiny_glue import run_tiny_glue
 
     for name in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_DIR", "WANDB_PROJECT"):
         monkeypatch.delenv(name, raising=False)
@@ -197,36 +197,8 @@ def test_an_offline_wandb_run_of_the_cli_is_sliceable_and_lives_in_the_run_folde
         return finish(*args, **kwargs)
 
     monkeypatch.setattr(wandb, "finish", finish_and_record)
-    code = main(
-        [
-            "glue",
-            "--task",
-            "rte",
-            "--model_name_or_path",
-            str(tiny_model_dir),
-            "--data_dir",
-            str(rte_dir),
-            "--num_experts",
-            "4",
-            "--num_train_epochs",
-            "1",
-            "--global_batch_size",
-            "8",
-            "--per_device_train_batch_size",
-            "8",
-            "--warmup_steps",
-            "0",
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--results_dir",
-            str(tmp_path / "res"),
-            "--report_to",
-            "wandb",
-            "--disable_tqdm",
-            "true",
-            "--logging_steps",
-            "2",
-        ]
+    code = run_tiny_glue(
+        tiny_model_dir, rte_dir, tmp_path, "--report_to", "wandb", "--disable_tqdm", "true", "--logging_steps", "2"
     )
     assert code == 0 and seen, "the run ends with training"
     (row,) = read_results(tmp_path / "res", "glue")
