@@ -18,33 +18,32 @@ from tests.conftest import tiny_roberta
 
 
 def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_model_dir, rte_dir, tmp_path, capsys):
-    code = main(
-        [
-            "glue",
-            "--task",
-            "rte",
-            "--model_name_or_path",
-            str(tiny_model_dir),
-            "--data-dir",
-            str(rte_dir),
-            "--learning_rate",
-            "1e30",
-            "--num_train_epochs",
-            "2",
-            "--global_batch_size",
-            "8",
-            "--per_device_train_batch_size",
-            "8",
-            "--warmup-steps",
-            "0",
-            "--report-to",
-            "none",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--results-dir",
-            str(tmp_path / "res"),
-        ]
-    )
+    argv = [
+        "glue",
+        "--task",
+        "rte",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(rte_dir),
+        "--learning_rate",
+        "1e30",
+        "--num_train_epochs",
+        "2",
+        "--global_batch_size",
+        "8",
+        "--per_device_train_batch_size",
+        "8",
+        "--warmup-steps",
+        "0",
+        "--report-to",
+        "none",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--results-dir",
+        str(tmp_path / "res"),
+    ]
+    code = main(argv)
     assert code == EXIT_DIVERGED
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: training diverged at step ") and "learning rate" in last and "1e+30" in last
@@ -62,34 +61,7 @@ def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_mo
     out = capsys.readouterr().out
     assert "(no complete run yet)" in out and "- diverged (diverged: no result)" in out
     # --resume of a diverged run is refused: a new learning rate is a new run.
-    resumed = main(
-        [
-            "glue",
-            "--task",
-            "rte",
-            "--model_name_or_path",
-            str(tiny_model_dir),
-            "--data-dir",
-            str(rte_dir),
-            "--learning_rate",
-            "1e30",
-            "--num_train_epochs",
-            "2",
-            "--global_batch_size",
-            "8",
-            "--per_device_train_batch_size",
-            "8",
-            "--warmup-steps",
-            "0",
-            "--report-to",
-            "none",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--results-dir",
-            str(tmp_path / "res"),
-            "--resume",
-        ]
-    )
+    resumed = main([*argv, "--resume"])
     assert resumed == 2 and "diverged" in capsys.readouterr().err
 
 
