@@ -22,9 +22,10 @@ only the wall-clock figures mean anything.
     python benchmarks/decode_speed.py --threads 2 --json decode.json
     python benchmarks/decode_speed.py --smoke                # tiny config-built LLaMA, seconds
 
-``--reference_commit C`` adds ``molora@C`` and ``goat@C``: the same adapters whose routers and experts
-run the forward of ``src/goat/layers.py`` as of git commit ``C``, timed in the same interleaved
-rounds, so a change to the layers is measured side by side with what it replaces.
+``--reference_commit C`` adds ``molora@C`` and ``goat@C``: the same adapters (same weights) rebuilt
+from the layers module as of git commit ``C`` (``src/goat/adapters/layers.py``, earlier
+``src/goat/layers.py``), timed in the same interleaved rounds, so a change to the layers is measured
+side by side with what it replaces.
 """
 
 from __future__ import annotations
@@ -142,25 +143,34 @@ def layers_at_commit(commit: str) -> types.ModuleType:
     return module
 
 
-def with_reference_forward(model: nn.Module, reference: types.ModuleType) -> nn.Module:
-    """``model`` with every router and LoRA-expert adapter running ``reference``'s forward."""
-    from goat.adapters.layers import LoraExperts, Router
+def with_reference_layers(model: nn.Module, reference: types.ModuleType) -> nn.Module:
+    """``model`` with every LoRA-expert adapter rebuilt from ``reference``'s classes, with its weights.
 
-    for module in model.modules():
-        if isinstance(module, Router):
-            module.forward = types.MethodType(reference.Router.forward, module)
-        elif isinstance(module, LoraExperts):
-            module.forward = types.MethodType(reference.LoraExperts.forward, module)
+    The adapter and its router are instances of the reference module's ``LoraExperts`` and ``Router``,
+    so every method they call (helpers included) is the reference's; the layer around them
+    (``LoraMoELinear``) is the live one."""
+    from goat.adapters.layers import LoraMoELinear
+
+    config = model.goat_config
+    for layer in model.modules():
+        if not isinstance(layer, LoraMoELinear):
+            continue
+        for name, live in list(layer.adapters.items()):
+            rebuilt = reference.LoraExperts(live.in_features, live.out_features, config, live.lora_A.device)
+            rebuilt.load_state_dict(live.state_dict())
+            if live.residual_A is not None:
+                rebuilt.set_residual(live.residual_A, live.residual_B)
+            layer.adapters[name] = rebuilt.train(live.training)
     return model
 
 
 def add_reference_variants(models: dict[str, nn.Module], commit: str) -> dict[str, nn.Module]:
     """``molora@commit`` and ``goat@commit``: deep copies of the molora / goat models (same weights)
-    running the layers' forward of ``commit``."""
+    whose adapters are the layers of ``commit``."""
     reference = layers_at_commit(commit)
     for name in ("molora", "goat"):
         if name in models:
-            models[f"{name}@{commit}"] = with_reference_forward(copy.deepcopy(models[name]), reference)
+            models[f"{name}@{commit}"] = with_reference_layers(copy.deepcopy(models[name]), reference)
     return models
 
 

@@ -158,9 +158,12 @@ def test_decode_speed_smoke_and_merged_lora_decodes_like_lora(tmp_path):
     assert all(o.shape == (2, 14) for o in out.values())
 
 
-def test_reference_commit_variants_run_that_commits_forward_and_decode_alike():
-    """``--reference_commit``: goat@HEAD runs the committed layers' forward (not the live one) and
-    generates the same tokens as the live goat on the same weights."""
+def test_reference_commit_variants_run_that_commits_forward_and_decode_alike(monkeypatch):
+    """``--reference_commit``: goat@HEAD's adapters are the committed layers' classes, and no method of
+    the live adapter classes runs in them (attacked: every live method raises), and they generate the
+    same tokens as the live goat on the same weights."""
+    from goat.adapters import layers
+
     decode_speed = load("decode_speed")
     settings = decode_speed.AdapterSettings(8, 16.0, 8, 2, decode_speed.LLAMA_TARGETS)
     models = decode_speed.build_decode_variants(decode_speed.tiny_llama(), settings, ("molora", "goat"))
@@ -168,11 +171,24 @@ def test_reference_commit_variants_run_that_commits_forward_and_decode_alike():
         torch.nn.init.normal_(layer.lora_B, std=0.5)  # MoLoRA starts at the base: make its experts matter
     models = decode_speed.add_reference_variants(models, "HEAD")
     assert list(models) == ["molora", "goat", "molora@HEAD", "goat@HEAD"]
-    router = next(iter(models["goat@HEAD"].adapted_layers().values())).router
-    assert router.forward.__func__.__module__ == "goat_layers_HEAD"
+    adapter = next(iter(models["goat@HEAD"].adapted_layers().values())).active
+    assert type(adapter).__module__ == type(adapter.router).__module__ == "goat_layers_HEAD"
     ids = decode_speed.prompt_ids(256, 2, 8, torch.device("cpu"))
     config = decode_speed.greedy_config(6, pad_token_id=0)
     with torch.no_grad():
         out = {name: m.generate(input_ids=ids, generation_config=config) for name, m in models.items()}
+        for cls in (layers.LoraExperts, layers.Router):
+            for attr, value in vars(cls).items():
+                if callable(value) and not attr.startswith("__"):
+                    monkeypatch.setattr(cls, attr, _raises(f"live {cls.__name__}.{attr}"))
+        reference_again = models["goat@HEAD"].generate(input_ids=ids, generation_config=config)
+    assert torch.equal(reference_again, out["goat@HEAD"])
     assert torch.equal(out["goat@HEAD"], out["goat"]) and torch.equal(out["molora@HEAD"], out["molora"])
     assert not torch.equal(out["goat"], out["molora"])
+
+
+def _raises(what: str):  # noqa: ANN202
+    def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"{what} ran")
+
+    return call

@@ -16,6 +16,7 @@ A layer holds one or more named adapters (``adapters``), of which at most one is
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +27,32 @@ from goat.adapters.config import SVD_INITS, GoatConfig
 from goat.adapters.quantization import dense_weight
 
 
+@dataclass(slots=True)
+class RoutingRecord:
+    """What a router's forwards leave behind: the balance loss of the last one (or, after a forward
+    without autograd, its inputs, to compute it from when read) and the expert choices since the last
+    reset (counted into ``load_counts`` when read). A plain object: setting a module attribute costs
+    more than a decoding step's routing operations."""
+
+    load_counts: torch.Tensor
+    balance_loss: torch.Tensor | None = None
+    balance_inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # (logits [T, E], selections)
+    uncounted: list[torch.Tensor] = field(default_factory=list)  # selections not yet in load_counts
+
+
 class Router(nn.Module):
     """Bias-free linear router in -> E with softmax, then top-k or AdaMoLE thresholding (eq. 9-10).
 
     ``forward`` returns the dense gate matrix ``w [T, E]`` (zero outside the selected experts)
     and records the balance loss of App. B (eq. 26-28) and the expert load counts. A forward without
-    autograd (evaluation, decoding) keeps the loss's inputs and computes ``last_balance_loss`` when it
-    is read, by the same operations: decoding does not pay for a loss that nothing reads.
+    autograd (evaluation, decoding) does only what its output needs: it keeps the loss's inputs and
+    its expert choices, and computes ``last_balance_loss`` and ``load_counts`` when they are read, by
+    the same operations. Decoding pays per operation, and not for statistics that nothing reads.
     """
+
+    # Forwards without autograd whose expert choices may wait to be counted (bounds what a long
+    # generation holds).
+    max_uncounted = 1024
 
     def __init__(self, in_features: int, num_experts: int, top_k: int, *, adaptive_threshold: bool):
         super().__init__()
@@ -43,27 +62,54 @@ class Router(nn.Module):
         # AdaMoLE (Liu & Luo, 2024): per-token threshold tau(x) = sigmoid(w_tau x) / E; experts with
         # p_i >= tau are active with weight (p_i - tau), renormalised. Bias-free, as App. F.1 counts it.
         self.threshold = nn.Linear(in_features, 1, bias=False) if adaptive_threshold else None
-        self._balance_loss: torch.Tensor | None = None
-        self._balance_inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # (probs, counts), no autograd
-        self.load_counts = torch.zeros(num_experts)
+        self.record = RoutingRecord(load_counts=torch.zeros(num_experts))
 
     @property
     def last_balance_loss(self) -> torch.Tensor | None:
         """The last forward's L_b (App. B), or None before any forward."""
-        if self._balance_inputs is not None:
-            self._balance_loss = self._balance(*self._balance_inputs)
-            self._balance_inputs = None
-        return self._balance_loss
+        record = self.record
+        if record.balance_inputs is not None:
+            logits, selected = record.balance_inputs
+            record.balance_loss = self._balance(F.softmax(logits, dim=-1), self._counts(selected))
+            record.balance_inputs = None
+        return record.balance_loss
 
     @last_balance_loss.setter
     def last_balance_loss(self, value: torch.Tensor | None) -> None:
-        self._balance_inputs = None
-        self._balance_loss = value
+        self.record.balance_inputs = None
+        self.record.balance_loss = value
+
+    @property
+    def load_counts(self) -> torch.Tensor:
+        """Selections of each expert ``[E]`` (float) since the last reset: tokens for top-k routing
+        (k per token), active experts for AdaMoLE."""
+        self._count_uncounted()
+        return self.record.load_counts
+
+    @load_counts.setter
+    def load_counts(self, value: torch.Tensor) -> None:
+        self.record.uncounted = []
+        self.record.load_counts = value
+
+    def _count_uncounted(self) -> None:
+        record = self.record
+        if record.uncounted:
+            selected = torch.cat(record.uncounted)
+            record.uncounted = []
+            record.load_counts = record.load_counts.to(selected.device) + self._counts(selected)
 
     def _balance(self, probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         # App. B: L_b = sum_i f_i P_i, f_i = E/(kT) * #tokens to i (k*T = total selections), P_i = mean p_i
         f = self.num_experts * counts / counts.sum()
         return (f * probs.mean(0)).sum()
+
+    def _counts(self, selected: torch.Tensor) -> torch.Tensor:
+        """Selections of each expert ``[E]``: from top-k indices ``[T, k]`` or AdaMoLE's mask ``[T, E]``.
+        (Not ``torch.bincount``, which on a GPU waits for the device to size its output.)"""
+        if selected.dtype == torch.bool:
+            return selected.sum(0).float()
+        zeros = torch.zeros(self.num_experts, device=selected.device)
+        return zeros.index_put_((selected.flatten(),), zeros.new_ones(()), accumulate=True)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """PyTorch's nn.Linear default, U(-1/sqrt(n), 1/sqrt(n)), drawn from ``generator``."""
@@ -76,27 +122,48 @@ class Router(nn.Module):
                 )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = F.softmax(F.linear(x, self.weight).float(), dim=-1)  # p^i(x), eq. 9
+        threshold_logits = None if self.threshold is None else self.threshold(x)
+        return self.route(F.linear(x, self.weight), threshold_logits)
+
+    def route(self, logits: torch.Tensor, threshold_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """The dense gates ``w [T, E]`` from the router logits ``[T, E]`` (eq. 9-10); AdaMoLE also takes its
+        threshold logits ``w_tau x [T, 1]``. Records the balance loss (or its inputs) and the expert load."""
+        logits = logits.float()
+        if not logits.requires_grad:
+            return self._route_without_autograd(logits, threshold_logits)
+        probs = F.softmax(logits, dim=-1)  # p^i(x), eq. 9
         if self.threshold is None:
-            top_p, top_i = probs.topk(self.top_k, dim=-1)
+            top_p, selected = probs.topk(self.top_k, dim=-1)
             # eq. 10: softmax restricted to the top-k logits == renormalised top-k probabilities
-            gates = torch.zeros_like(probs).scatter(-1, top_i, top_p / top_p.sum(-1, keepdim=True))
-            counts = torch.bincount(top_i.flatten(), minlength=self.num_experts)
+            gates = torch.zeros_like(probs).scatter(-1, selected, top_p / top_p.sum(-1, keepdim=True))
         else:
-            tau = torch.sigmoid(self.threshold(x).float()) / self.num_experts
-            kept = F.relu(probs - tau)
-            active = probs >= tau  # never empty: max_i p_i >= 1/E >= tau
-            gates = kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny)
-            counts = active.sum(0)
-        counts = counts.float()
-        if probs.requires_grad:
-            self.last_balance_loss = self._balance(probs, counts)
-        else:  # nothing can backpropagate through it: computed if and when it is read
-            self._balance_loss, self._balance_inputs = None, (probs, counts)
-        if self.load_counts.device != counts.device:
-            self.load_counts = self.load_counts.to(counts.device)
-        self.load_counts = self.load_counts + counts.detach()
+            gates, selected = self._adaptive_gates(probs, threshold_logits)
+        counts = self._counts(selected)
+        self.last_balance_loss = self._balance(probs, counts)
+        self.load_counts = self.load_counts.to(counts.device) + counts
         return gates
+
+    def _route_without_autograd(self, logits: torch.Tensor, threshold_logits: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`route` when nothing can backpropagate: eq. 10 as a softmax over the top-k logits (the
+        same value, two operations fewer); the balance loss and the load are computed when read."""
+        if threshold_logits is None:
+            top_logits, selected = logits.topk(self.top_k, dim=-1)
+            gates = torch.zeros_like(logits).scatter_(-1, selected, top_logits.softmax(-1))
+        else:
+            gates, selected = self._adaptive_gates(logits.softmax(-1), threshold_logits)
+        record = self.record
+        record.balance_inputs = (logits, selected)
+        record.uncounted.append(selected)
+        if len(record.uncounted) >= self.max_uncounted:
+            self._count_uncounted()
+        return gates
+
+    def _adaptive_gates(self, probs: torch.Tensor, threshold_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """AdaMoLE's gates ``[T, E]`` and active-expert mask ``[T, E]`` from the probabilities."""
+        tau = torch.sigmoid(threshold_logits.float()) / self.num_experts
+        kept = F.relu(probs - tau)
+        active = probs >= tau  # never empty: max_i p_i >= 1/E >= tau
+        return kept / kept.sum(-1, keepdim=True).clamp_min(torch.finfo(kept.dtype).tiny), active
 
 
 class LoraExperts(nn.Module):
@@ -167,10 +234,10 @@ class LoraExperts(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``sum_j w_j(x) s_j B_j A_j dropout(x) - W_res x`` for tokens ``[T, n]`` -> ``[T, m]``."""
-        E, d = self.num_experts, self.expert_rank
-        tokens = tokens.to(self.lora_A.dtype)
         if not torch.is_grad_enabled() and (not self.training or isinstance(self.dropout, nn.Identity)):
             return self._forward_without_autograd(tokens)
+        E, d = self.num_experts, self.expert_rank
+        tokens = tokens.to(self.lora_A.dtype)
         gates = self.router(tokens) * self.scalings  # [T, E]: w_j(x) * s_j
         hidden = F.linear(self.dropout(tokens), self.lora_A.reshape(-1, self.in_features))
         if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
@@ -185,18 +252,29 @@ class LoraExperts(nn.Module):
         return torch.cat([gated, -residual], dim=1) @ torch.cat([B, self.residual_B.T.to(B.dtype)], dim=0)
 
     def _forward_without_autograd(self, tokens: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` when nothing needs gradients and dropout is off (evaluation, decoding): the
-        same products, with the gates applied in place and no dropout call. At decoding each layer
-        sees one token per sequence, so the cost is per-call overhead, not FLOPs."""
+        """:meth:`forward` when nothing needs gradients and dropout is off (evaluation, decoding).
+
+        At decoding each layer sees one token per sequence, so the cost is the number of operations
+        and Python steps, not FLOPs: the gates are applied in place, the router is not called as a
+        module and skips what only training reads (:meth:`Router.route`), and tensors are read from
+        the module's dicts. Equal to :meth:`forward` up to float rounding (``tests/test_layer_pins.py``).
+        """
         E, d = self.num_experts, self.expert_rank
-        gates = self.router(tokens) * self.scalings  # [T, E]: w_j(x) * s_j
-        hidden = F.linear(tokens, self.lora_A.reshape(-1, self.in_features))
-        gates = gates.unsqueeze(-1).to(hidden.dtype)
-        if self.lora_A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
+        params, router = self._parameters, self._modules["router"]  # nn.Module's attribute lookup costs a step
+        A = params["lora_A"]
+        tokens = tokens.to(A.dtype)
+        router_weight = router._parameters["weight"]
+        if router.threshold is None and router_weight.numel():
+            gates = router.route(F.linear(tokens, router_weight))
+        else:  # AdaMoLE, or a router whose weight DeepSpeed ZeRO-3 gathers only when it is called
+            gates = router(tokens)
+        gates = gates.mul_(self._buffers["scalings"]).unsqueeze(-1)  # [T, E, 1]: w_j(x) * s_j
+        hidden = F.linear(tokens, A.reshape(-1, self.in_features))
+        if A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
             hidden = hidden.unsqueeze(1) * gates
         else:
-            hidden = hidden.view(-1, E, d).mul_(gates)
-        delta = hidden.view(-1, E * d) @ self.lora_B.reshape(E * d, self.out_features)
+            hidden.view(len(tokens), E, d).mul_(gates)
+        delta = hidden.view(len(tokens), E * d) @ params["lora_B"].reshape(E * d, self.out_features)
         if self.residual_A is None:
             return delta
         return delta.addmm_(F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
