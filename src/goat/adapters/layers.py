@@ -259,22 +259,23 @@ class LoraExperts(nn.Module):
         module and skips what only training reads (:meth:`Router.route`), and tensors are read from
         the module's dicts. Equal to :meth:`forward` up to float rounding (``tests/test_layer_pins.py``).
         """
-        E, d = self.num_experts, self.expert_rank
+        E, d, T = self.num_experts, self.expert_rank, tokens.shape[0]
         params, router = self._parameters, self._modules["router"]  # nn.Module's attribute lookup costs a step
         A = params["lora_A"]
-        tokens = tokens.to(A.dtype)
+        if tokens.dtype != A.dtype:
+            tokens = tokens.to(A.dtype)
         router_weight = router._parameters["weight"]
         if router.threshold is None and router_weight.numel():
             gates = router.route(F.linear(tokens, router_weight))
         else:  # AdaMoLE, or a router whose weight DeepSpeed ZeRO-3 gathers only when it is called
             gates = router(tokens)
         gates = gates.mul_(self._buffers["scalings"]).unsqueeze(-1)  # [T, E, 1]: w_j(x) * s_j
-        hidden = F.linear(tokens, A.reshape(-1, self.in_features))
+        hidden = F.linear(tokens, A.view(-1, self.in_features))  # (the parameters are contiguous: views)
         if A.shape[0] == 1 and E > 1:  # hydralora: one shared A feeds every B head
             hidden = hidden.unsqueeze(1) * gates
         else:
-            hidden.view(len(tokens), E, d).mul_(gates)
-        delta = hidden.view(len(tokens), E * d) @ params["lora_B"].reshape(E * d, self.out_features)
+            hidden.view(T, E, d).mul_(gates)
+        delta = hidden.view(T, E * d) @ params["lora_B"].view(E * d, self.out_features)
         if self.residual_A is None:
             return delta
         return delta.addmm_(F.linear(tokens, self.residual_A), self.residual_B.T, alpha=-1)
@@ -434,7 +435,9 @@ class LoraMoELinear(MoELinear):
         if adapter is None:
             return result
         delta = adapter(x.reshape(-1, self.in_features))
-        return result + delta.reshape(result.shape).to(result.dtype)
+        if delta.dtype != result.dtype:
+            delta = delta.to(result.dtype)
+        return result + delta.view(result.shape)
 
     @property
     def lora_A(self) -> nn.Parameter:
