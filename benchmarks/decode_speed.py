@@ -139,6 +139,7 @@ def layers_at_commit(commit: str) -> types.ModuleType:
         )
     module = types.ModuleType(f"goat_layers_{commit}")
     module.__dict__["__file__"] = f"{commit}:{path}"
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 (this repository's own file)
     return module
 

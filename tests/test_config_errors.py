@@ -33,6 +33,26 @@ def test_invalid_config_fields(kwargs, message):
 
 
 @pytest.mark.parametrize(
+    "kwargs, setting",
+    [
+        ({"r": 10, "num_experts": 4}, "r"),  # names num_experts too: the setting is the one to change
+        ({"top_k": 5, "num_experts": 4, "r": 8}, "top_k"),
+        ({"method": "lora", "scaling": "theory"}, "scaling"),  # names method too
+        ({"method": "kasa", "scaling": "rs"}, "scaling"),
+        ({"method": "molora", "init": "principal"}, "init"),
+        ({"method": "lora", "segment": 1}, "segment"),
+        ({"aux_loss_coef": -1.0}, "aux_loss_coef"),
+    ],
+)
+def test_config_errors_carry_the_setting_they_name(kwargs, setting):
+    """The CLI names the YAML file that set a bad value from ``ConfigError.setting``, not from the text."""
+    with pytest.raises(goat.adapters.config.ConfigError) as raised:
+        goat.GoatConfig(**kwargs)
+    assert raised.value.setting == setting and isinstance(raised.value, ValueError)
+    assert f"{setting}=" in str(raised.value)
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"target_modules": ["fc3"]}, "'fc3' matches no module"),

@@ -52,6 +52,15 @@ def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
 
+class ConfigError(ValueError):
+    """A :class:`GoatConfig` value that cannot work. ``setting`` names the field (so that a caller can
+    say where it was set); the message gives the value and the fix."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+
 @dataclass
 class GoatConfig:
     """Configuration of one adapter method applied to every target ``nn.Linear``.
@@ -135,78 +144,87 @@ class GoatConfig:
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the offending field and the fix."""
+        """Raise :class:`ConfigError` naming the offending field and the fix."""
         if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r} is unknown; choose one of {', '.join(METHODS)}.")
+            raise ConfigError("method", f"method={self.method!r} is unknown; choose one of {', '.join(METHODS)}.")
         if self.init not in INITS:
-            raise ValueError(f"init={self.init!r} is unknown; choose one of {', '.join(INITS)}.")
+            raise ConfigError("init", f"init={self.init!r} is unknown; choose one of {', '.join(INITS)}.")
         if self.init != "spread" and self.method not in ("goat", "goat_plus"):
-            raise ValueError(
+            raise ConfigError(
+                "init",
                 f"init={self.init!r} only applies to method='goat'/'goat_plus'; "
-                f"leave init='spread' for method={self.method!r}."
+                f"leave init='spread' for method={self.method!r}.",
             )
         if (
             isinstance(self.aux_loss_coef, bool)
             or not isinstance(self.aux_loss_coef, (int, float))
             or not self.aux_loss_coef >= 0
         ):
-            raise ValueError(
-                f"aux_loss_coef={self.aux_loss_coef!r} must be a number >= 0 (paper: 1e-3; 0 turns the balance loss off)."
+            raise ConfigError(
+                "aux_loss_coef",
+                f"aux_loss_coef={self.aux_loss_coef!r} must be a number >= 0 (paper: 1e-3; 0 turns the balance loss off).",
             )
         if self.segment is not None:
             self._validate_segment()
         if self.method == "full":
             return
         if self.r < 1:
-            raise ValueError(f"r={self.r} must be a positive integer.")
+            raise ConfigError("r", f"r={self.r} must be a positive integer.")
         if self.is_moe:
             if self.num_experts < 1:
-                raise ValueError(f"num_experts={self.num_experts} must be >= 1.")
+                raise ConfigError("num_experts", f"num_experts={self.num_experts} must be >= 1.")
             if not 1 <= self.top_k <= self.num_experts:
-                raise ValueError(
+                raise ConfigError(
+                    "top_k",
                     f"top_k={self.top_k} must be between 1 and num_experts={self.num_experts}; "
-                    "lower top_k or raise num_experts."
+                    "lower top_k or raise num_experts.",
                 )
             if self.method != "full_moe" and self.r % self.num_experts:
-                raise ValueError(
+                raise ConfigError(
+                    "r",
                     f"r={self.r} is not divisible by num_experts={self.num_experts}; each expert "
-                    f"has rank r/E, so pick r as a multiple of {self.num_experts}."
+                    f"has rank r/E, so pick r as a multiple of {self.num_experts}.",
                 )
         if self.rho <= 0:
-            raise ValueError(f"rho={self.rho} must be > 0 (paper: 10).")
+            raise ConfigError("rho", f"rho={self.rho} must be > 0 (paper: 10).")
         if self.eta <= 0:
-            raise ValueError(f"eta={self.eta} must be > 0 (paper: 1).")
+            raise ConfigError("eta", f"eta={self.eta} must be > 0 (paper: 1).")
         if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout={self.lora_dropout} must be in [0, 1).")
+            raise ConfigError("lora_dropout", f"lora_dropout={self.lora_dropout} must be in [0, 1).")
         s = self.resolved_scaling
         if isinstance(s, str):
             if s not in SCALING_RULES:
-                raise ValueError(f"scaling={s!r} is unknown; use one of {', '.join(SCALING_RULES)} or a number.")
+                raise ConfigError(
+                    "scaling", f"scaling={s!r} is unknown; use one of {', '.join(SCALING_RULES)} or a number."
+                )
             if s == "theory" and self.method in PEFT_METHODS:
-                raise ValueError(
+                raise ConfigError(
+                    "scaling",
                     f"scaling='theory' needs per-layer in_features and is offered for MoE methods "
-                    f"only; for method={self.method!r} use 'alpha', 'rs' or a number."
+                    f"only; for method={self.method!r} use 'alpha', 'rs' or a number.",
                 )
         elif isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0:
-            raise ValueError(f"scaling={s!r} must be 'theory', 'alpha', 'rs' or a positive number.")
+            raise ConfigError("scaling", f"scaling={s!r} must be 'theory', 'alpha', 'rs' or a positive number.")
         if self.method == "kasa" and s == "rs":
-            raise ValueError("scaling='rs' is not supported for method='kasa'; use 'alpha' or a number.")
+            raise ConfigError("scaling", "scaling='rs' is not supported for method='kasa'; use 'alpha' or a number.")
 
     def _validate_segment(self) -> None:
         if self.method != "pissa":
-            raise ValueError(
+            raise ConfigError(
+                "segment",
                 f"segment={self.segment!r} only applies to method='pissa' (a single SVD-initialised LoRA); "
-                f"leave segment=None for method={self.method!r}."
+                f"leave segment=None for method={self.method!r}.",
             )
         if self.segment == "spread":
             if self.num_experts < 1 or self.r % self.num_experts:
-                raise ValueError(
+                raise ConfigError(
+                    "segment",
                     f"segment='spread' splits r={self.r} into num_experts={self.num_experts} slices; "
-                    f"pick num_experts >= 1 dividing r."
+                    f"pick num_experts >= 1 dividing r.",
                 )
             return
         if isinstance(self.segment, bool) or not isinstance(self.segment, int) or self.segment < 0:
-            raise ValueError(f"segment={self.segment!r} must be a block index >= 0, 'spread' or None.")
+            raise ConfigError("segment", f"segment={self.segment!r} must be a block index >= 0, 'spread' or None.")
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from transformers.hf_argparser import string_to_bool
 from transformers.trainer_utils import HubStrategy, IntervalStrategy, SaveStrategy, SchedulerType
 from transformers.training_args import OptimizerNames
 
-from goat.adapters.config import GoatConfig
+from goat.adapters.config import ConfigError, GoatConfig
 from goat.train.arguments import GoatTrainingArguments
 from goat.train.families import FAMILIES, Family, family_named
 from goat.train.reporters import REPORTERS
@@ -438,8 +438,8 @@ def resolve(
 
     try:
         adapter = build(GoatConfig)
-    except ValueError as error:  # GoatConfig's own checks name the setting; add the file that set it
-        raise ValueError(_with_source(str(error), where)) from None
+    except ConfigError as error:  # GoatConfig's own checks name the setting; add the file that set it
+        raise ValueError(_with_source(error, where)) from None
     try:
         data, training = build(family.arguments), build(GoatTrainingArguments)
     except (TypeError, KeyError) as error:  # a value of the wrong kind reaching a dataclass
@@ -449,11 +449,10 @@ def resolve(
     return config
 
 
-def _with_source(message: str, where: Callable[[str], str]) -> str:
-    """``GoatConfig``'s message (it starts ``name=value``), prefixed by the YAML file when one set ``name``."""
-    named = re.match(r"(\w+)=", message)
-    origin = where(named.group(1)) if named else "--"
-    return message if origin.startswith("--") else f"{origin.rsplit(': ', 1)[0]}: {message}"
+def _with_source(error: ConfigError, where: Callable[[str], str]) -> str:
+    """``GoatConfig``'s message, prefixed by the YAML file when one set the setting it names."""
+    origin = where(error.setting)
+    return str(error) if origin.startswith("--") else f"{origin.rsplit(': ', 1)[0]}: {error}"
 
 
 def _written_training_settings(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
