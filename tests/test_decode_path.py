@@ -145,3 +145,15 @@ def test_a_partitioned_router_weight_is_gathered_by_calling_the_router(two_layer
         without = model(x)
     assert len(gathered) == 2
     torch.testing.assert_close(without, with_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frozen_and_trainable_copies_compute_alike_in_one_grad_mode(two_layer, method):
+    """The arithmetic depends on the grad mode only, not on whether parameters require grad: a loaded,
+    frozen adapter reproduces the trained one bit for bit (attack: same weights, every parameter frozen)."""
+    trainable = adapted(two_layer, method)
+    frozen = copy.deepcopy(trainable).requires_grad_(False)
+    x = torch.randn(6, 40)
+    assert torch.equal(frozen(x), trainable(x).detach())
+    with torch.no_grad():
+        assert torch.equal(frozen(x), trainable(x))

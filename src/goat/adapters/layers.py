@@ -129,7 +129,7 @@ class Router(nn.Module):
         """The dense gates ``w [T, E]`` from the router logits ``[T, E]`` (eq. 9-10); AdaMoLE also takes its
         threshold logits ``w_tau x [T, 1]``. Records the balance loss (or its inputs) and the expert load."""
         logits = logits.float()
-        if not logits.requires_grad:
+        if not torch.is_grad_enabled():  # as LoraExperts decides: one grad mode, one arithmetic
             return self._route_without_autograd(logits, threshold_logits)
         probs = F.softmax(logits, dim=-1)  # p^i(x), eq. 9
         if self.threshold is None:
@@ -144,8 +144,9 @@ class Router(nn.Module):
         return gates
 
     def _route_without_autograd(self, logits: torch.Tensor, threshold_logits: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`route` when nothing can backpropagate: eq. 10 as a softmax over the top-k logits (the
-        same value, two operations fewer); the balance loss and the load are computed when read."""
+        """:meth:`route` under ``torch.no_grad``/``inference_mode``: eq. 10 as a softmax over the top-k logits
+        (the same value to rounding, two operations fewer); the balance loss and the load are computed
+        when read."""
         if threshold_logits is None:
             top_logits, selected = logits.topk(self.top_k, dim=-1)
             gates = torch.zeros_like(logits).scatter_(-1, selected, top_logits.softmax(-1))
