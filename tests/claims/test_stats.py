@@ -88,3 +88,10 @@ def test_equivalence_of_costs():
     assert stats.equivalence(stats.Interval(1.02, 0.98, 1.06, 5)) == stats.REPRODUCED
     assert stats.equivalence(stats.Interval(1.3, 1.2, 1.4, 5)) == stats.CONTRADICTED
     assert stats.equivalence(stats.Interval(1.05, 0.95, 1.2, 5)) == stats.UNRESOLVED
+
+
+def test_interval_text_names_the_seed_count_once():
+    """A one-seed arm printed '78.50 (n=1) (n=1)' in the ledger's tuned-accuracy column."""
+    one, four = stats.mean_ci([78.5]), stats.mean_ci([78.3, 77.8, 78.7, 78.6])
+    assert one.text(count=True) == one.text() == "78.50 (n=1)"
+    assert four.text(count=True) == f"{four.text()} (n=4)" and four.text().count("n=") == 0

@@ -240,7 +240,7 @@ def arm_table(arms: Sequence[TunedArm | None], task: TaskScale) -> str:
             continue
         interval = summary(arm.tuned) if arm.tuned else None
         lines.append(
-            f"| {arm.name} | {arm.status()} | {interval.text() + f' (n={interval.n})' if interval else '–'} | {arm.diverged_runs} |"
+            f"| {arm.name} | {arm.status()} | {interval.text(count=True) if interval else '–'} | {arm.diverged_runs} |"
         )
     return "\n".join(lines)
 

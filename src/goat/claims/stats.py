@@ -53,11 +53,13 @@ class Interval:
     n: int
     sd: float = math.nan
 
-    def text(self, digits: int = 2) -> str:
-        """``mean ± half-width`` (or just the mean when no interval exists)."""
+    def text(self, digits: int = 2, *, count: bool = False) -> str:
+        """``mean ± half-width``, or the mean and ``(n=1)`` when no interval exists; ``count`` adds
+        ``(n=N)`` in every case."""
         if math.isnan(self.low):
             return f"{self.mean:.{digits}f} (n={self.n})"
-        return f"{self.mean:.{digits}f} ± {(self.high - self.low) / 2:.{digits}f}"
+        half_width = f"{self.mean:.{digits}f} ± {(self.high - self.low) / 2:.{digits}f}"
+        return f"{half_width} (n={self.n})" if count else half_width
 
 
 @dataclass(frozen=True)
