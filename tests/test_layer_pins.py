@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 import goat
 from goat.adapters.layers import MoELinear
+from tests.tiny_models import wide_tiny_llama
 
 PINS = Path(__file__).parent / "data" / "layer_pins.pt"
 METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole")
@@ -28,21 +29,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
 
 def tiny_goat_model(method: str, dropout: float) -> goat.GoatModel:
     """A 2-layer, 64-wide LLaMA (seed 0) with ``method`` adapters, r = 8, E = 4, k = 2, seed 0."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    config._attn_implementation = "eager"
-    base = LlamaForCausalLM(config)
+    base = wide_tiny_llama(seed=0, eager=True)
     adapter = goat.GoatConfig(method=method, r=8, num_experts=4, top_k=2, lora_dropout=dropout, target_modules=TARGETS)
     return goat.get_goat_model(base, adapter)
 
