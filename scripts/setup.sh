@@ -21,4 +21,6 @@ fi
 .venv/bin/python -m pip install --quiet -r requirements.txt
 .venv/bin/python -m pip install --quiet --no-deps -r requirements-no-deps.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
+# --help answers from ~/.cache/goat/help once stored (building it imports transformers, ~7 s): store each family's now.
+.venv/bin/python -m goat.train.help_cache
 .venv/bin/python -c "import torch, torchvision, transformers, peft, goat; print('goat', goat.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

@@ -53,3 +53,11 @@ def _svd_cache_in_tmp(tmp_path_factory, monkeypatch):
 
     folder = tmp_path_factory.getbasetemp() / "svd-cache"
     monkeypatch.setattr(svd_cache, "default_cache_dir", lambda: folder)
+
+
+@pytest.fixture(autouse=True)
+def _own_help_cache(tmp_path_factory, monkeypatch):
+    """Each test's ``--help`` builds the text live unless the test stored it itself (no user cache read or written)."""
+    from goat.train import help_cache
+
+    monkeypatch.setattr(help_cache, "CACHE_DIR", tmp_path_factory.mktemp("help-cache"))

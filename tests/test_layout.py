@@ -4,6 +4,7 @@ application, and a silent ``import goat`` that loads no heavy stack until a name
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_a_goat_adapter_loads_no_peft_and_a_lora_adapter_does():
 
 
 @pytest.mark.parametrize("family", ["glue", "math", "vision"])
-def test_help_loads_no_task_stack(family):
+def test_help_loads_no_task_stack(family, tmp_path):
     result = subprocess.run(
         [
             sys.executable,
@@ -121,6 +122,7 @@ def test_help_loads_no_task_stack(family):
         text=True,
         timeout=600,
         check=True,
+        env={**os.environ, "HOME": str(tmp_path)},  # an empty help cache: the help is built, not read back
     )
     assert "--learning_rate" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"

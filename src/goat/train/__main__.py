@@ -31,6 +31,12 @@ def _entry_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    from goat.train import help_cache
+
+    if (stored_help := help_cache.lookup(args)) is not None:  # a --help answered before: no transformers import
+        print(stored_help)
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from goat.train.families import FAMILIES
     from goat.train.settings import help_text, print_config, resolve
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # transformers prints a line on importing its W&B integration under WANDB_MODE=offline: a log, not output
         with contextlib.redirect_stdout(sys.stderr):
-            entry, rest = _entry_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+            entry, rest = _entry_parser().parse_known_args(args)
             if entry.family is None or entry.family.startswith("-"):
                 print(
                     f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
@@ -48,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
             if entry.help_all or "-h" in rest or "--help" in rest:
-                print(help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all), file=out)
+                text = help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all)
+                help_cache.store(args, text)
+                print(text, file=out)
                 return 0
             config = resolve(entry.family, rest, config_files=entry.config)
         if entry.print_config:
