@@ -99,7 +99,27 @@ def choose_regime(curve: Curve) -> tuple[Budget, str]:
         else f"no budget is within {task.plateau_tolerance:g} points of both plateaus (their best budgets differ); this one has "
         "the smallest larger gap"
     )
-    return budget, f"{budget[0]} tweets × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; {why}"
+    return (
+        budget,
+        f"{budget[0]} tweets × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; {why}{_still_rising(curve, budgets, budget)}",
+    )
+
+
+def _still_rising(curve: Curve, budgets: list[Budget], budget: Budget) -> str:
+    """A caveat when the regime is the largest budget and a method gained more than the tolerance to reach
+    it: the best over the budgets measured is then no evidence of a plateau."""
+    if budget != budgets[-1] or len(budgets) < 2:
+        return ""
+    before = budgets[-2]
+    gains = {m: curve.best(m, budget) - curve.best(m, before) for m in CURVE_METHODS}
+    if max(gains.values()) <= curve.task.plateau_tolerance:
+        return ""
+    rises = ", ".join(f"{m} {gain:+.2f}" for m, gain in gains.items())
+    return (
+        f". **The plateau is not established**: this is the largest budget measured, and from {before[0]} × {before[1]:g} "
+        f"({curve.task.steps(before)} steps) to it the tuned accuracy still rose ({rises} points), more than the tolerance. "
+        "The claims compare the methods after the most training this ledger affords, not at convergence"
+    )
 
 
 def regime_config(task: TaskScale, curve: Curve, method: str, **fields: object) -> Config:
