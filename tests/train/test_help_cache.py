@@ -38,11 +38,12 @@ def _must_not_build(*args, **kwargs):
         ["vision", "-h"],
         ["commonsense", "--task=tweet_sentiment", "--help"],
         ["math", "--learning_rate", "1", "--help"],  # flags other than --task do not change the help
+        ["--help"],  # the usage line
     ],
 )
 def test_the_stored_help_is_the_live_help(argv, capsys, monkeypatch):
     live, cached = live_then_cached(argv, capsys, monkeypatch)
-    assert "--learning_rate" in live
+    assert "--learning_rate" in live or live.startswith("usage: python -m goat.train {glue,")
     assert cached == live
     assert len(list(help_cache.CACHE_DIR.glob("*.txt"))) == 1
 
@@ -88,7 +89,9 @@ def test_the_key_names_only_plain_help_requests(tmp_path):
     assert help_cache.cache_key(["glue", "--task", "rte"]) is None  # a run, not a help
     assert help_cache.cache_key(["glue", "--help_all"]) is None  # shows use_cpu, whose default needs torch
     assert help_cache.cache_key(["glue", "--help_all", "--help"]) is None
-    assert help_cache.cache_key(["--help"]) is None
+    assert help_cache.cache_key(["--help"]) is not None  # the usage line
+    assert help_cache.cache_key(["-x", "--help"]) is None  # an error (exit 2), not the usage line
+    assert help_cache.cache_key([]) is None
     assert help_cache.cache_key(["glue", "--config", str(tmp_path / "missing.yaml"), "--help"]) is None
     assert help_cache.cache_key(["glue", "--help"]) != help_cache.cache_key(["vision", "--help"])
 
@@ -126,6 +129,12 @@ def test_the_oldest_entries_beyond_the_limit_are_deleted(capsys, monkeypatch):
     assert len(list(help_cache.CACHE_DIR.glob("*.txt"))) == 2
 
 
+def test_a_stored_usage_line_does_not_answer_a_bad_command(capsys):
+    assert main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert main(["-x", "--help"]) == 2 and capsys.readouterr().out == usage  # the usage, as an error
+
+
 def test_an_unknown_family_is_not_stored(capsys):
     assert main(["glu", "--help"]) == 2
     assert "choose one of" in capsys.readouterr().err
@@ -135,7 +144,7 @@ def test_an_unknown_family_is_not_stored(capsys):
 def test_fill_stores_every_family_and_task():
     stored = help_cache.fill()
     tasks = sum(1 + len(settings.family_yaml(family).get("tasks") or {}) for family in FAMILIES)
-    assert stored == tasks == len(list(help_cache.CACHE_DIR.glob("*.txt")))
+    assert stored == 1 + tasks == len(list(help_cache.CACHE_DIR.glob("*.txt")))
     argv = ["vision", "--task", next(iter(settings.family_yaml("vision")["tasks"])), "--help"]
     assert help_cache.lookup(argv) == settings.help_text("vision", argv[1:])
 

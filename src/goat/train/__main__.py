@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         print(stored_help)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from goat.train.families import FAMILIES
     from goat.train.settings import help_text, print_config, resolve
 
     out = sys.stdout
@@ -47,11 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             entry, rest = _entry_parser().parse_known_args(args)
             if entry.family is None or entry.family.startswith("-"):
-                print(
-                    f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
-                    "       python -m goat.train <family> --help   (its settings and their defaults)",
-                    file=out,
-                )
+                print(help_cache.usage(), file=out)
+                help_cache.store(args, help_cache.usage())
                 return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
             if entry.help_all or "-h" in rest or "--help" in rest:
                 text = help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all)

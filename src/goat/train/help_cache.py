@@ -8,7 +8,7 @@ without importing transformers.
 
 The file name is a hash of everything the text depends on, so nothing stale is ever printed:
 
-* the family, ``--task`` and, for each ``--config`` file, its absolute path and its bytes;
+* the family (none: the usage line of a bare ``--help``), ``--task`` and, for each ``--config`` file, its absolute path and its bytes;
 * the bytes of every file of the installed goat package (settings, help strings, YAML defaults);
 * the versions of Python (argparse's layout) and transformers (its flags and help strings);
 * the home folder (the SVD cache's default is under it) and the terminal width (argparse wraps to it).
@@ -50,7 +50,9 @@ def _help_request(argv: list[str]) -> argparse.Namespace | None:
         request, _ = parser.parse_known_args(argv)
     except (argparse.ArgumentError, SystemExit):
         return None
-    if request.help_all or request.family is None or request.family.startswith("-"):
+    if request.family is None:  # the usage line, for a bare --help only (with other flags it is an error)
+        return request if argv in (["-h"], ["--help"]) else None
+    if request.help_all or request.family.startswith("-"):
         return None
     return request
 
@@ -76,7 +78,7 @@ def cache_key(argv: list[str]) -> str | None:
         return None
     digest = hashlib.sha256()
     for part in (
-        request.family,
+        request.family or "",
         request.task or "",
         *(f"{path}\0{content.hex()}" for path, content in configs),
         _package_digest(),
@@ -119,12 +121,24 @@ def store(argv: list[str], text: str) -> None:
             Path(part.name).unlink(missing_ok=True)
 
 
+def usage() -> str:
+    """What ``python -m goat.train`` prints without a family."""
+    from goat.train.families import FAMILIES
+
+    return (
+        f"usage: python -m goat.train {{{','.join(FAMILIES)}}} [--config FILE.yaml ...] [--print_config] [flags]\n"
+        "       python -m goat.train <family> --help   (its settings and their defaults)"
+    )
+
+
 def fill() -> int:
-    """Build and store the help of every family, alone and with each of its tasks; the number stored."""
+    """Build and store the usage line and the help of every family, alone and with each of its tasks; the number
+    stored."""
     from goat.train.families import FAMILIES
     from goat.train.settings import family_yaml, help_text
 
-    stored = 0
+    store(["--help"], usage())
+    stored = 1
     for family in FAMILIES:
         for task in [None, *(family_yaml(family).get("tasks") or {})]:
             argv = [family, *(["--task", task] if task else []), "--help"]
@@ -134,4 +148,4 @@ def fill() -> int:
 
 
 if __name__ == "__main__":
-    print(f"stored the --help of {fill()} family/task pairs in {CACHE_DIR}")
+    print(f"stored {fill()} help texts (the usage line, each family alone and with each task) in {CACHE_DIR}")
