@@ -76,6 +76,25 @@ def test_verdict_text_names_what_qualifies_it():
     )
 
 
+def test_seeds_to_decide_narrows_the_interval_below_the_larger_margin():
+    sd, mean, delta = 0.717, 0.70, 1.30  # claim 1's goat − lora at 5 seeds: margins 0.70 to 0 and 0.60 to δ
+    n = stats.seeds_to_decide(sd, mean, delta)
+    half_width = lambda k: scipy_stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)  # noqa: E731
+    assert half_width(n) < 0.70 <= half_width(n - 1)
+    assert stats.seeds_to_decide(sd, -0.4, delta) == stats.seeds_to_decide(sd, 1.7, 1.0)  # margin 1.7 both ways
+    assert stats.seeds_to_decide(1.0, 0.0001, 0.0001) is None  # a margin far below the spread: beyond the maximum
+    assert stats.seeds_to_decide(math.nan, 0.7, 1.3) is None
+
+
+def test_an_unresolved_verdict_with_power_for_delta_says_what_would_decide_it():
+    difference = stats.mean_ci([0.5, 1.6, 0.2, 0.9, 0.3])  # mean 0.70, interval holds 0 and 1.3
+    text = stats.verdict_text(difference, 1.3)
+    assert text.startswith(stats.UNRESOLVED)
+    needed = stats.seeds_to_resolve(difference.sd, 1.3)
+    assert needed <= 5 and "these 5 have that power, yet the interval holds both 0 and δ" in text
+    assert f"at the observed +0.70, ≈{stats.seeds_to_decide(difference.sd, 0.70, 1.3)} seeds would exclude" in text
+
+
 def test_combine_puts_pending_and_contradicted_first():
     assert stats.combine([stats.REPRODUCED, stats.PENDING]) == stats.PENDING
     assert stats.combine([stats.REPRODUCED, stats.CONTRADICTED]) == stats.CONTRADICTED

@@ -124,6 +124,22 @@ def seeds_to_resolve(sd: float, delta: float, power: float = POWER) -> int | Non
     return None
 
 
+def seeds_to_decide(sd: float, mean: float, delta: float) -> int | None:
+    """Fewest seeds whose 95 % half-width ``t_{0.975, n−1} · sd / √n`` is below ``max(mean, δ − mean)``: the
+    interval would then exclude 0 (reproduced) or δ (contradicted) *if the mean difference stayed where it
+    is*. A description of the data, not a stopping rule (that would look at the mean); None: unknown, or
+    more than the reported maximum."""
+    margin = max(mean, delta - mean)
+    if math.isnan(sd) or math.isnan(mean) or margin <= 0:
+        return None
+    if sd == 0:
+        return 2
+    for n in range(2, MAX_SEEDS_REPORTED + 1):
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) < margin:
+            return n
+    return None
+
+
 def verdict(difference: Interval, delta: float | None) -> str:
     """Verdict on "A beats B by the paper's δ" from the interval of A − B (module docstring)."""
     if math.isnan(difference.low):
@@ -153,6 +169,11 @@ def verdict_text(difference: Interval, delta: float | None) -> str:
             if needed
             else f"δ = {delta:g} needs more than {MAX_SEEDS_REPORTED} seeds"
         )
+        if needed and needed <= difference.n:
+            parts[-1] += f" (these {difference.n} have that power, yet the interval holds both 0 and δ)"
+        deciding = seeds_to_decide(difference.sd, difference.mean, delta)
+        if deciding and deciding > difference.n:
+            parts.append(f"at the observed {difference.mean:+.2f}, ≈{deciding} seeds would exclude 0 or δ")
     return f"{label} ({'; '.join(parts)})"
 
 
