@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             entry, rest = _entry_parser().parse_known_args(args)
             if entry.family is None or entry.family.startswith("-"):
-                print(help_cache.usage(), file=out)
-                help_cache.store(args, help_cache.usage())
+                usage = help_cache.usage()
+                print(usage, file=out)
+                help_cache.store(args, usage)
                 return 0 if rest and rest[0] in ("-h", "--help") else EXIT_USER_ERROR
             if entry.help_all or "-h" in rest or "--help" in rest:
                 text = help_text(entry.family, rest, config_files=entry.config, show_all=entry.help_all)
