@@ -71,3 +71,29 @@ def test_a_non_finite_gradient_norm_alone_is_divergence(tmp_path):
     trainer._check_finite(torch.tensor(3.0))  # finite: nothing happens
     with pytest.raises(DivergenceError, match=r"non-finite gradient norm \(inf\)"):
         trainer._check_finite(torch.tensor(float("inf")))
+
+
+def test_the_process_group_is_destroyed_after_a_diverged_run_too(tiny_model_dir, rte_dir, tmp_path, monkeypatch):
+    """A torchrun process that leaves its gloo group alive can abort at exit (SIGABRT) after training
+    correctly; the CLI closes it on every way out of training, a divergence included."""
+    import goat.train.__main__ as cli
+
+    closed = []
+    monkeypatch.setattr(cli, "_close_process_group", lambda: closed.append(True))
+    argv = ["glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir)]
+    argv += ["--learning_rate", "1e30", "--global_batch_size", "8", "--per_device_train_batch_size", "8"]
+    argv += ["--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")]
+    assert cli.main(argv) == EXIT_DIVERGED
+    assert closed == [True]
+
+
+def test_close_process_group_destroys_a_live_group_and_ignores_none(tmp_path):
+    import torch.distributed as dist
+
+    from goat.train.__main__ import _close_process_group
+
+    _close_process_group()  # no group: nothing to do, no error
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    _close_process_group()
+    assert not dist.is_initialized()
