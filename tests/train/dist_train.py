@@ -67,6 +67,4 @@ trainer.train()
 if trainer.is_world_process_zero():
     logged = [h for h in trainer.state.log_history if "loss" in h]
     json.dump({key: [h[key] for h in logged] for key in ("loss", "task_loss", "aux_loss")}, open(out_path, "w"))
-# Without this, gloo's threads can outlive the interpreter and abort the process at exit (SIGABRT).
-if torch.distributed.is_initialized():
-    torch.distributed.destroy_process_group()
+trainer.accelerator.end_training()  # as the CLI: without it gloo's threads can abort the process at exit (SIGABRT)

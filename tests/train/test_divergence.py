@@ -17,8 +17,9 @@ from goat.train.trainer import DivergenceError, GoatTrainer
 from tests.conftest import tiny_roberta
 
 
-def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_model_dir, rte_dir, tmp_path, capsys):
-    argv = [
+def _diverging_run(tiny_model_dir, rte_dir, tmp_path) -> list[str]:
+    """A GLUE run at learning rate 1e30: it diverges within its first epoch."""
+    return [
         "glue",
         "--task",
         "rte",
@@ -43,6 +44,10 @@ def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_mo
         "--results-dir",
         str(tmp_path / "res"),
     ]
+
+
+def test_a_huge_learning_rate_stops_the_run_with_one_line_and_no_adapter(tiny_model_dir, rte_dir, tmp_path, capsys):
+    argv = _diverging_run(tiny_model_dir, rte_dir, tmp_path)
     code = main(argv)
     assert code == EXIT_DIVERGED
     last = capsys.readouterr().err.strip().splitlines()[-1]
@@ -75,28 +80,22 @@ def test_a_non_finite_gradient_norm_alone_is_divergence(tmp_path):
 
 def test_the_process_group_is_destroyed_after_a_diverged_run_too(tiny_model_dir, rte_dir, tmp_path, monkeypatch):
     """A torchrun process that leaves its gloo group alive can abort at exit (SIGABRT) after training
-    correctly; the CLI closes it on every way out of training, a divergence included."""
-    import goat.train.__main__ as cli
+    correctly; the CLI ends accelerate's training on every way out of training, a divergence included."""
+    from accelerate import Accelerator
 
     closed = []
-    monkeypatch.setattr(cli, "_close_process_group", lambda: closed.append(True))
-    argv = ["glue", "--task", "rte", "--model_name_or_path", str(tiny_model_dir), "--data-dir", str(rte_dir)]
-    argv += ["--learning_rate", "1e30", "--global_batch_size", "8", "--per_device_train_batch_size", "8"]
-    argv += ["--report-to", "none", "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")]
-    assert cli.main(argv) == EXIT_DIVERGED
+    end_training = Accelerator.end_training
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: closed.append(True) or end_training(self))
+    assert main(_diverging_run(tiny_model_dir, rte_dir, tmp_path)) == EXIT_DIVERGED
     assert closed == [True]
 
 
-def test_close_process_group_destroys_a_live_group_and_ignores_none(tmp_path):
+def test_a_live_process_group_is_gone_after_the_cli_returns(tiny_model_dir, rte_dir, tmp_path):
     import torch.distributed as dist
 
-    from goat.train.__main__ import _close_process_group
-
-    _close_process_group()  # no group: nothing to do, no error
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
-        assert dist.is_initialized()
-        _close_process_group()
+        assert main(_diverging_run(tiny_model_dir, rte_dir, tmp_path)) == EXIT_DIVERGED
         assert not dist.is_initialized()
     finally:  # a group left alive would make every later test in this process look distributed
         if dist.is_initialized():

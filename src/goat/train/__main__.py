@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if prepared.trainer.is_world_process_zero():
             print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    finally:
-        _close_process_group()
+    finally:  # accelerate's end of a script: destroys torchrun's process group, whose gloo threads can otherwise
+        prepared.trainer.accelerator.end_training()  # outlive the interpreter and abort it at exit (SIGABRT)
     if not prepared.trainer.is_world_process_zero():
         return 0
     best = summary["best"]
@@ -92,18 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k}={v:.4f}" for k, v in best.items() if k != "epoch")
     )
     return 0
-
-
-def _close_process_group() -> None:
-    """Destroy the torchrun process group before the interpreter exits.
-
-    Left alive, gloo's worker threads can outlive the interpreter and abort the process at exit
-    ("terminate called without an active exception", SIGABRT), failing a run that trained correctly.
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
