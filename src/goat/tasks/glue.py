@@ -120,7 +120,7 @@ def get_glue_task(name: str) -> TextClassificationTask:
     if name not in GLUE_TASKS:
         raise ValueError(
             f"unknown GLUE task {name!r}; choose one of {', '.join(GLUE_TASKS)} "
-            "(or tweet_sentiment, the offline embedded default)."
+            "(or tweet_sentiment / drug_reviews, the offline embedded tasks)."
         )
     return GLUE_TASKS[name]
 

