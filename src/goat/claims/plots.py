@@ -76,13 +76,28 @@ def bars(
     return _save(fig, path)
 
 
+def _rate_label(rate: float) -> str:
+    """``1.25e-04``, ``2.5e-04``, ``5e-04``: the grid's rates, exact and short."""
+    mantissa, exponent = f"{rate:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def _rate_axis(ax: plt.Axes, rates: Sequence[float]) -> None:
+    """A log learning-rate axis ticked at the rates run (the x2 grid: ``2.5e-04``, ``5e-04``, ...), no minor ticks."""
+    ax.set_xscale("log", base=2)
+    ticks = sorted(set(rates))
+    ax.set_xticks(ticks, labels=[_rate_label(rate) for rate in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.tick_params(axis="x", labelsize=7, rotation=30)
+
+
 def _curve_axes(ax: plt.Axes, arms: Sequence[Any], title: str) -> None:
     for arm in arms:
         lrs = sorted(arm.curve)
         intervals = [summary(arm.curve[lr]) for lr in lrs]
         means, errors = _errors(intervals)
         ax.errorbar(lrs, means, yerr=errors, marker="o", capsize=3, label=arm.name)
-    ax.set_xscale("log")
+    _rate_axis(ax, [lr for arm in arms for lr in arm.curve])
     ax.set(title=title, xlabel="learning rate", ylabel="accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -194,15 +209,17 @@ def curve_lr(curve: Any, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     drawn = False
     for ax, method in zip(axes, ("lora", "goat")):
+        rates: list[float] = []
         for budget in sorted(task.budgets, key=task.steps):
             arm = curve.arms[(method, budget)]
             lrs = sorted(lr for lr, values in arm.curve.items() if any(v is not None for v in values.values()))
+            rates += lrs
             if lrs:
                 drawn = True
                 ax.plot(
                     lrs, [summary(arm.curve[lr]).mean for lr in lrs], marker="o", label=f"{budget[0]}×{budget[1]:g}"
                 )
-        ax.set_xscale("log")
+        _rate_axis(ax, rates)
         ax.set(title=f"{method} ({task.name})", xlabel="learning rate", ylabel="accuracy (%)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
