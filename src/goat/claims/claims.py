@@ -196,7 +196,7 @@ def judged(
     seeds = list(task.seeds[: task.min_seeds])
     va, vb = a.at(ledger, seeds), b.at(ledger, seeds)
     if primary:
-        seeds = grow_seeds(va, vb, task.seeds, effect.delta, task.min_seeds, task.primary_max_seeds)
+        seeds = grow_seeds(va, vb, task.seeds, effect.delta, task.primary_min_seeds, task.primary_max_seeds)
         va, vb = a.at(ledger, seeds), b.at(ledger, seeds)
     complete = all(s in va and s in vb for s in seeds)
     return Comparison(
@@ -298,8 +298,9 @@ def claim_1(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         configs += arm_configs(arms)
         rows += arm_rows([a for a in arms if a], lambda a, t=task.name: {"kind": "arm", "task": t, "arm": a.name})
         parts.append(
-            f"{task_heading(task, curve)}. Primary baselines ({', '.join(primary)}) grow to resolve δ, up to "
-            f"{task.primary_max_seeds} seeds; others run {task.min_seeds}.\n\n{arm_table(arms, task)}\n\n{comparison_table(rows_here)}"
+            f"{task_heading(task, curve)}. Primary baselines ({', '.join(primary)}) run at least "
+            f"{task.primary_min_seeds} seeds, more while the MDE exceeds δ, up to {task.primary_max_seeds}; "
+            f"others run {task.min_seeds}.\n\n{arm_table(arms, task)}\n\n{comparison_table(rows_here)}"
         )
         if measure and any(a and a.curve for a in arms):
             figure = plots.tuned_and_curves(

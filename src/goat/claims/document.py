@@ -124,8 +124,9 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "about one row in 20 with no true difference still shows an interval clear of 0. A claim as a whole is "
         "reproduced only if every one of its rows is, which needs no correction; read a single row with p near 0.05 "
         "as weak evidence.\n"
-        "* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) add seeds until their MDE reaches δ or "
-        "the task's cap; the rule looks only at the spread, never at the mean difference.\n"
+        "* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) run at least 10 seeds, and more while "
+        "their MDE exceeds δ, up to the task's cap (10 here, so 10); the other comparisons run the task's minimum. "
+        "Neither rule looks at the mean difference.\n"
         "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
         "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n" + "\n".join(render_section(s, ledger) for s in sections)
     )

@@ -42,7 +42,8 @@ class TaskScale:
     sweep_seeds: tuple[int, ...]  # the learning-rate search runs on these
     seeds: tuple[int, ...]  # the pool a comparison draws its seeds from, in order
     min_seeds: int  # every compared arm runs at least this many seeds
-    primary_max_seeds: int  # primary comparisons grow to resolve δ, up to this many seeds
+    primary_min_seeds: int  # the primary comparisons run at least this many seeds (the issue's floor: 10) ...
+    primary_max_seeds: int  # ... and more while their MDE exceeds δ, up to this many
     global_batch_size: int  # examples per optimizer step (the family YAML's global_batch_size for the task)
     seconds_per_step: float  # measured here, one worker with one torch thread: for --plan
     seconds_per_eval: float
@@ -119,7 +120,8 @@ CLASSIFIER = TaskScale(
     sweep_seeds=(0,),  # one seed, as the curve: two doubled the searches' cost, which the 5-hour budget cannot hold
     seeds=tuple(range(10)),
     min_seeds=5,
-    primary_max_seeds=10,  # the issue's floor for the primary comparisons
+    primary_min_seeds=10,
+    primary_max_seeds=10,  # the seed pool: δ out of reach at 10 seeds stays unresolved, with the seeds it would need
     global_batch_size=16,
     seconds_per_step=0.75,
     seconds_per_eval=30.0,
@@ -143,6 +145,7 @@ CAUSAL = TaskScale(
     sweep_seeds=(0,),
     seeds=tuple(range(10)),
     min_seeds=3,
+    primary_min_seeds=10,
     primary_max_seeds=10,
     global_batch_size=16,
     seconds_per_step=9.0,
@@ -185,6 +188,7 @@ def _smoke(task: TaskScale, model: str, samples: int, seconds_per_step: float, s
         sweep_seeds=(0,),
         seeds=(0, 1),
         min_seeds=2,
+        primary_min_seeds=2,
         primary_max_seeds=2,
         seconds_per_step=seconds_per_step,
         seconds_per_eval=seconds_per_eval,
