@@ -68,22 +68,22 @@ def read_split(split: str, path: Path | None = None) -> tuple[list[str], list[in
 
 
 def load_drug_reviews(
-    max_train_samples: int | None = None, max_eval_samples: int = 379, seed: int = 0, path: Path | None = None
+    max_train_samples: int | None = None, max_eval_samples: int | None = None, seed: int = 0, path: Path | None = None
 ) -> Any:
     """``DatasetDict(train, validation)`` with columns ``text`` and ``label``.
 
     ``validation`` is the first ``max_eval_samples`` test reviews; ``train`` is a ``seed``-chosen subset
-    (in a ``seed``-chosen order) of ``max_train_samples`` training reviews (all of them if ``None``), none of
-    which repeats a test review.
+    (in a ``seed``-chosen order) of ``max_train_samples`` training reviews, none of which repeats a test
+    review. ``None`` takes a whole split.
     """
     import datasets
 
     eval_texts, eval_labels = read_split("validation", path)
     scored = set(eval_texts)
-    train_texts, train_labels = map(
-        list, zip(*[pair for pair in zip(*read_split("train", path)) if pair[0] not in scored], strict=True)
-    )
+    kept = [(text, label) for text, label in zip(*read_split("train", path), strict=True) if text not in scored]
+    train_texts, train_labels = [text for text, _ in kept], [label for _, label in kept]
     max_train_samples = len(train_texts) if max_train_samples is None else max_train_samples
+    max_eval_samples = len(eval_texts) if max_eval_samples is None else max_eval_samples
     if not 0 < max_eval_samples <= len(eval_texts):
         raise ValueError(
             f"--max_eval_samples {max_eval_samples}: the test split has {len(eval_texts)} reviews; "
