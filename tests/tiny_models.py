@@ -1,4 +1,4 @@
-"""Tiny causal LMs saved as checkpoints, for tests that load through from_pretrained (no downloads)."""
+"""Tiny models saved as checkpoints, for tests that load through from_pretrained (no downloads)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,26 @@ def load_causal_lm(folder: Path, **kwargs):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(folder, **kwargs).eval()
+
+
+def save_tiny_bert(folder: Path, num_labels: int = 2) -> Path:
+    """A 2-layer, 32-wide BertForSequenceClassification (weights drawn after ``torch.manual_seed(0)``) with the
+    packaged MiniLM tokenizer, saved to ``folder``."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from goat.tasks.embedded import embedded_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -6,31 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+
+from tests.tiny_models import save_tiny_bert
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with three labels and the packaged MiniLM tokenizer (no download)."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from goat.tasks.embedded import embedded_model_path
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), num_labels=3)
 
 
 @pytest.fixture

@@ -160,45 +160,19 @@ def test_eval_on_start_records_the_untrained_score_as_epoch_0_and_never_as_the_r
     assert rows[1]["value"] == rows[0]["value"] == rows[2]["value"]
 
 
-def test_drug_reviews_runs_offline_through_the_cli_on_its_own_split(tmp_path, caplog):
+def test_drug_reviews_runs_offline_through_the_cli_on_its_own_split(tiny_three_label_model_dir, tmp_path, caplog):
     """``--task drug_reviews`` reads the packaged reviews (3 labels), trains and scores the chosen test reviews."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from goat.tasks.drug_reviews import LABELS, read_split
 
-    from goat.tasks.drug_reviews import read_split
-    from goat.tasks.embedded import embedded_model_path
-
-    encoder = tmp_path / "tiny-encoder"  # no classification head: the run adds a 3-way one
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
-    flags = ["--model_name_or_path", str(encoder), "--max_seq_length", "64", "--max_train_samples", "32"]
-    flags += [
-        "--max_eval_samples",
-        "20",
-        "--method",
-        "goat",
-        "--num_experts",
-        "2",
-        "--r",
-        "4",
-        "--num_train_epochs",
-        "1",
-    ]
+    flags = ["--model_name_or_path", str(tiny_three_label_model_dir), "--max_seq_length", "64"]
+    flags += ["--max_train_samples", "32", "--max_eval_samples", "20", "--method", "goat", "--num_experts", "2"]
+    flags += ["--r", "4", "--num_train_epochs", "1"]
     flags += ["--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "res")]
     with caplog.at_level("INFO", logger="goat.train.glue"):
         assert main(["glue", "--task", "drug_reviews", *flags]) == 0
     (row,) = read_results(tmp_path / "res", "glue")
     assert row["task"] == "drug_reviews" and row["metric"] == "accuracy"
-    labels = read_split("validation")[1][:20]
     assert row["value"] * 20 == pytest.approx(round(row["value"] * 20))  # a count of the 20 scored reviews
-    counts = {name: labels.count(i) for i, name in enumerate(("negative", "neutral", "positive"))}
+    labels = read_split("validation")[1][:20]
+    counts = {name: labels.count(i) for i, name in enumerate(LABELS)}
     assert "drug_reviews labels: train {" in caplog.text and f"validation {counts}" in caplog.text
