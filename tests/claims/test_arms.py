@@ -109,6 +109,8 @@ def test_records_round_trip_and_settings_are_real_cli_settings(tmp_path):
     config = resolve("glue", [], overrides={**run_settings(BASE), "task": "tweet_sentiment", "seed": 0})
     assert config.training.learning_rate == BASE.learning_rate and config.adapter.r == BASE.r
     assert config.training.train_sampling_strategy == "group_by_length"
+    causal = resolve("commonsense", [], overrides={**run_settings(BASE), "task": "tweet_sentiment", "seed": 0})
+    assert causal.training.eval_on_start is False  # the causal YAML's zero-shot pass is off in the ledger
 
 
 def test_a_torn_last_line_is_skipped(tmp_path):

@@ -310,3 +310,45 @@ def test_math_on_a_4bit_base_through_the_cli(model_dir, files, tmp_path):
     assert any("lora_B" in n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n]))
     (row,) = read_results(tmp_path / "res", "math")
     assert row["hparams"]["quantization"] == "4bit" and row["status"] == "complete"
+
+
+def test_eval_on_start_leaves_the_training_trajectory_unchanged(model_dir, files, tmp_path):
+    """The claims ledger turns the zero-shot evaluation off to save time; that must not move a training number.
+    Attacked where an evaluation could leak into training: dropout and a shuffled sampler both draw from the
+    RNG, and MoLoRA's router and top-k choose experts, so any draw or mode change in the evaluation shows here."""
+
+    def trained(eval_on_start: str, folder: str):
+        argv = _argv(
+            "commonsense",
+            model_dir,
+            tmp_path / folder,
+            "--train_file",
+            str(files["commonsense"]),
+            "--eval_data",
+            str(files["commonsense_eval"]),
+            "--eval_sets",
+            "boolq",
+            "--method",
+            "molora",
+            "--lora_dropout",
+            "0.3",
+            "--logging_steps",
+            "1",
+            "--eval_on_start",
+            eval_on_start,
+            "--save_adapter",
+            "false",
+        )
+        prepared = prepare(_config(argv))
+        train(prepared)
+        losses = [log["loss"] for log in prepared.trainer.state.log_history if "loss" in log]
+        weights = {n: p.detach().clone() for n, p in prepared.trainer.model.named_parameters() if p.requires_grad}
+        return losses, weights, read_results(tmp_path / folder / "res", "commonsense")
+
+    losses_with, weights_with, rows_with = trained("true", "with")
+    losses_without, weights_without, rows_without = trained("false", "without")
+    assert [row["epoch"] for row in rows_with] == [0.0, 1.0] and [row["epoch"] for row in rows_without] == [1.0]
+    assert len(losses_with) == 2 and losses_with == losses_without
+    assert weights_with.keys() == weights_without.keys()
+    assert all(torch.equal(weights_with[n], weights_without[n]) for n in weights_with)
+    assert rows_with[-1]["value"] == rows_without[-1]["value"]
