@@ -202,8 +202,9 @@ def test_chat_writes_fastchat_answers_and_leaves_the_score_to_the_judge(model_di
             assert record["model_id"] == path.stem and len(record["choices"][0]["turns"]) == 2
 
 
-def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_path):
-    argv = _argv(
+def _commonsense_argv(model_dir, files, tmp_path, eval_sets, *extra):
+    """:func:`_argv` for the commonsense family on the local Commonsense170K file, scored on ``eval_sets``."""
+    return _argv(
         "commonsense",
         model_dir,
         tmp_path,
@@ -212,11 +213,13 @@ def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_pat
         "--eval_data",
         str(files["commonsense_eval"]),
         "--eval_sets",
-        "boolq",
-        "piqa",
-        "--method",
-        "molora",
+        *eval_sets,
+        *extra,
     )
+
+
+def test_commonsense_scores_each_set_and_their_average(model_dir, files, tmp_path):
+    argv = _commonsense_argv(model_dir, files, tmp_path, ["boolq", "piqa"], "--method", "molora")
     assert main(argv) == 0
     (row,) = read_results(tmp_path / "res", "commonsense")
     metrics = row["metrics"]
@@ -318,16 +321,11 @@ def test_eval_on_start_leaves_the_training_trajectory_unchanged(model_dir, files
     RNG, and MoLoRA's router and top-k choose experts, so any draw or mode change in the evaluation shows here."""
 
     def trained(eval_on_start: str, folder: str):
-        argv = _argv(
-            "commonsense",
+        argv = _commonsense_argv(
             model_dir,
+            files,
             tmp_path / folder,
-            "--train_file",
-            str(files["commonsense"]),
-            "--eval_data",
-            str(files["commonsense_eval"]),
-            "--eval_sets",
-            "boolq",
+            ["boolq"],
             "--method",
             "molora",
             "--lora_dropout",
