@@ -149,7 +149,7 @@ CAUSAL = TaskScale(
     primary_max_seeds=10,
     global_batch_size=16,
     seconds_per_step=11.4,  # fitted to the ledger's first 22 causal runs (10-40 steps; 2026-12-03, machine shared at times)
-    seconds_per_eval=273.0,  # the same fit's intercept: 500 greedy answers plus model loading
+    seconds_per_eval=126.0,  # 500 greedy answers plus loading: 26 runs without the zero-shot pass averaged 582 s at 40 steps
     table="commonsense average, Table 3",
     effects=COMMONSENSE_EFFECTS,
 )
