@@ -108,7 +108,7 @@ STUDIES = {
     "segments.sh": "goat.studies.segments",
 }
 ALL_DRIVERS = [*DRIVERS, *(f"scripts/{name}" for name in STUDIES), "scripts/claims.sh"]
-NOT_DRIVERS = {"scripts/launch.sh", "scripts/common.sh", "scripts/setup.sh"}
+NOT_DRIVERS = {"scripts/launch.sh", "scripts/common.sh", "scripts/setup.sh", "scripts/ledger_worktree.sh"}
 # an extra flag's value that needs quoting: spaces, both quotes, $, a backtick, a glob, a semicolon
 ODD = """it's a "quoted" value with spaces, $HOME, `id`, * and ;"""
 END = "--end-of-call--"

@@ -50,7 +50,9 @@ def test_smoke_writes_document_and_records(smoke):
     text = (root / "docs" / "claims.md").read_text()
     assert "smoke scale" in text and "python -m goat.train glue --task tweet_sentiment" in text
     records = [json.loads(line) for line in (root / "docs" / "claims" / "runs.jsonl").read_text().splitlines()]
-    assert {r["config"]["family"] for r in records} == {"glue", "commonsense"}
+    tasks = {(r["config"]["family"], r["config"]["task"]) for r in records}
+    assert tasks == {("glue", "tweet_sentiment"), ("commonsense", "tweet_sentiment"), ("glue", "drug_reviews")}
+    assert "held-out reviews" in text and "reviews × epochs" in text
     assert all(r["status"] == "ok" and r["value"] is not None for r in records)
     assert all((r["load_cv"] is None) == (r["config"]["method"] == "lora") for r in records)
     mechanism = (root / "docs" / "claims" / "claim4_mechanism.csv").read_text()
@@ -103,7 +105,8 @@ def test_full_scale_simulated_to_its_end(tmp_path):
             ):
                 assert "MDE" in comparison.verdict
     claim_1 = next(s for s in sections if s.number == 1)
-    primary = [c for c in claim_1.comparisons if c.b in FULL.primary and c.result is not None]
+    primary_names = {m for t in FULL.tasks for m in t.primary}
+    primary = [c for c in claim_1.comparisons if c.b in primary_names and c.result is not None]
     assert primary and all(c.result.difference.n >= min(t.primary_min_seeds for t in FULL.tasks) for c in primary)
     assert "**← regime**" in text
 
@@ -118,10 +121,11 @@ def test_primary_comparisons_run_ten_seeds_even_when_fewer_resolve_delta(tmp_pat
 
     ledger, sections = simulate(tmp_path, quiet)
     claim_1 = next(s for s in sections if s.number == 1)
-    primary = [c for c in claim_1.comparisons if c.b in FULL.primary]
-    secondary = [c for c in claim_1.comparisons if c.b in FULL.secondary]
-    assert len(primary) == 6 and all(c.result.difference.n == 10 for c in primary)
-    assert secondary and all(c.result.difference.n == FULL.classifier.min_seeds for c in secondary)
+    primary = [c for c in claim_1.comparisons if c.b in {m for t in FULL.tasks for m in t.primary}]
+    secondary = [c for c in claim_1.comparisons if c.b in {m for t in FULL.tasks for m in t.secondary}]
+    assert len(primary) == sum(len(t.primary) for t in FULL.tasks_of(1)) == 9
+    assert all(c.result.difference.n == 10 for c in primary)
+    assert secondary and all(c.result.difference.n == FULL.task("classifier").min_seeds for c in secondary)
     assert all(c.row()["mde_80"] < c.effect.delta and c.row()["seeds_to_resolve"] < 10 for c in primary)
 
 
@@ -135,3 +139,20 @@ def test_an_unbracketed_search_gets_no_verdict(tmp_path):
     pissa = [c for c in claim_1.comparisons if c.b == "pissa"]
     assert pissa and all(c.verdict == stats.NOT_BRACKETED for c in pissa)
     assert claim_1.verdict in (stats.NOT_BRACKETED, stats.CONTRADICTED)
+
+
+def test_each_claim_runs_on_the_tasks_that_name_it_and_on_no_other(tmp_path):
+    """The drug reviews join section 0 and claims 1 and 5 only; the causal LM stays out of claim 5."""
+    ledger, sections = simulate(tmp_path, stand_in_value)
+    by_number = {s.number: s for s in sections}
+    assert {t.name for t in FULL.tasks_of(5)} == {"classifier", "drug_reviews"}
+    assert {t.name for t in FULL.tasks_of(2)} == {"classifier", "causal"}
+    for number in (1, 2, 3, 5, 6, 8):
+        section = by_number[number]
+        ran = {row["task"] for row in section.rows if row.get("kind") == "arm"}
+        assert ran == {t.name for t in FULL.tasks_of(number)}, number
+        tasks = {(t.family, t.task) for t in FULL.tasks_of(number)}
+        assert all((c.family, c.task) in tasks for c in section.configs), number
+    curve_tasks = {row["task"] for row in by_number[0].rows}
+    assert curve_tasks == {t.name for t in FULL.tasks}
+    assert any(r.config.task == "drug_reviews" and r.config.max_train_samples == 599 for r in ledger.records.values())

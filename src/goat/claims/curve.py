@@ -1,7 +1,7 @@
 """The learning curve that chooses the ledger's regime (issue 18, item 1).
 
 Before any claim, tuned LoRA and tuned GOAT are measured against the amount of training: for each
-budget (training tweets × epochs) of the task, each method's learning rate is searched by the
+budget (training examples × epochs) of the task, each method's learning rate is searched by the
 bracketing rule of :mod:`goat.claims.arms` on the curve seeds. The rule that picks the regime:
 
     the smallest budget (fewest optimizer steps) at which the tuned accuracy of LoRA and of GOAT
@@ -101,7 +101,7 @@ def choose_regime(curve: Curve) -> tuple[Budget, str]:
     )
     return (
         budget,
-        f"{budget[0]} tweets × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; {why}{_still_rising(curve, budgets, budget)}",
+        f"{budget[0]} {task.unit} × {budget[1]:g} epoch(s) ({task.steps(budget)} steps): {text}; {why}{_still_rising(curve, budgets, budget)}",
     )
 
 

@@ -103,7 +103,7 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "times are indicative. Rerunning `bash scripts/claims.sh` skips every run already in `docs/claims/runs.jsonl`.\n\n"
         f"{status}\n\n"
         "Each claim is a small controlled experiment on the embedded defaults (packaged MiniLM or SmolLM2-135M-Instruct on "
-        "packaged human-labelled tweets), far from the paper's 7B models and GPU budgets: a verdict says what holds *at "
+        "packaged human-labelled tweets and drug reviews), far from the paper's 7B models and GPU budgets: a verdict says what holds *at "
         "this scale*, not whether the paper is right.\n\n" + "\n".join(summary) + "\n\n"
         "## How to read\n\n"
         "* Every seed draws its own training subset and data order; all methods see the same subset for the same seed, "

@@ -195,7 +195,7 @@ def learning_curve(curve: Any, path: Path) -> Path | None:
     ax.set_xscale("log")
     ax.set(
         title=f"Learning curve ({task.name}): tuned accuracy",
-        xlabel="optimizer steps (tweets × epochs / 16)",
+        xlabel=f"optimizer steps ({task.unit} × epochs / {task.global_batch_size})",
         ylabel="accuracy (%)",
     )
     ax.grid(alpha=0.3)
