@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
-from goat.claims import arms
+from goat.claims import arms, stats
 from goat.claims.ledger import DIVERGED, OK, Config, Ledger, Record, read_records, run_settings
 from goat.train.settings import resolve
 
@@ -93,12 +94,28 @@ def test_grow_seeds_depends_on_the_spread_not_the_mean():
         {s: 75 + d for s, d in spread.items()}, {s: 70.0 for s in spread}, list(range(12)), 1.0, 5, 12
     )
     assert small == shifted
+    needed = stats.seeds_to_resolve(statistics.stdev(spread.values()), 1.0)
+    assert 5 < needed <= 12 and small == list(range(needed))  # the floor's spread asks for more seeds: it gets them
     noisy = {0: 3.0, 1: -3.0, 2: 1.5, 3: -1.5, 4: 0.0}
-    grown = arms.grow_seeds(
-        {s: 70 + d for s, d in noisy.items()}, {s: 70.0 for s in noisy}, list(range(12)), 1.0, 5, 12
-    )
-    assert len(grown) == 12  # δ = 1 is out of reach at this spread: the cap
+    kept = arms.grow_seeds({s: 70 + d for s, d in noisy.items()}, {s: 70.0 for s in noisy}, list(range(12)), 1.0, 5, 12)
+    assert stats.seeds_to_resolve(statistics.stdev(noisy.values()), 1.0) > 12
+    assert kept == list(range(5))  # δ = 1 is out of reach within the cap: the floor, not the cap
     assert arms.grow_seeds({}, {}, list(range(12)), 1.0, 5, 12) == list(range(5))
+
+
+def test_grown_seeds_are_fixed_once_the_floor_has_run():
+    """Only the floor's seeds decide: later seeds, however wild, never shrink or grow the answer (no optional stopping)."""
+    floor = {0: 1.0, 1: -1.0, 2: 0.5, 3: -0.5, 4: 0.0}
+    first = arms.grow_seeds(
+        {s: 70 + d for s, d in floor.items()}, {s: 70.0 for s in floor}, list(range(12)), 1.0, 5, 12
+    )
+    later = {**floor, **{s: 30.0 * (-1) ** s for s in range(5, len(first))}}
+    again = arms.grow_seeds(
+        {s: 70 + d for s, d in later.items()}, {s: 70.0 for s in later}, list(range(12)), 1.0, 5, 12
+    )
+    assert again == first
+    missing = {s: 70.0 + d for s, d in floor.items() if s != 3}  # a floor seed not yet run: the floor only
+    assert arms.grow_seeds(missing, {s: 70.0 for s in floor}, list(range(12)), 1.0, 5, 12) == list(range(5))
 
 
 def test_records_round_trip_and_settings_are_real_cli_settings(tmp_path):

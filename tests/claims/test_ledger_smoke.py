@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 import zlib
 
 import pytest
@@ -156,3 +157,28 @@ def test_each_claim_runs_on_the_tasks_that_name_it_and_on_no_other(tmp_path):
     curve_tasks = {row["task"] for row in by_number[0].rows}
     assert curve_tasks == {t.name for t in FULL.tasks}
     assert any(r.config.task == "drug_reviews" and r.config.max_train_samples == 599 for r in ledger.records.values())
+
+
+def test_a_primary_comparison_runs_the_seeds_its_floor_says_delta_needs(tmp_path):
+    """Seed noise of about 1.7 points (paired): GOAT − LoRA on the classifier (δ = 1.30) needs more than the
+    floor of 10 and gets it; GOAT − MoLoRA (δ = 0.24) is out of reach within 20 and stays at 10."""
+
+    def noisy(config, task):
+        middle = sorted(task.start_learning_rates)[1]
+        noise = (zlib.crc32(f"{task.name}{config.method}{config.seed}".encode()) % 1000) / 1000 * 4.2 - 2.1
+        return 60.0 - 4 * abs(math.log2(config.learning_rate / middle)) + noise
+
+    _, sections = simulate(tmp_path, noisy)
+    ((floor, cap),) = {(t.primary_min_seeds, t.primary_max_seeds) for t in FULL.tasks_of(1)}
+    claim_1 = next(s for s in sections if s.number == 1)
+    primary = [c for c in claim_1.comparisons if c.b in {m for t in FULL.tasks for m in t.primary}]
+    grown = []
+    for comparison in primary:
+        goat, baseline = comparison.arms
+        floor_sd = statistics.stdev(goat.tuned[s] - baseline.tuned[s] for s in range(floor))
+        needed = stats.seeds_to_resolve(floor_sd, comparison.effect.delta)
+        expected = needed if needed is not None and floor < needed <= cap else floor
+        assert comparison.result.difference.n == expected, (comparison.b, comparison.effect.delta, needed)
+        grown += [comparison] if expected > floor else []
+    assert any(c.b == "lora" for c in grown)
+    assert all(c.result.difference.n == floor for c in primary if c.b == "molora" and c.effect.delta < 0.5)

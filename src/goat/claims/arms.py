@@ -134,18 +134,21 @@ def tune(
 def grow_seeds(
     a: SeedValues, b: SeedValues, seeds: Sequence[int], delta: float | None, minimum: int, maximum: int
 ) -> list[int]:
-    """Seeds a comparison should run: at least ``minimum``; more while its 80 %-power MDE exceeds δ, up to ``maximum``.
+    """Seeds a primary comparison runs: the first ``minimum`` (the floor); once they have run, as many as δ needs
+    at their spread (80 % power, :func:`stats.seeds_to_resolve`) if that is at most ``maximum``, else the floor alone
+    (δ is out of reach here, and the row says how many seeds it would need).
 
-    The stopping rule looks only at the spread of the paired differences, never at their mean, so it
-    does not bias the test toward either verdict.
+    The spread is read from the floor's seeds only, so the answer is fixed once they have run, and the rule never
+    looks at the mean difference: it cannot bias the test toward either verdict (an internal pilot).
     """
-    result = compare(a, b)
-    n = result.difference.n if result else 0
-    target = minimum
-    if result is not None and n >= minimum and delta is not None:
-        needed = stats.seeds_to_resolve(result.difference.sd, delta)
-        target = min(maximum, needed if needed is not None else maximum)
-    return list(seeds[: max(minimum, min(target, len(seeds)))])
+    floor = list(seeds[:minimum])
+    if delta is None or any(s not in a or s not in b for s in floor):
+        return floor
+    result = compare({s: a[s] for s in floor}, {s: b[s] for s in floor})
+    needed = stats.seeds_to_resolve(result.difference.sd, delta) if result is not None else None
+    if needed is None or needed > maximum:
+        return floor
+    return list(seeds[: max(minimum, min(needed, len(seeds)))])
 
 
 def arm_rows(arms: Sequence[TunedArm], describe: Callable[[TunedArm], dict]) -> list[dict]:

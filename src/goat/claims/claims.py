@@ -189,7 +189,7 @@ def judged(
         or b.best_learning_rate is None
     ):
         return Comparison(label_a, label_b, None, effect, arms)
-    seeds = list(task.seeds[: task.min_seeds])
+    seeds = list(task.seeds[: task.primary_min_seeds if primary else task.min_seeds])
     va, vb = a.at(ledger, seeds), b.at(ledger, seeds)
     if primary:
         seeds = grow_seeds(va, vb, task.seeds, effect.delta, task.primary_min_seeds, task.primary_max_seeds)
@@ -296,7 +296,8 @@ def claim_1(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         rows += arm_rows([a for a in arms if a], lambda a, t=task.name: {"kind": "arm", "task": t, "arm": a.name})
         parts.append(
             f"{task_heading(task, curve)}. Primary baselines ({', '.join(primary)}) run at least "
-            f"{task.primary_min_seeds} seeds, more while the MDE exceeds δ, up to {task.primary_max_seeds}; "
+            f"{task.primary_min_seeds} seeds, and as many as δ needs at those seeds' spread if that is at most "
+            f"{task.primary_max_seeds}; "
             f"others run {task.min_seeds}.\n\n{arm_table(arms, task)}\n\n{comparison_table(rows_here)}"
         )
         if measure and any(a and a.curve for a in arms):

@@ -87,6 +87,8 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
     summary = ["| section | verdict | first comparison (difference, 95% CI, paper's δ) |", "|---|---|---|"]
     summary += [f"| {s.number}. {s.title} | {s.verdict} | {headline(s)} |" for s in sections]
     records = list(ledger.records.values())
+    floor = "/".join(str(n) for n in sorted({t.primary_min_seeds for t in scale.tasks}))
+    cap = "/".join(str(n) for n in sorted({t.primary_max_seeds for t in scale.tasks}))
     machine = f"torch threads per worker: 1 unless stated, CPU cores: {os.cpu_count()}"
     status = (
         f"**Status: incomplete — {pending} runs requested by the next round are not done yet; every verdict marked "
@@ -124,9 +126,10 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "about one row in 20 with no true difference still shows an interval clear of 0. A claim as a whole is "
         "reproduced only if every one of its rows is, which needs no correction; read a single row with p near 0.05 "
         "as weak evidence.\n"
-        "* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) run at least 10 seeds, and more while "
-        "their MDE exceeds δ, up to the task's cap (10 here, so 10); the other comparisons run the task's minimum. "
-        "Neither rule looks at the mean difference.\n"
+        f"* Seeds: the primary comparisons (GOAT against LoRA, MoLoRA and PiSSA) run a floor of {floor} seeds; if δ "
+        "needs more at the spread of those seeds (80 % power), they run that many, up to "
+        f"{cap}; beyond {cap} they stay at the floor and the row names the seeds δ would need. The other comparisons "
+        "run the task's minimum. Neither rule looks at the mean difference.\n"
         "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
         "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n" + "\n".join(render_section(s, ledger) for s in sections)
     )

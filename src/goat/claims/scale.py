@@ -47,7 +47,9 @@ class TaskScale:
     seeds: tuple[int, ...]  # the pool a comparison draws its seeds from, in order
     min_seeds: int  # every compared arm runs at least this many seeds
     primary_min_seeds: int  # the primary comparisons run at least this many seeds (the issue's floor: 10) ...
-    primary_max_seeds: int  # ... and more while their MDE exceeds δ, up to this many
+    primary_max_seeds: (
+        int  # ... and as many as δ needs at the floor's spread, if that is at most this many (arms.grow_seeds)
+    )
     global_batch_size: int  # examples per optimizer step (the family YAML's global_batch_size for the task)
     seconds_per_step: float  # measured here, one worker with one torch thread: for --plan
     seconds_per_eval: float
@@ -125,10 +127,10 @@ CLASSIFIER = TaskScale(
     plateau_tolerance=1.0,
     start_learning_rates=(5e-4, 1e-3, 2e-3),
     sweep_seeds=(0,),  # one seed, as the curve: two doubled the searches' cost, which the 5-hour budget cannot hold
-    seeds=tuple(range(10)),
+    seeds=tuple(range(20)),
     min_seeds=5,
     primary_min_seeds=10,
-    primary_max_seeds=10,  # the seed pool: δ out of reach at 10 seeds stays unresolved, with the seeds it would need
+    primary_max_seeds=20,  # the seed pool: δ out of reach at 20 seeds stays at 10, with the seeds it would need
     global_batch_size=16,
     seconds_per_step=0.75,
     seconds_per_eval=30.0,
@@ -154,10 +156,10 @@ CAUSAL = TaskScale(
     plateau_tolerance=2.0,
     start_learning_rates=(5e-4, 1e-3, 2e-3),
     sweep_seeds=(0,),
-    seeds=tuple(range(10)),
+    seeds=tuple(range(20)),
     min_seeds=3,
     primary_min_seeds=10,
-    primary_max_seeds=10,
+    primary_max_seeds=20,
     global_batch_size=16,
     seconds_per_step=11.4,  # fitted to the ledger's first 22 causal runs (10-40 steps; 2026-12-03, machine shared at times)
     seconds_per_eval=126.0,  # 500 greedy answers plus loading: 26 runs without the zero-shot pass averaged 582 s at 40 steps
@@ -184,10 +186,10 @@ DRUG_REVIEWS = TaskScale(
     plateau_tolerance=2.0,  # 379 held-out reviews: one review is 0.26 points
     start_learning_rates=(5e-4, 1e-3, 2e-3),
     sweep_seeds=(0,),
-    seeds=tuple(range(10)),
+    seeds=tuple(range(20)),
     min_seeds=5,
     primary_min_seeds=10,
-    primary_max_seeds=10,
+    primary_max_seeds=20,
     global_batch_size=16,
     # Estimates, not fits: one 3-epoch GOAT run took 14 min 47 s while two ledger workers shared the cores
     # (2026-12-03). Refit both from the ledger's first drug-review runs, as the causal task's were.
