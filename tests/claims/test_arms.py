@@ -9,6 +9,8 @@ import pytest
 
 from goat.claims import arms, stats
 from goat.claims.ledger import DIVERGED, OK, Config, Ledger, Record, read_records, run_settings
+from goat.claims.scale import Effect
+from goat.claims.section import Comparison
 from goat.train.settings import resolve
 
 BASE = Config("glue", "tweet_sentiment", "goat", learning_rate=1e-3, seed=0)
@@ -49,6 +51,23 @@ def test_search_extends_toward_the_best_edge_until_bracketed(tmp_path):
 def test_search_extends_downward_too(tmp_path):
     arm, _ = search(tmp_path, peaked(6.25e-5))
     assert arm.bracketed and arm.best_learning_rate == 6.25e-5 and min(arm.curve) == 3.125e-5
+
+
+def test_a_search_where_every_rate_scores_the_same_is_flat_and_stops(tmp_path):
+    """One epoch of the drug reviews: every rate predicts the majority class (249 of 379 reviews)."""
+    arm, ledger = search(tmp_path, lambda c: 100 * 248 / 379)
+    assert arm.flat and arm.complete and not arm.bracketed
+    assert sorted(arm.curve) == [1.25e-4, 2.5e-4, 5e-4, 1e-3, 2e-3]  # both edges tried once, then it stops
+    assert arm.best_learning_rate == 5e-4 and "flat" in arm.status() and "65.44" in arm.status()
+    comparison = Comparison("goat", "lora", None, Effect(1.3, "Table 4"), (arm,))
+    assert comparison.verdict == stats.NOT_BRACKETED  # a flat search names no best rate to compare at
+
+
+def test_one_example_apart_is_not_flat(tmp_path):
+    arm, _ = search(tmp_path, lambda c: 100 * (248 + (c.learning_rate > 1.5e-3)) / 379)
+    assert not arm.flat and arm.best_learning_rate >= 2e-3  # widening found a better edge: it is searched
+    arm, _ = search(tmp_path / "seeds", lambda c: 100 * (248 + (c.learning_rate < 3e-4 and c.seed == 1)) / 379)
+    assert not arm.flat  # a tie of the means must hold on every sweep seed's mean, not on one seed
 
 
 def test_a_diverged_neighbour_brackets_the_optimum(tmp_path):

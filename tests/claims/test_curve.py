@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from goat.claims.arms import TunedArm
-from goat.claims.curve import CURVE_METHODS, Curve, base_config, choose_regime
+from goat.claims.curve import CURVE_METHODS, Curve, base_config, choose_regime, learning_curve
+from goat.claims.ledger import OK, Ledger, Record
 from goat.claims.scale import CLASSIFIER
 
 TASK = replace(CLASSIFIER, budgets=((500, 1.0), (1000, 1.0), (2000, 1.0)), plateau_tolerance=1.0)
@@ -40,3 +42,26 @@ def test_a_largest_budget_whose_last_gain_is_within_the_tolerance_gets_no_caveat
     budget, reason = choose_regime(curve_of({"lora": (60.0, 65.5, 66.0), "goat": (70.0, 66.0, 66.5)}))
     assert budget == (2000, 1.0) and "their best budgets differ" in reason
     assert "not established" not in reason  # each method gained 0.5 points from the budget before
+
+
+def test_a_budget_too_short_to_learn_is_a_flat_point_and_the_regime_is_still_decided(tmp_path):
+    """Every rate at the smallest budget predicts the majority class: that point cannot bracket, but it is a
+    measurement (nothing learned), so the curve counts it at its score and picks the regime among the rest."""
+
+    def score(config):
+        if config.max_train_samples == 500:
+            return 41.0
+        return 70.0 + config.max_train_samples / 1000 - abs(math.log2(config.learning_rate / 1e-3))
+
+    ledger = Ledger(tmp_path / "runs.jsonl")
+    for _ in range(20):
+        ledger.requested.clear()
+        curve = learning_curve(ledger, TASK)
+        requested = list(ledger.requested.values())
+        if not requested:
+            break
+        for config in requested:
+            ledger.add(Record(config, OK, score(config), 1.0))
+    assert all(curve.arms[m, (500, 1.0)].flat for m in CURVE_METHODS)
+    assert curve.regime == (1000, 1.0) and curve.best("goat", (500, 1.0)) == 41.0
+    assert "flat: every rate" in curve.arms["goat", (500, 1.0)].status()

@@ -6,6 +6,11 @@ the sweep seeds, one rate at a time, until that best rate has a worse (or diverg
 both sides. A rate where any sweep seed diverged counts as worse than every finished rate. The
 search stops unbracketed after ``max_extensions`` extensions, and a comparison that involves an
 unbracketed arm gets no verdict. The tuned arm then runs its best rate on the comparison's seeds.
+
+A search whose every rate scores exactly the same (a budget too short to learn anything, where each
+rate predicts the majority class) has no better edge to extend toward: it extends both edges once,
+and if every rate still ties it is *flat*: there is nothing to tune, so it stops there. A flat
+point counts on the learning curve at that score; a comparison gets no verdict from it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class TunedArm:
     bracketed: bool
     complete: bool  # every requested sweep run has finished
     tuned: SeedValues = field(default_factory=dict)
+    flat: bool = False  # every rate of the search scored the same (module docstring); not bracketed
 
     @property
     def diverged_runs(self) -> int:
@@ -73,6 +79,11 @@ class TunedArm:
             return "sweep running"
         if self.best_learning_rate is None:
             return "every rate diverged"
+        if self.flat:
+            value = summary(self.curve[self.best_learning_rate])
+            return (
+                f"flat: every rate of {min(self.curve):g}-{max(self.curve):g} scores {value.mean:.2f}, nothing to tune"
+            )
         if self.bracketed:
             return f"bracketed at {self.best_learning_rate:g}"
         return (
@@ -110,6 +121,7 @@ def tune(
     """Bracketing search (module docstring): request what the next step needs; decide once it has run."""
     grid = sorted(set(start))
     curve: dict[float, SeedValues] = {}
+    widened = False  # a tied grid was extended at both edges once
     for _ in range(max_extensions + 1):
         for lr in grid:
             if lr not in curve:
@@ -117,6 +129,14 @@ def tune(
         if any(len(curve[lr]) < len(sweep_seeds) for lr in grid):
             return TunedArm(name, config, curve, None, False, False)
         means = sweep_means(curve, sweep_seeds)
+        if len(grid) > 1 and len({means[lr] for lr in grid}) == 1 and means[grid[0]] > -math.inf:
+            if widened:
+                return TunedArm(name, config, curve, grid[len(grid) // 2], False, True, flat=True)
+            grid, widened = (
+                [neighbour(grid[0], -1), *grid, neighbour(grid[-1], +1)],
+                True,
+            )  # no edge is better: try both
+            continue
         best = max(grid, key=lambda lr: means[lr])
         if means[best] == -math.inf:  # every rate diverged: look lower
             grid.insert(0, neighbour(grid[0], -1))

@@ -9,8 +9,9 @@ bracketing rule of :mod:`goat.claims.arms` on the curve seeds. The rule that pic
     if no budget qualifies (the two methods peak at different budgets), the budget whose larger
     gap is smallest.
 
-Only bracketed points count; until every budget is bracketed the regime is undecided and no claim
-of that task runs. The curve is also the answer to "is anything trained here": its smallest budget
+Only bracketed points count, and flat ones (every rate scored the same: nothing was learned to tune,
+see :mod:`goat.claims.arms`) at their one score; until every budget is one or the other the regime is
+undecided and no claim of that task runs. The curve is also the answer to "is anything trained here": its smallest budget
 is the old ledger's regime.
 """
 
@@ -74,7 +75,9 @@ def learning_curve(ledger: Ledger, task: TaskScale, max_extensions: int = 4) -> 
         for budget in task.budgets
     }
     curve = Curve(task, arms, None, "")
-    undecided = [name for name, arm in ((a.name, a) for a in arms.values()) if not (arm.complete and arm.bracketed)]
+    undecided = [
+        name for name, arm in ((a.name, a) for a in arms.values()) if not (arm.complete and (arm.bracketed or arm.flat))
+    ]
     if undecided:
         curve.reason = f"undecided: {len(undecided)} of {len(arms)} curve points not yet bracketed ({', '.join(undecided[:4])}{', ...' if len(undecided) > 4 else ''})"
         return curve
