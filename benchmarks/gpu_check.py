@@ -49,6 +49,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -870,7 +871,10 @@ def guarded(section: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return section()
     except Exception as error:  # noqa: BLE001 (recorded in the outputs, and the run goes on)
-        return {"error": f"{type(error).__name__}: {error}"[:2000]}
+        return {
+            "error": f"{type(error).__name__}: {error}"[:2000],
+            "traceback": traceback.format_exc(limit=-8)[-4000:],  # where it raised: the machine is lent once
+        }
 
 
 def run(settings: Settings, output_dir: Path) -> dict[str, Any]:

@@ -159,3 +159,18 @@ def test_router_init_is_seeded(two_layer):
 
     assert torch.equal(make(1), make(1))
     assert not torch.equal(make(1), make(2))
+
+
+@pytest.mark.parametrize("method", ["goat", "molora", "hydralora", "adamole", "milora", "lora"])
+def test_adapters_initialise_on_the_base_weights_device(method):
+    """A base on another device than the CPU-side seed generator and scalings (``meta`` stands in for a GPU,
+    and raises on a device mix as CUDA does) gets every adapter tensor, W_res included, on its device.
+    (GOAT's first GPU run stopped here: W_res's expert weights s_j stayed on the CPU.)"""
+    base = torch.nn.Sequential(torch.nn.Linear(12, 10), torch.nn.ReLU(), torch.nn.Linear(10, 12)).to("meta")
+    config = goat.GoatConfig(method=method, r=4, num_experts=2, top_k=1, target_modules=["0", "2"])
+    model = goat.get_goat_model(base, config)
+    assert model(torch.zeros(3, 12, device="meta")).device.type == "meta"
+    tensors = [t for _, t in model.named_parameters()] + [t for _, t in model.named_buffers()]
+    for layer in model.adapted_layers().values():
+        tensors += [t for t in (getattr(layer, "residual_A", None), getattr(layer, "residual_B", None)) if t is not None]
+    assert tensors and {t.device.type for t in tensors} == {"meta"}

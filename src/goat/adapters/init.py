@@ -93,7 +93,7 @@ def residual_factors(A: torch.Tensor, B: torch.Tensor, scalings: torch.Tensor) -
     its weight s_j / E.
     """
     E, m, d = B.shape
-    B_res = (B * (scalings.to(B.dtype) / E)[:, None, None]).permute(1, 0, 2).reshape(m, E * d)
+    B_res = (B * (scalings.to(B.device, B.dtype) / E)[:, None, None]).permute(1, 0, 2).reshape(m, E * d)
     return A.reshape(E * d, A.shape[-1]), B_res
 
 
