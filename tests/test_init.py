@@ -172,5 +172,7 @@ def test_adapters_initialise_on_the_base_weights_device(method):
     assert model(torch.zeros(3, 12, device="meta")).device.type == "meta"
     tensors = [t for _, t in model.named_parameters()] + [t for _, t in model.named_buffers()]
     for layer in model.adapted_layers().values():
-        tensors += [t for t in (getattr(layer, "residual_A", None), getattr(layer, "residual_B", None)) if t is not None]
+        tensors += [
+            t for t in (getattr(layer, "residual_A", None), getattr(layer, "residual_B", None)) if t is not None
+        ]
     assert tensors and {t.device.type for t in tensors} == {"meta"}

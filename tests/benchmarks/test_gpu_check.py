@@ -127,7 +127,9 @@ def test_a_section_that_raises_is_recorded_and_the_budget_skips(gpu_check):
     def broken():
         raise RuntimeError("out of memory")
 
-    assert gpu_check.guarded(broken) == {"error": "RuntimeError: out of memory"}
+    recorded = gpu_check.guarded(broken)
+    assert recorded["error"] == "RuntimeError: out of memory"
+    assert "in broken" in recorded["traceback"] and "raise RuntimeError" in recorded["traceback"]  # where it raised
     deadline = gpu_check.Deadline(0.0)
     assert not deadline.allows("layer") and gpu_check.Deadline(1e6).allows("layer_compiled")
 

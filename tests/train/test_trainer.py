@@ -101,3 +101,18 @@ def test_logged_loads_reach_the_reporters_as_one_histogram_not_a_key_per_layer(t
     assert not [k for data in logged for k in data if "expert_load/" in k]
     kind, shares = entry["train/expert_load_per_layer"]
     assert kind == "histogram" and len(shares) == 2 and all(0.25 <= s <= 1.0 for s in shares)
+
+
+def test_the_training_modules_import_without_deepspeed():
+    """DeepSpeed is optional (accelerate.utils exports its scheduler wrapper only when it is installed): a machine
+    without it must still train. The first GPU machine had no deepspeed, and the trainer did not import there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['deepspeed'] = None\n"  # find_spec now reports deepspeed as absent
+        "import accelerate.utils, goat.train.trainer, goat.train.runner, goat.train.glue, goat.train.causal\n"
+        "assert not accelerate.utils.is_deepspeed_available()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

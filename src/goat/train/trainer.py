@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import DeepSpeedSchedulerWrapper
+from accelerate.utils.deepspeed import DeepSpeedSchedulerWrapper  # accelerate.utils exports it only with deepspeed
 from torch import nn
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback
 from transformers.trainer import SCHEDULER_NAME
@@ -160,7 +160,9 @@ class GoatTrainer(Trainer):
 
     def _check_finite(self, grad_norm: torch.Tensor | float | None) -> None:
         """Raise on every process together: the flags are reduced over processes, so no process waits alone."""
-        norm = torch.as_tensor(float("nan") if grad_norm is None else grad_norm, dtype=torch.float32).reshape(())
+        # the flags are gathered on the CPU (grad_norm is a tensor on the training device)
+        norm = torch.as_tensor(float("nan") if grad_norm is None else grad_norm, dtype=torch.float32, device="cpu")
+        norm = norm.reshape(())
         flags = torch.stack([self._nonfinite_loss.cpu(), ~torch.isfinite(norm) & (grad_norm is not None)]).float()
         if self.args.world_size > 1:
             flags = self.accelerator.reduce(flags.to(self.args.device), reduction="sum").cpu()
