@@ -8,6 +8,8 @@ token count); before the fix, the causal LM's auxiliary gradient came out GA tim
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from datasets import Dataset
@@ -96,3 +98,53 @@ def test_logged_losses_are_the_true_means(build, tmp_path):
         balance = goat.balance_loss(model)
     assert logged["task_loss"] == pytest.approx(task_loss.item(), rel=1e-4)
     assert logged["aux_loss"] == pytest.approx(coef * balance.item(), rel=1e-4)
+
+
+def _first_step_logs(coef: float, bf16: bool, tmp_path) -> dict[str, float]:
+    """loss, task_loss and aux_loss of one logged optimiser step (GA 2) of the tiny causal LM on the CPU."""
+    torch.manual_seed(0)
+    model, data = _causal_lm()
+    model.adapter_configs[model.active_adapter] = dataclasses.replace(model.goat_config, aux_loss_coef=coef)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / f"{coef}-{bf16}"),
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        max_steps=1,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=bf16,  # mixed precision: accelerate wraps the model's forward and returns a copy of its output
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = GoatTrainer(model=model, args=args, train_dataset=data)
+    trainer.train()
+    return next(h for h in trainer.state.log_history if "task_loss" in h)
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-mixed-precision"])
+def test_the_balance_term_enters_the_loss_once_under_mixed_precision(bf16, tmp_path):
+    """loss = task loss + aux_loss_coef * L_b, with the term once: the task loss does not move with the
+    coefficient, and loss - task_loss is the logged term. Under bf16 mixed precision the term was added twice
+    (by the GoatModel's hook and again by the wrapped model's, on accelerate's copy of the output): the
+    step optimised 2 x coef and the logged task loss held one term."""
+    without = _first_step_logs(0.0, bf16, tmp_path)
+    logs = _first_step_logs(0.05, bf16, tmp_path)
+    assert logs["aux_loss"] > 0.01
+    assert logs["task_loss"] == pytest.approx(without["task_loss"], abs=1e-5)
+    assert logs["loss"] - logs["task_loss"] == pytest.approx(logs["aux_loss"], abs=1e-4)
+
+
+def test_a_forward_that_raises_does_not_silence_the_next_balance_term():
+    """The hook acts at the outermost of nested forwards; a forward that raised must not leave it nested."""
+    model, data = _causal_lm()
+    model.train()
+    batch = {"input_ids": torch.tensor([data[0]["input_ids"]]), "labels": torch.tensor([data[0]["labels"]])}
+    with pytest.raises(Exception):
+        model(input_ids=torch.tensor([[10_000]]), labels=torch.tensor([[1]]))  # a token outside the vocabulary
+    with_term = model(**batch).loss
+    model.adapter_configs[model.active_adapter] = dataclasses.replace(model.goat_config, aux_loss_coef=0.0)
+    without_term = model(**batch).loss
+    assert (with_term - without_term).item() > 0

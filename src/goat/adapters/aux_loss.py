@@ -91,17 +91,27 @@ class BalanceLossHook:
     ``(term, added)`` of the last training forward: ``term = aux_loss_coef * L_b`` (plus KaSA's
     regularisers) and ``added``, what went into ``outputs.loss`` (None when the model computed no loss);
     ``last`` the same for the last training forward with gradients (:func:`add_aux_loss` reads it).
+
+    A GoatModel and the model it wraps both carry the hook (:func:`attach`), and the GoatModel's forward
+    calls the wrapped model's: only the outermost of the nested forwards acts, on the output its caller
+    gets. (Marking the output instead fails under mixed precision: accelerate returns a copy of the
+    wrapped model's output, unmarked, and the term was added twice.)
     """
 
     def __init__(self, coef: Callable[[], float]):
         self.coef = coef
         self.latest: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.last: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.depth = 0  # forwards of the hooked modules running now, one inside the other
+
+    def enter(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        """Forward pre-hook: one more hooked forward is running."""
+        self.depth += 1
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
-        if not module.training or isinstance(output, (torch.Tensor, tuple)) or getattr(output, DONE, False):
+        self.depth -= 1  # registered with always_call: a forward that raised is counted out too
+        if self.depth > 0 or output is None or not module.training or isinstance(output, (torch.Tensor, tuple)):
             return None
-        setattr(output, DONE, True)  # a GoatModel and the model it wraps both carry the hook: act once
         if kwargs.get("output_router_logits"):  # TRL's MoE convention: it weights aux_loss by router_aux_loss_coef
             output.aux_loss = balance_loss(module, ran_only=True)
         # TRL's fused LM head returns log-probabilities and a loss its trainers do not use: that is not the model's loss
@@ -118,8 +128,6 @@ class BalanceLossHook:
             self.last = self.latest
         return output
 
-
-DONE = "_goat_aux_loss_done"
 MOE_CONFIG_NAMES = ("output_router_logits", "router_aux_loss_coef", "num_experts", "num_experts_per_tok")
 
 
@@ -138,7 +146,8 @@ def attach(model: nn.Module, owner: nn.Module) -> list[torch.utils.hooks.Removab
     forward), and the router-logits stand-in on the backbone; the coefficient is read from ``owner.goat_config``."""
     ref = weakref.ref(owner)
     hook = BalanceLossHook(lambda: ref().goat_config.aux_loss_coef)
-    handles = [module.register_forward_hook(hook, with_kwargs=True) for module in (model, owner)]
+    handles = [module.register_forward_pre_hook(hook.enter, with_kwargs=True) for module in (model, owner)]
+    handles += [module.register_forward_hook(hook, with_kwargs=True, always_call=True) for module in (model, owner)]
     backbone = getattr(model, "base_model", model)
     if isinstance(backbone, nn.Module) and backbone is not model:
         handles.append(backbone.register_forward_hook(_no_router_logits, with_kwargs=True))
