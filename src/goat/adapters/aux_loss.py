@@ -128,6 +128,7 @@ class BalanceLossHook:
             self.last = self.latest
         return output
 
+
 MOE_CONFIG_NAMES = ("output_router_logits", "router_aux_loss_coef", "num_experts", "num_experts_per_tok")
 
 
