@@ -13,6 +13,7 @@ import math
 import re
 import statistics
 import zlib
+from dataclasses import replace
 
 import pytest
 
@@ -23,7 +24,9 @@ from goat.claims.ledger import OK, Ledger, Record
 from goat.claims.planning import stand_in_value
 from goat.claims.scale import FULL
 
-VERDICTS = (stats.REPRODUCED, stats.CONTRADICTED, stats.UNRESOLVED, stats.NOT_BRACKETED, stats.PENDING, "regime chosen")
+VERDICTS = (
+    stats.REPRODUCED, stats.CONTRADICTED, stats.UNRESOLVED, stats.NOT_BRACKETED, stats.BIASED, stats.PENDING, "regime chosen"
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +185,26 @@ def test_a_primary_comparison_runs_the_seeds_its_floor_says_delta_needs(tmp_path
         grown += [comparison] if expected > floor else []
     assert any(c.b == "lora" for c in grown)
     assert all(c.result.difference.n == floor for c in primary if c.b == "molora" and c.effect.delta < 0.5)
+
+
+def test_loss_rows_of_a_task_whose_trainer_counted_the_balance_term_twice_get_no_verdict(tmp_path):
+    """The causal task's runs hold a balance term in the MoE methods' logged task loss: claim 8 compares those
+    losses with LoRA's and PiSSA's, so its causal rows get no verdict, and the document says why. The same
+    ledger read as if the fault were absent gives those rows verdicts: the flag, not the data, withholds them."""
+    ledger, sections = simulate(tmp_path, stand_in_value)
+    claim_8 = next(s for s in sections if s.number == 8)
+    by_task = {}
+    for task, rows in zip(FULL.tasks_of(8), (claim_8.comparisons[:3], claim_8.comparisons[3:])):
+        by_task[task.name] = [c.verdict for c in rows]
+    assert FULL.task("causal").balance_term_twice and not FULL.task("classifier").balance_term_twice
+    assert by_task["causal"] == [stats.BIASED] * 3
+    assert stats.BIASED not in by_task["classifier"]
+    text = render(sections, ledger, FULL, 0.0)
+    assert "A fault in the causal task's runs" in text and "A fault in the classifier" not in text
+    assert "| goat (" in text and "(task loss + one balance term)" in text
+
+    without_fault = replace(FULL, tasks=tuple(replace(t, balance_term_twice=False) for t in FULL.tasks))
+    unflagged = claims.claim_8(ledger, without_fault, tmp_path, measure=False)
+    assert stats.BIASED not in [c.verdict for c in unflagged.comparisons]
+    assert stats.combine([stats.UNRESOLVED, stats.BIASED]) == stats.BIASED
+    assert stats.combine([stats.REPRODUCED, stats.BIASED, stats.NOT_BRACKETED]) == stats.BIASED

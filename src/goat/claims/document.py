@@ -10,7 +10,7 @@ from pathlib import Path
 
 from goat.claims import stats
 from goat.claims.ledger import Config, Ledger, Record, run_settings
-from goat.claims.scale import Scale
+from goat.claims.scale import BALANCE_TERM_TWICE, Scale
 from goat.claims.section import Section
 
 
@@ -132,6 +132,12 @@ def render(sections: Sequence[Section], ledger: Ledger, scale: Scale, total_seco
         "needs more at the spread of those seeds (80 % power), they run that many, up to "
         f"{cap}; beyond {cap} they stay at the floor and the row names the seeds δ would need. The other comparisons "
         "run the task's minimum. Neither rule looks at the mean difference.\n"
-        "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
+        + "".join(
+            f"* **A fault in the {task.name} task's runs**: {BALANCE_TERM_TWICE}. Its accuracy rows measure that "
+            f"configuration; its training-loss rows that compare an MoE method read *{stats.BIASED}*.\n"
+            for task in scale.tasks
+            if task.balance_term_twice
+        )
+        + "* Raw data: `claims/runs.jsonl` (one line per run, with its training-loss curve), per-section CSVs "
         "`claims/claim<N>.csv`, `claims/runs.csv`.\n\n" + "\n".join(render_section(s, ledger) for s in sections)
     )

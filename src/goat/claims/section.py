@@ -24,11 +24,14 @@ class Comparison:
     arms: Sequence[TunedArm] = ()  # the tuned arms behind a and b (their brackets decide whether a verdict is allowed)
     complete: bool = True  # every run the comparison asked for has finished
     unit: str = "points"
+    biased: bool = False  # a known fault biased what was measured (the section says which): no verdict
 
     @property
     def verdict(self) -> str:
         if not self.complete or any(not arm.complete for arm in self.arms):
             return stats.PENDING
+        if self.biased:
+            return stats.BIASED
         if any(not arm.bracketed for arm in self.arms):
             return stats.NOT_BRACKETED
         if self.result is None:

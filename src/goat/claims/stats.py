@@ -20,7 +20,8 @@
       anything else, stated with the minimum detectable effect and the seeds that would resolve δ.
 
   A comparison whose learning-rate optimum was not bracketed, or whose runs are not all done,
-  gets no verdict (:data:`NOT_BRACKETED`, :data:`PENDING`).
+  gets no verdict (:data:`NOT_BRACKETED`, :data:`PENDING`); nor does one whose measurement a known
+  fault biased (:data:`BIASED`).
 * Costs (GOAT / MoLoRA step time and memory) use :func:`equivalence` of the ratio within ±10 %.
 """
 
@@ -40,6 +41,7 @@ CONTRADICTED = "contradicted here"
 UNRESOLVED = "unresolved"
 NOT_BRACKETED = "no verdict (optimum not bracketed)"
 PENDING = "pending (runs to do)"
+BIASED = "no verdict (biased measurement)"
 MAX_SEEDS_REPORTED = 10_000
 
 
@@ -208,6 +210,7 @@ def combine(verdicts: Sequence[str]) -> str:
         return CONTRADICTED
     if all(v == REPRODUCED for v in labels):
         return REPRODUCED
-    if any(v == NOT_BRACKETED.split(" (")[0] for v in labels):
-        return NOT_BRACKETED
+    no_verdict = [v for v, label in zip(verdicts, labels) if label == NOT_BRACKETED.split(" (")[0]]
+    if no_verdict:
+        return no_verdict[0].split(",")[0]  # why there is none: an optimum not bracketed, or a biased measurement
     return UNRESOLVED
