@@ -16,7 +16,7 @@ config-built LLaMA with random weights (adapters on q/k/v/up/down):
 * ``generate``: whether greedy decoding with the KV cache gives the tokens decoding without it gives;
 * and for goat, the same training on a 4-bit NF4 base (bitsandbytes): finite losses.
 
-A row passes when every check holds: fp32 gap < 1e-3, bf16 gap < 0.05, reload 0, unload and generate
+A row passes when every check holds: fp32 gap < 1e-3, bf16 gap < 1e-3, reload 0, unload and generate
 exact, and every loss finite. ``--smoke`` runs it all on the CPU against itself (a code-path check, not a
 device figure); a real run refuses a machine without CUDA.
 
@@ -65,7 +65,8 @@ METHODS = (
 MOE_METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe")
 OUTPUT_STEM = "gpu_train_check"
 FP32_TOLERANCE = 1e-3  # relative, largest over the logged losses
-BF16_TOLERANCE = 0.05
+# bf16 autocast moved LoRA's 4-step losses by 4e-5 on an H200; a balance term added twice moved them by 3e-3
+BF16_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
