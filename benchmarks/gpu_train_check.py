@@ -5,8 +5,8 @@ the same run on the CPU.
 (the first GPU run found an initialisation that mixed CPU and CUDA tensors). For each method, on a
 config-built LLaMA with random weights (adapters on q/k/v/up/down):
 
-* ``fp32 gap``: four optimiser steps (batch 4, gradient accumulation 2, AdamW, lr 1e-3, balance loss on)
-  from the same base weights, on the CPU and on the device, TF32 off; the largest relative difference of
+* ``fp32 gap``: four optimiser steps (batch 4, gradient accumulation 2, AdamW, lr 1e-3, the balance loss at
+  GoatConfig's default coefficient) from the same base weights, on the CPU and on the device, TF32 off; the largest relative difference of
   the logged losses. GOAT initialises on the device (its SVDs run there), so this also compares the
   cuSOLVER and LAPACK initialisations through what they train to;
 * ``bf16``: the same run on the device under ``--bf16`` (autocast), its largest relative difference to fp32;
@@ -86,7 +86,6 @@ class Settings:
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 2
     learning_rate: float = 1e-3
-    aux_loss_coef: float = 1e-3
     new_tokens: int = 8
     methods: tuple[str, ...] = METHODS  # kasa and full are left out: no adapter of their own to reload or unload
     seed: int = 0
@@ -136,7 +135,6 @@ def adapter_config(method: str, settings: Settings) -> goat.GoatConfig:
         num_experts=settings.num_experts if moe else 8,
         top_k=settings.top_k,
         lora_dropout=0.0,
-        aux_loss_coef=settings.aux_loss_coef,
         target_modules=list(gpu_check.LLAMA_TARGETS),
     )
 
