@@ -33,7 +33,6 @@ import math
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -47,22 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling benchmark sc
 import gpu_check  # noqa: E402
 
 import goat  # noqa: E402
+from goat.adapters.config import METHODS as ALL_METHODS  # noqa: E402
 from goat.train.trainer import GoatTrainer  # noqa: E402
 
-METHODS = (
-    "goat",
-    "goat_plus",
-    "molora",
-    "hydralora",
-    "adamole",
-    "full_moe",
-    "lora",
-    "rslora",
-    "dora",
-    "pissa",
-    "milora",
-)
-MOE_METHODS = ("goat", "goat_plus", "molora", "hydralora", "adamole", "full_moe")
+# every method but the two without an adapter of their own to reload or unload (kasa truncates the base; full trains it)
+METHODS = tuple(m for m in ALL_METHODS if m not in ("kasa", "full"))
 OUTPUT_STEM = "gpu_train_check"
 FP32_TOLERANCE = 1e-3  # relative, largest over the logged losses
 # bf16 autocast moved LoRA's 4-step losses by 4e-5 on an H200; a balance term added twice moved them by 3e-3
@@ -87,7 +75,7 @@ class Settings:
     gradient_accumulation_steps: int = 2
     learning_rate: float = 1e-3
     new_tokens: int = 8
-    methods: tuple[str, ...] = METHODS  # kasa and full are left out: no adapter of their own to reload or unload
+    methods: tuple[str, ...] = METHODS
     seed: int = 0
     smoke: bool = False
 
@@ -128,11 +116,10 @@ def training_rows(settings: Settings) -> list[dict[str, torch.Tensor]]:
 
 
 def adapter_config(method: str, settings: Settings) -> goat.GoatConfig:
-    moe = method in MOE_METHODS
     return goat.GoatConfig(
         method=method,
         r=settings.r,
-        num_experts=settings.num_experts if moe else 8,
+        num_experts=settings.num_experts,  # single-adapter methods ignore it
         top_k=settings.top_k,
         lora_dropout=0.0,
         target_modules=list(gpu_check.LLAMA_TARGETS),
@@ -248,15 +235,9 @@ def four_bit_row(base: LlamaForCausalLM, settings: Settings, work: Path) -> dict
 
 
 def guarded(name: str, check) -> dict[str, Any]:  # noqa: ANN001
-    try:
-        return check()
-    except Exception as error:  # noqa: BLE001 (one failing method must not lose the others)
-        return {
-            "method": name,
-            "passed": False,
-            "error": f"{type(error).__name__}: {error}"[:2000],
-            "traceback": traceback.format_exc(limit=-8)[-4000:],
-        }
+    """``check()``'s row, or a failed row with the error and where it raised (gpu_check.guarded)."""
+    row = gpu_check.guarded(check)
+    return {"method": name, "passed": False, **row} if "error" in row else row
 
 
 def run(settings: Settings, output_dir: Path) -> dict[str, Any]:

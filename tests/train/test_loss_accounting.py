@@ -45,10 +45,14 @@ def _classifier() -> tuple[goat.GoatModel, Dataset]:
     return model, Dataset.from_dict({"input_ids": [ids] * COPIES, "labels": [1] * COPIES})
 
 
-def _one_step(build, tmp_path, per_device: int, coef: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+def _one_step(
+    build, tmp_path, per_device: int, coef: float, bf16: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Router gradients before the one optimiser step, and its logged losses; ``bf16``: mixed precision, where
+    accelerate wraps the model's forward and returns a copy of its output."""
     model, data = build()
     args = TrainingArguments(
-        output_dir=str(tmp_path / f"{per_device}-{coef}"),
+        output_dir=str(tmp_path / f"{per_device}-{coef}-{bf16}"),
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=COPIES // per_device,
         max_steps=1,
@@ -57,6 +61,7 @@ def _one_step(build, tmp_path, per_device: int, coef: float) -> tuple[dict[str, 
         save_strategy="no",
         report_to=[],
         use_cpu=True,
+        bf16=bf16,
         disable_tqdm=True,
         seed=0,
     )
@@ -100,38 +105,14 @@ def test_logged_losses_are_the_true_means(build, tmp_path):
     assert logged["aux_loss"] == pytest.approx(coef * balance.item(), rel=1e-4)
 
 
-def _first_step_logs(coef: float, bf16: bool, tmp_path) -> dict[str, float]:
-    """loss, task_loss and aux_loss of one logged optimiser step (GA 2) of the tiny causal LM on the CPU."""
-    torch.manual_seed(0)
-    model, data = _causal_lm()
-    model.adapter_configs[model.active_adapter] = dataclasses.replace(model.goat_config, aux_loss_coef=coef)
-    args = TrainingArguments(
-        output_dir=str(tmp_path / f"{coef}-{bf16}"),
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=2,
-        max_steps=1,
-        learning_rate=1e-3,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=bf16,  # mixed precision: accelerate wraps the model's forward and returns a copy of its output
-        disable_tqdm=True,
-        seed=0,
-    )
-    trainer = GoatTrainer(model=model, args=args, train_dataset=data)
-    trainer.train()
-    return next(h for h in trainer.state.log_history if "task_loss" in h)
-
-
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-mixed-precision"])
 def test_the_balance_term_enters_the_loss_once_under_mixed_precision(bf16, tmp_path):
     """loss = task loss + aux_loss_coef * L_b, with the term once: the task loss does not move with the
     coefficient, and loss - task_loss is the logged term. Under bf16 mixed precision the term was added twice
     (by the GoatModel's hook and again by the wrapped model's, on accelerate's copy of the output): the
     step optimised 2 x coef and the logged task loss held one term."""
-    without = _first_step_logs(0.0, bf16, tmp_path)
-    logs = _first_step_logs(0.05, bf16, tmp_path)
+    _, without = _one_step(_causal_lm, tmp_path, 2, 0.0, bf16)
+    _, logs = _one_step(_causal_lm, tmp_path, 2, 0.05, bf16)
     assert logs["aux_loss"] > 0.01
     assert logs["task_loss"] == pytest.approx(without["task_loss"], abs=1e-5)
     assert logs["loss"] - logs["task_loss"] == pytest.approx(logs["aux_loss"], abs=1e-4)
