@@ -109,6 +109,31 @@ def test_equivalence_of_costs():
     assert stats.equivalence(stats.Interval(1.05, 0.95, 1.2, 5)) == stats.UNRESOLVED
 
 
+def test_unresolved_cost_names_its_mde_and_the_rounds_that_would_decide():
+    """Claim 7 said only 'unresolved'. The text must give the MDE and a round count that does decide: at the
+    stated count, with the same log-ratio mean and spread, the interval lies wholly inside (or outside) ±10 %,
+    and one round fewer it does not."""
+    near_margin = [1.03, 1.11, 1.07, 1.04, 1.10]  # like the measured peak memory: ×1.07, close to 1.1
+    wide = [0.9, 1.3, 1.0, 1.25, 1.2]  # like the measured step time on a shared machine
+    for goat in (near_margin, wide):
+        ratio = stats.log_ratio_interval(goat, [1.0] * len(goat))
+        text = stats.equivalence_text(ratio)
+        assert text.startswith(stats.UNRESOLVED + " (MDE ±"), text
+        log_mean, log_sd = math.log(ratio.mean), ratio.sd
+        mde = (scipy_stats.t.ppf(0.975, 4) + scipy_stats.t.ppf(0.8, 4)) * log_sd / math.sqrt(5)
+        assert f"MDE ±{(math.exp(mde) - 1) * 100:.0f} %" in text
+        rounds = int(text.split("≈")[1].split(" rounds")[0])
+
+        def decided(n: int) -> bool:
+            half = scipy_stats.t.ppf(0.975, n - 1) * log_sd / math.sqrt(n)
+            return stats.equivalence(stats.Interval(ratio.mean, math.exp(log_mean - half), math.exp(log_mean + half), n)) != stats.UNRESOLVED
+
+        assert decided(rounds) and not decided(rounds - 1), (rounds, text)
+    assert stats.equivalence_text(stats.Interval(1.02, 0.98, 1.06, 5, 0.03)) == stats.REPRODUCED
+    exactly_at_margin = stats.equivalence_text(stats.Interval(1.1, 1.0, 1.2, 5, 0.05))
+    assert "more than" in exactly_at_margin  # no number of rounds decides a ratio sitting on the margin
+
+
 def test_interval_text_names_the_seed_count_once():
     """A one-seed arm printed '78.50 (n=1) (n=1)' in the ledger's tuned-accuracy column."""
     one, four = stats.mean_ci([78.5]), stats.mean_ci([78.3, 77.8, 78.7, 78.6])

@@ -783,7 +783,7 @@ def claim_7(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         goat, molora = [float(r[quantity]) for r in per["goat"]], [float(r[quantity]) for r in per["molora"]]
         n = min(len(goat), len(molora))
         interval = stats.log_ratio_interval(goat[:n], molora[:n]) if n >= 2 else None
-        verdict = stats.equivalence(interval) if interval else stats.PENDING
+        verdict = stats.equivalence_text(interval) if interval else stats.PENDING
         verdicts.append(verdict)
         ratio_rows.append(
             {

@@ -22,7 +22,8 @@
   A comparison whose learning-rate optimum was not bracketed, or whose runs are not all done,
   gets no verdict (:data:`NOT_BRACKETED`, :data:`PENDING`); nor does one whose measurement a known
   fault biased (:data:`BIASED`).
-* Costs (GOAT / MoLoRA step time and memory) use :func:`equivalence` of the ratio within ±10 %.
+* Costs (GOAT / MoLoRA step time and memory) use :func:`equivalence` of the ratio within ±10 %;
+  :func:`equivalence_text` states an unresolved one with its MDE and the rounds that would decide it.
 """
 
 from __future__ import annotations
@@ -131,8 +132,15 @@ def seeds_to_decide(sd: float, mean: float, delta: float) -> int | None:
     interval would then exclude 0 (reproduced) or δ (contradicted) *if the mean difference stayed where it
     is*. A description of the data, not a stopping rule (that would look at the mean); None: unknown, or
     more than the reported maximum."""
-    margin = max(mean, delta - mean)
-    if math.isnan(sd) or math.isnan(mean) or margin <= 0:
+    if math.isnan(mean):
+        return None
+    return samples_for_half_width(sd, max(mean, delta - mean))
+
+
+def samples_for_half_width(sd: float, margin: float) -> int | None:
+    """Fewest samples whose 95 % half-width ``t_{0.975, n−1} · sd / √n`` is below ``margin`` (None: unknown,
+    no margin, or more than the reported maximum)."""
+    if math.isnan(sd) or math.isnan(margin) or margin <= 0:
         return None
     if sd == 0:
         return 2
@@ -197,6 +205,25 @@ def equivalence(ratio: Interval) -> str:
     if ratio.high < low or ratio.low > high:
         return CONTRADICTED
     return UNRESOLVED
+
+
+def equivalence_text(ratio: Interval) -> str:
+    """:func:`equivalence` with what qualifies an unresolved verdict, on the log scale the interval was built on:
+    the minimum detectable departure from a ratio of 1 (80 % power, :func:`minimum_detectable_effect` of the
+    log ratios) and the rounds that would put the interval wholly inside or wholly outside ±10 % if the ratio
+    and its spread stayed where they are (:func:`samples_for_half_width`; a description, not a stopping rule)."""
+    label = equivalence(ratio)
+    if label != UNRESOLVED:
+        return label
+    mde = minimum_detectable_effect(ratio.sd, ratio.n)
+    parts = [f"MDE ±{(math.exp(mde) - 1) * 100:.0f} %" if not math.isnan(mde) else "MDE unknown"]
+    deciding = samples_for_half_width(ratio.sd, abs(math.log(COST_TOLERANCE) - abs(math.log(ratio.mean))))
+    parts.append(
+        f"at the observed ×{ratio.mean:.3f}, ≈{deciding} rounds would decide ±{round((COST_TOLERANCE - 1) * 100)} %"
+        if deciding
+        else f"at the observed ×{ratio.mean:.3f}, more than {MAX_SEEDS_REPORTED} rounds would be needed to decide"
+    )
+    return f"{label} ({'; '.join(parts)})"
 
 
 def combine(verdicts: Sequence[str]) -> str:
