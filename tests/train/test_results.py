@@ -6,6 +6,7 @@ import csv
 import json
 import multiprocessing as mp
 
+from goat.train import results
 from goat.train.results import ResultRow, append_result, read_results
 
 ROWS_PER_WRITER = 40
@@ -62,3 +63,26 @@ def test_existing_rows_survive_a_torn_line(tmp_path):
     append_result(tmp_path, _row(0, 1))
     rows = read_results(tmp_path, "glue")
     assert [r["epoch"] for r in rows] == [0.0, 1.0]  # the torn line is skipped, the rows around it kept
+
+
+def test_rows_keep_the_hash_read_when_the_run_started(monkeypatch):
+    """A commit made while a run trained was stamped on the rows written after it (a causal run's epoch row
+    named a commit made during its training). The hash is read once per process, at the run's start."""
+    heads = iter(["aaaaaaa", "bbbbbbb"])
+
+    class Done:
+        def __init__(self, stdout: str) -> None:
+            self.returncode, self.stdout = 0, stdout
+
+    def fake_run(command, **_):
+        return Done(next(heads) if "rev-parse" in command else "")
+
+    results.git_hash.cache_clear()
+    monkeypatch.setattr(results.subprocess, "run", fake_run)
+    try:
+        at_start = results.git_hash()
+        fields = {k: v for k, v in vars(_row(0, 1)).items() if k != "git_hash"}
+        later = ResultRow(**fields)  # the default: the process's hash
+        assert at_start == "aaaaaaa" and later.git_hash == "aaaaaaa"
+    finally:
+        results.git_hash.cache_clear()

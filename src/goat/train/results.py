@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -126,8 +127,12 @@ class ResultRow:
             self.config_hash = config_hash(self.hparams)
 
 
+@functools.cache
 def git_hash() -> str:
-    """Short hash of the checked-out code ('unknown' outside a git checkout); '+dirty' if modified."""
+    """Short hash of the checked-out code ('unknown' outside a git checkout); '+dirty' if modified.
+
+    Read once per process, at the first call (a run's start event), so every row of a run names the
+    code the process imported, not a commit made while it trained."""
     root = Path(__file__).resolve().parents[3]
     try:
         head = subprocess.run(
