@@ -811,7 +811,7 @@ def claim_7(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         "\n".join(table) + "\n\n" + "\n".join(lines),
         [],
         stats.combine(verdicts),
-        f"equivalence: the 95 % interval of the goat / molora ratio inside ±{round((stats.COST_TOLERANCE - 1) * 100)} % reproduces, "
+        f"equivalence: the 95 % interval of the goat / molora ratio inside {stats.COST_TOLERANCE_TEXT} reproduces, "
         "entirely outside contradicts",
         [],
         rounds + ratio_rows,

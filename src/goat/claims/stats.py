@@ -37,6 +37,7 @@ from scipy import stats
 CONFIDENCE = 0.95
 POWER = 0.80
 COST_TOLERANCE = 1.10  # "about the same cost": within ±10 % (a ratio in [1/1.1, 1.1])
+COST_TOLERANCE_TEXT = f"±{round((COST_TOLERANCE - 1) * 100)} %"
 REPRODUCED = "reproduced here"
 CONTRADICTED = "contradicted here"
 UNRESOLVED = "unresolved"
@@ -219,7 +220,7 @@ def equivalence_text(ratio: Interval) -> str:
     parts = [f"MDE ±{(math.exp(mde) - 1) * 100:.0f} %" if not math.isnan(mde) else "MDE unknown"]
     deciding = samples_for_half_width(ratio.sd, abs(math.log(COST_TOLERANCE) - abs(math.log(ratio.mean))))
     parts.append(
-        f"at the observed ×{ratio.mean:.3f}, ≈{deciding} rounds would decide ±{round((COST_TOLERANCE - 1) * 100)} %"
+        f"at the observed ×{ratio.mean:.3f}, ≈{deciding} rounds would decide {COST_TOLERANCE_TEXT}"
         if deciding
         else f"at the observed ×{ratio.mean:.3f}, more than {MAX_SEEDS_REPORTED} rounds would be needed to decide"
     )
