@@ -126,7 +126,10 @@ def test_unresolved_cost_names_its_mde_and_the_rounds_that_would_decide():
 
         def decided(n: int) -> bool:
             half = scipy_stats.t.ppf(0.975, n - 1) * log_sd / math.sqrt(n)
-            return stats.equivalence(stats.Interval(ratio.mean, math.exp(log_mean - half), math.exp(log_mean + half), n)) != stats.UNRESOLVED
+            return (
+                stats.equivalence(stats.Interval(ratio.mean, math.exp(log_mean - half), math.exp(log_mean + half), n))
+                != stats.UNRESOLVED
+            )
 
         assert decided(rounds) and not decided(rounds - 1), (rounds, text)
     assert stats.equivalence_text(stats.Interval(1.02, 0.98, 1.06, 5, 0.03)) == stats.REPRODUCED
