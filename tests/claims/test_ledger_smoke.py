@@ -115,6 +115,15 @@ def test_full_scale_simulated_to_its_end(tmp_path):
     assert "**← regime**" in text
 
 
+def test_every_tuned_section_plots_accuracy_against_learning_rate(tmp_path):
+    """Issue 18, item 2: each method's searched rates are plotted, on every task of claims 1, 3 and 5."""
+    ledger, _ = simulate(tmp_path, stand_in_value)
+    for number in (1, 3, 5):
+        section = claims.SECTIONS[number](ledger, FULL, tmp_path, measure=True)
+        written = {path.name for path in section.plots if path.exists()}
+        assert {f"claim{number}_{task.name}.png" for task in FULL.tasks_of(number)} <= written, number
+
+
 def test_primary_comparisons_run_ten_seeds_even_when_fewer_resolve_delta(tmp_path):
     """The issue's floor: GOAT against LoRA, MoLoRA and PiSSA on 10 seeds, however small the spread."""
 

@@ -545,7 +545,7 @@ MECHANISM_FACTOR = 2.0
 # ------------------------------------------------------------------------------- claim 5
 def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Section:
     found = curves(ledger, scale)
-    parts, comparisons, configs, rows = [], [], [], []
+    parts, comparisons, configs, rows, figures = [], [], [], [], []
     for task in scale.tasks_of(5):
         curve = found[task.name]
         here, arms = [], []
@@ -567,6 +567,12 @@ def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         configs += arm_configs(arms)
         rows += arm_rows([a for a in arms if a], lambda a, t=task.name: {"kind": "arm", "task": t, "arm": a.name})
         parts.append(f"{task_heading(task, curve)}.\n\n{arm_table(arms, task)}\n\n{comparison_table(here)}")
+        searched = [a for a in arms if a]
+        if measure and searched:
+            figure = plots.curves(
+                searched, out / f"claim5_{task.name}.png", f"Claim 5 ({task.name}): GOAT vs MoLoRA at a larger rank"
+            )
+            figures += [figure] if figure else []
     rows += [c.row() for c in comparisons]
     return Section(
         5,
@@ -581,7 +587,7 @@ def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
         "GOAT − MoLoRA at each one's tuned rate against δ",
         configs,
         rows,
-        [],
+        figures,
     )
 
 
