@@ -14,6 +14,7 @@ import re
 import statistics
 import zlib
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -92,8 +93,15 @@ def simulate(tmp_path, score) -> tuple[Ledger, list]:
     raise AssertionError("the ledger's rounds never settled")
 
 
-def test_full_scale_simulated_to_its_end(tmp_path):
-    ledger, sections = simulate(tmp_path, stand_in_value)
+@pytest.fixture(scope="module")
+def stand_in_full_scale(tmp_path_factory) -> tuple[Ledger, list, Path]:
+    """The full scale simulated once with the planner's stand-in scores; the tests below only read it."""
+    folder = tmp_path_factory.mktemp("stand_in")
+    return (*simulate(folder, stand_in_value), folder)
+
+
+def test_full_scale_simulated_to_its_end(stand_in_full_scale):
+    ledger, sections, _ = stand_in_full_scale
     assert [s.number for s in sections] == sorted(claims.SECTIONS)
     text = render(sections, ledger, FULL, 0.0)
     found = re.findall(r"\*\*Verdict: (.+?)\.\*\* Rule", text)
@@ -115,11 +123,11 @@ def test_full_scale_simulated_to_its_end(tmp_path):
     assert "**← regime**" in text
 
 
-def test_every_tuned_section_plots_accuracy_against_learning_rate(tmp_path):
+def test_every_tuned_section_plots_accuracy_against_learning_rate(stand_in_full_scale):
     """Issue 18, item 2: each method's searched rates are plotted, on every task of claims 1, 3 and 5."""
-    ledger, _ = simulate(tmp_path, stand_in_value)
+    ledger, _, folder = stand_in_full_scale
     for number in (1, 3, 5):
-        section = claims.SECTIONS[number](ledger, FULL, tmp_path, measure=True)
+        section = claims.SECTIONS[number](ledger, FULL, folder, measure=True)
         written = {path.name for path in section.plots if path.exists()}
         assert {f"claim{number}_{task.name}.png" for task in FULL.tasks_of(number)} <= written, number
 
@@ -154,9 +162,9 @@ def test_an_unbracketed_search_gets_no_verdict(tmp_path):
     assert claim_1.verdict in (stats.NOT_BRACKETED, stats.CONTRADICTED)
 
 
-def test_each_claim_runs_on_the_tasks_that_name_it_and_on_no_other(tmp_path):
+def test_each_claim_runs_on_the_tasks_that_name_it_and_on_no_other(stand_in_full_scale):
     """The drug reviews join section 0 and claims 1 and 5 only; the causal LM stays out of claim 5."""
-    ledger, sections = simulate(tmp_path, stand_in_value)
+    ledger, sections, _ = stand_in_full_scale
     by_number = {s.number: s for s in sections}
     assert {t.name for t in FULL.tasks_of(5)} == {"classifier", "drug_reviews"}
     assert {t.name for t in FULL.tasks_of(2)} == {"classifier", "causal"}
@@ -196,11 +204,11 @@ def test_a_primary_comparison_runs_the_seeds_its_floor_says_delta_needs(tmp_path
     assert all(c.result.difference.n == floor for c in primary if c.b == "molora" and c.effect.delta < 0.5)
 
 
-def test_loss_rows_of_a_task_whose_trainer_counted_the_balance_term_twice_get_no_verdict(tmp_path):
+def test_loss_rows_of_a_task_whose_trainer_counted_the_balance_term_twice_get_no_verdict(stand_in_full_scale):
     """The causal task's runs hold a balance term in the MoE methods' logged task loss: claim 8 compares those
     losses with LoRA's and PiSSA's, so its causal rows get no verdict, and the document says why. The same
     ledger read as if the fault were absent gives those rows verdicts: the flag, not the data, withholds them."""
-    ledger, sections = simulate(tmp_path, stand_in_value)
+    ledger, sections, folder = stand_in_full_scale
     claim_8 = next(s for s in sections if s.number == 8)
     by_task = {}
     for task, rows in zip(FULL.tasks_of(8), (claim_8.comparisons[:3], claim_8.comparisons[3:])):
@@ -213,7 +221,7 @@ def test_loss_rows_of_a_task_whose_trainer_counted_the_balance_term_twice_get_no
     assert "| goat (" in text and "(task loss + one balance term)" in text
 
     without_fault = replace(FULL, tasks=tuple(replace(t, balance_term_twice=False) for t in FULL.tasks))
-    unflagged = claims.claim_8(ledger, without_fault, tmp_path, measure=False)
+    unflagged = claims.claim_8(ledger, without_fault, folder, measure=False)
     assert stats.BIASED not in [c.verdict for c in unflagged.comparisons]
     assert stats.combine([stats.UNRESOLVED, stats.BIASED]) == stats.BIASED
     assert stats.combine([stats.REPRODUCED, stats.BIASED, stats.NOT_BRACKETED]) == stats.BIASED

@@ -565,9 +565,9 @@ def claim_5(ledger: Any, scale: Scale, out: Path, *, measure: bool = True) -> Se
             arms += [goat, molora]
         comparisons += here
         configs += arm_configs(arms)
-        rows += arm_rows([a for a in arms if a], lambda a, t=task.name: {"kind": "arm", "task": t, "arm": a.name})
-        parts.append(f"{task_heading(task, curve)}.\n\n{arm_table(arms, task)}\n\n{comparison_table(here)}")
         searched = [a for a in arms if a]
+        rows += arm_rows(searched, lambda a, t=task.name: {"kind": "arm", "task": t, "arm": a.name})
+        parts.append(f"{task_heading(task, curve)}.\n\n{arm_table(arms, task)}\n\n{comparison_table(here)}")
         if measure and searched:
             figure = plots.curves(
                 searched, out / f"claim5_{task.name}.png", f"Claim 5 ({task.name}): GOAT vs MoLoRA at a larger rank"
