@@ -124,8 +124,12 @@ def test_full_scale_simulated_to_its_end(stand_in_full_scale):
 
 
 def test_every_tuned_section_plots_accuracy_against_learning_rate(stand_in_full_scale):
-    """Issue 18, item 2: each method's searched rates are plotted, on every task of claims 1, 3 and 5."""
+    """Issue 18, items 1 and 2: section 0 plots its learning curve and its searches on every task, and
+    each method's searched rates are plotted on every task of claims 1, 3 and 5."""
     ledger, _, folder = stand_in_full_scale
+    curve = claims.SECTIONS[0](ledger, FULL, folder, measure=True)
+    written = {path.name for path in curve.plots if path.exists()}
+    assert {f"curve_{task.name}{kind}.png" for task in FULL.tasks for kind in ("", "_lr")} <= written
     for number in (1, 3, 5):
         section = claims.SECTIONS[number](ledger, FULL, folder, measure=True)
         written = {path.name for path in section.plots if path.exists()}
